@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { ConfigError } from '../server/config.js';
+import { serveCommand } from './serve.js';
+
+const program = new Command('streamhub')
+  .description('Real-time streaming server: resumable SSE and WebSocket topics')
+  .showHelpAfterError();
+serveCommand(program);
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  const message = error instanceof ConfigError ? error.message : String(error);
+  process.stderr.write(`streamhub: ${message}\n`);
+  process.exit(error instanceof ConfigError ? 2 : 1);
+});

@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+import { type Config, flagName, loadConfig, SETTINGS, type SettingName } from '../server/config.js';
+import { startServer } from '../server/server.js';
+
+/** `streamhub serve`: every setting is an environment variable and also a flag. */
+export function serveCommand(program: Command): void {
+  const serve = program
+    .command('serve')
+    .description('run the server (settings from flags, else environment, else defaults)');
+  for (const [name, { help }] of Object.entries(SETTINGS)) {
+    serve.option(`--${flagName(name)} <value>`, `${help} [env ${name}]`);
+  }
+  serve.action(async (options: Record<string, string>) => {
+    const flags: Partial<Record<SettingName, string>> = {};
+    for (const name of Object.keys(SETTINGS) as SettingName[]) {
+      const value = options[camelCase(flagName(name))];
+      if (value !== undefined) flags[name] = value;
+    }
+    await run(loadConfig(process.env, flags));
+  });
+}
+
+async function run(config: Config): Promise<void> {
+  const server = await startServer(config);
+  const stop = async (signal: string) => {
+    server.app.log.info({ signal }, 'shutting down');
+    const clean = await server.shutdown();
+    process.exit(clean ? 0 : 1);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
+
+function camelCase(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_match, letter: string) => letter.toUpperCase());
+}

@@ -1,0 +1,55 @@
+import type { Position } from './ids.js';
+import type { EventInput, ResetInfo, StoredEvent, TopicInfo } from './types.js';
+
+export interface AppendOptions {
+  /** Retrying with a key already used on the topic appends nothing and returns the original. */
+  readonly idempotencyKey?: string;
+}
+
+export interface AppendResult {
+  readonly id: string;
+  readonly event: string;
+  /** True when an earlier append with the same idempotency key answered instead. */
+  readonly duplicate: boolean;
+}
+
+/**
+ * Where a read starts: after a position, from the oldest retained event (`null`), or from a
+ * client-supplied id that does not parse (`'unknown'`, which reads from the oldest with a reset).
+ */
+export type ReadFrom = Position | null | 'unknown';
+
+export interface ReadResult {
+  /**
+   * Events after the start, oldest first, at most `limit`, all of the head's epoch. Fewer
+   * than `limit` means the read reached `head`: backends take both in one consistent view.
+   */
+  readonly events: readonly StoredEvent[];
+  /** Present when the start could not be resumed from exactly; events then begin at the oldest. */
+  readonly reset?: ResetInfo;
+  /** The log's last position when the read was taken. */
+  readonly head: Position;
+}
+
+/** Receives every event appended to a watched topic, in order, once per process. */
+export type LiveListener = (epoch: string, event: StoredEvent) => void;
+
+/**
+ * A backend: per-topic append-only logs with bounded retention plus live notification.
+ * Implementations: memory (one process) and Redis (Streams for history, Pub/Sub for live).
+ */
+export interface EventLog {
+  append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult>;
+  read(topic: string, from: ReadFrom, limit: number): Promise<ReadResult>;
+  head(topic: string): Promise<Position>;
+  info(topic: string): Promise<TopicInfo>;
+  /** Drops the topic's history; the next append starts a new epoch. */
+  delete(topic: string): Promise<void>;
+  /**
+   * Starts live notification for a topic; resolves once no later append can be missed.
+   * Each call gets its own stop function: callers may watch the same topic more than once.
+   */
+  watch(topic: string, listener: LiveListener): Promise<() => void>;
+  isReady(): Promise<boolean>;
+  close(): Promise<void>;
+}

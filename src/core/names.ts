@@ -1,0 +1,27 @@
+import { StreamhubError } from './errors.js';
+
+/** Topic names and session ids (contract §0). */
+const NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
+const EVENT_TYPE = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export function isName(value: unknown): value is string {
+  return typeof value === 'string' && NAME.test(value);
+}
+
+export function checkTopic(value: unknown): string {
+  if (isName(value)) return value;
+  throw new StreamhubError(
+    'invalid',
+    'invalid_topic',
+    'topic must be 1-128 chars of [A-Za-z0-9._:@-]',
+  );
+}
+
+export function checkEventType(value: unknown): string {
+  if (typeof value === 'string' && EVENT_TYPE.test(value)) return value;
+  throw new StreamhubError(
+    'invalid',
+    'invalid_event_type',
+    'event type must be 1-64 chars of [A-Za-z0-9._:-]',
+  );
+}

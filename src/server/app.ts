@@ -1,0 +1,67 @@
+import fastifyWebsocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { MemoryEventLog } from '../backends/memory/memory-log.js';
+import type { EventLog } from '../core/event-log.js';
+import { TopicHub } from '../core/hub.js';
+import { TopicService } from '../topics/topic-service.js';
+import { ConnectionRegistry } from '../transports/connections.js';
+import { type Config, ConfigError } from './config.js';
+import { installErrorHandling } from './errors.js';
+import { Metrics } from './metrics.js';
+import { operationRoutes } from './routes/operations.js';
+import { topicRoutes } from './routes/topics.js';
+
+/** Room for the JSON envelope around a `data` of MAX_BODY_BYTES in a WebSocket frame. */
+const WS_FRAME_OVERHEAD = 1024;
+
+export interface Streamhub {
+  readonly app: FastifyInstance;
+  readonly log: EventLog;
+  readonly hub: TopicHub;
+  readonly connections: ConnectionRegistry;
+  readonly metrics: Metrics;
+}
+
+export function createEventLog(config: Config): EventLog {
+  if (config.BACKEND === 'redis') {
+    throw new ConfigError('BACKEND=redis: the Redis backend is not available in this version yet');
+  }
+  return new MemoryEventLog({
+    maxEvents: config.HISTORY_MAX_EVENTS,
+    ttlMs: config.HISTORY_TTL_MS,
+    idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
+  });
+}
+
+/** Wires backend, hub, features and routes into one Fastify app (not yet listening). */
+export async function buildStreamhub(config: Config): Promise<Streamhub> {
+  const log = createEventLog(config);
+  const connections = new ConnectionRegistry(config.HEARTBEAT_MS);
+  const metrics = new Metrics(connections);
+  const hub = new TopicHub(log, { observer: metrics.hubObserver });
+  const service = new TopicService(log, hub, () => metrics.published.inc());
+
+  const app = Fastify({
+    logger: { level: config.LOG_LEVEL },
+    bodyLimit: config.MAX_BODY_BYTES,
+    // Closing idle keep-alive sockets lets shutdown finish promptly.
+    forceCloseConnections: 'idle',
+  });
+  installErrorHandling(app);
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequests.inc({
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status: reply.statusCode,
+    });
+  });
+  app.addHook('onClose', async () => {
+    await log.close();
+  });
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD, perMessageDeflate: false },
+  });
+  operationRoutes(app, log, metrics);
+  topicRoutes(app, { service, connections, metrics, config });
+  return { app, log, hub, connections, metrics };
+}

@@ -1,0 +1,99 @@
+import { z } from 'zod';
+
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max);
+
+const KIB = 1024;
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+
+/** Every setting: environment variable name → schema, default and help text. */
+export const SETTINGS = {
+  PORT: { schema: integer(0, 65_535).default(8080), help: 'TCP port to listen on' },
+  HOST: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface to bind' },
+  BACKEND: { schema: z.enum(['memory', 'redis']).default('memory'), help: 'event log backend' },
+  REDIS_URL: {
+    schema: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+    help: 'Redis server (BACKEND=redis)',
+  },
+  HISTORY_MAX_EVENTS: {
+    schema: integer(1, 10_000_000).default(1000),
+    help: 'events retained per topic',
+  },
+  HISTORY_TTL_MS: { schema: integer(1000).default(DAY), help: 'age after which events expire' },
+  HEARTBEAT_MS: { schema: integer(10, 10 * MINUTE).default(15_000), help: 'heartbeat interval' },
+  MAX_BODY_BYTES: {
+    schema: integer(1 * KIB, 16 * KIB * KIB).default(64 * KIB),
+    help: 'largest accepted request body or WebSocket frame',
+  },
+  SLOW_CONSUMER_MAX_BYTES: {
+    schema: integer(256 * KIB).default(1024 * KIB),
+    help: 'bytes a subscriber may lag behind before it is disconnected',
+  },
+  IDEMPOTENCY_TTL_MS: {
+    schema: integer(1000).default(5 * MINUTE),
+    help: 'how long an Idempotency-Key is remembered',
+  },
+  SHUTDOWN_GRACE_MS: {
+    schema: integer(0, 10 * MINUTE).default(10_000),
+    help: 'longest wait for a graceful shutdown before exiting anyway',
+  },
+  LOG_LEVEL: {
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    help: 'log verbosity',
+  },
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+
+/** Settings of the contract that this version does not implement yet: refusing them is safer
+ *  than silently running without, e.g., authentication someone asked for. */
+const NOT_YET_SUPPORTED = [
+  'AUTH_JWT_SECRET',
+  'AUTH_JWT_PUBLIC_KEY_FILE',
+  'API_KEYS',
+  'CORS_ORIGINS',
+] as const;
+
+const schema = z.object(
+  Object.fromEntries(Object.entries(SETTINGS).map(([name, { schema }]) => [name, schema])) as {
+    [K in SettingName]: (typeof SETTINGS)[K]['schema'];
+  },
+);
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** `--history-max-events` for `HISTORY_MAX_EVENTS`. */
+export function flagName(setting: string): string {
+  return setting.toLowerCase().replaceAll('_', '-');
+}
+
+/**
+ * Reads the settings from the environment, overridden by command-line flags. Any bad value
+ * throws one ConfigError that names every bad setting.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv,
+  flags: Partial<Record<SettingName, string>> = {},
+): Config {
+  const unsupported = NOT_YET_SUPPORTED.filter((name) => env[name]);
+  if (unsupported.length > 0) {
+    throw new ConfigError(`${unsupported.join(', ')}: not supported by this version yet`);
+  }
+  const raw: Record<string, string | undefined> = {};
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    const value = flags[name] ?? env[name];
+    raw[name] = value === '' ? undefined : value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const name = String(issue.path[0]);
+    return `${name} (--${flagName(name)}) = ${JSON.stringify(raw[name])}: ${issue.message}`;
+  });
+  throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+}

@@ -1,0 +1,69 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { type ErrorKind, StreamhubError } from '../core/errors.js';
+
+/** An error the client should see, in the contract's shape `{"error": {"code", "message"}}`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+
+  toJSON(): { error: { code: string; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+/** Fastify's own errors for bad requests, in our vocabulary. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_content_length',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_VALIDATION: 'invalid_request',
+};
+
+const STATUS_BY_KIND: Record<ErrorKind, number> = {
+  invalid: 400,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  unavailable: 503,
+};
+
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof StreamhubError) {
+    return new ApiError(STATUS_BY_KIND[error.kind], error.code, error.message);
+  }
+  if (!(error instanceof Error))
+    return new ApiError(500, 'internal_error', 'internal server error');
+  const fastifyError = error as FastifyError;
+  const status = fastifyError.statusCode ?? 500;
+  if (status >= 500) return new ApiError(500, 'internal_error', 'internal server error');
+  if (error instanceof SyntaxError)
+    return new ApiError(400, 'invalid_json', 'body is not valid JSON');
+  const code = FASTIFY_CODES[fastifyError.code] ?? 'bad_request';
+  return new ApiError(status, code, fastifyError.message);
+}
+
+/** Every failure answers in the contract's error shape; a stack trace never leaves the process. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => {
+    const apiError = toApiError(error);
+    if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+    reply.code(apiError.status).headers(apiError.headers).send(apiError.toJSON());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const error = new ApiError(
+      404,
+      'not_found',
+      `no route for ${request.method} ${request.url.split('?')[0]}`,
+    );
+    reply.code(404).send(error.toJSON());
+  });
+}

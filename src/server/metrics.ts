@@ -1,0 +1,83 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { HubObserver } from '../core/hub.js';
+import type { ConnectionRegistry, TransportName } from '../transports/connections.js';
+
+/** The process's Prometheus metrics; one instance per server so tests can run several. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly published = new Counter({
+    name: 'streamhub_events_published_total',
+    help: 'Events appended to topic logs by this process',
+    registers: [this.registry],
+  });
+
+  readonly delivered = new Counter({
+    name: 'streamhub_events_delivered_total',
+    help: 'Live events written to subscriber connections',
+    registers: [this.registry],
+  });
+
+  readonly replayed = new Counter({
+    name: 'streamhub_events_replayed_total',
+    help: 'History events written to subscribers catching up',
+    registers: [this.registry],
+  });
+
+  readonly resumes = new Counter({
+    name: 'streamhub_resumes_total',
+    help: 'Subscriptions resumed from a Last-Event-ID, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly slowConsumers = new Counter({
+    name: 'streamhub_slow_consumers_dropped_total',
+    help: 'Connections dropped for lagging past SLOW_CONSUMER_MAX_BYTES',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+
+  readonly deliveryLatency = new Histogram({
+    name: 'streamhub_publish_to_deliver_seconds',
+    help: 'Time from publication to the write to subscriber connections',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly httpRequests = new Counter({
+    name: 'streamhub_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly wsFrames = new Counter({
+    name: 'streamhub_ws_frames_received_total',
+    help: 'WebSocket frames received from clients, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(connections: ConnectionRegistry) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'streamhub_process_' });
+    new Gauge({
+      name: 'streamhub_connections',
+      help: 'Open streaming connections by transport',
+      labelNames: ['transport'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const transport of ['sse', 'ws'] as TransportName[]) {
+          this.set({ transport }, connections.count(transport));
+        }
+      },
+    });
+  }
+
+  readonly hubObserver: HubObserver = {
+    delivered: (count) => this.delivered.inc(count),
+    replayed: (count) => this.replayed.inc(count),
+    resumed: (outcome) => this.resumes.inc({ outcome }),
+    latency: (seconds) => this.deliveryLatency.observe(seconds),
+  };
+}

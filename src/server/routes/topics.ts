@@ -1,0 +1,190 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { StartFrom } from '../../core/hub.js';
+import { checkTopic } from '../../core/names.js';
+import type { StoredEvent } from '../../core/types.js';
+import { sseSubscriber } from '../../topics/subscribers.js';
+import {
+  HISTORY_PAGE_DEFAULT,
+  HISTORY_PAGE_MAX,
+  type HistoryPage,
+  parseStartFrom,
+  type TopicService,
+} from '../../topics/topic-service.js';
+import { TopicSocket } from '../../topics/ws-protocol.js';
+import type { ConnectionRegistry } from '../../transports/connections.js';
+import { SseStream } from '../../transports/sse/sse-stream.js';
+import { WsConnection } from '../../transports/ws/ws-connection.js';
+import type { Config } from '../config.js';
+import { ApiError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+
+export interface TopicRouteDeps {
+  readonly service: TopicService;
+  readonly connections: ConnectionRegistry;
+  readonly metrics: Metrics;
+  readonly config: Config;
+}
+
+type TopicParams = { Params: { topic: string } };
+type StreamQuery = { last_event_id?: string; lastEventId?: string; from?: string };
+type HistoryQuery = { after?: string; limit?: number };
+
+const MAX_SUBSCRIPTIONS_PER_SOCKET = 1000;
+const SSE_RETRY_MS = 1000;
+
+const publishSchema = {
+  body: {
+    type: 'object',
+    required: ['data'],
+    additionalProperties: false,
+    properties: { data: {}, event: { type: 'string' } },
+  },
+};
+
+const historySchema = {
+  querystring: {
+    type: 'object',
+    properties: {
+      after: { type: 'string', maxLength: 256 },
+      limit: { type: 'integer', minimum: 1 },
+      last_event_id: { type: 'string' },
+      lastEventId: { type: 'string' },
+      from: { type: 'string' },
+    },
+  },
+};
+
+/** Contract §2 (topics over HTTP and SSE) and §3 (topics over WebSocket). */
+export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
+  const { service } = deps;
+
+  app.post<TopicParams & { Body: { data: unknown; event?: string } }>(
+    '/v1/topics/:topic/events',
+    { schema: publishSchema },
+    async (request, reply) => {
+      const { topic } = request.params;
+      const result = await service.publish(topic, {
+        ...request.body,
+        idempotencyKey: singleHeader(request.headers, 'idempotency-key'),
+      });
+      reply.code(result.duplicate ? 200 : 201);
+      return { id: result.id, topic, event: result.event };
+    },
+  );
+
+  app.get<TopicParams & { Querystring: StreamQuery & HistoryQuery }>(
+    '/v1/topics/:topic/events',
+    { schema: historySchema },
+    async (request, reply) => {
+      const { topic } = request.params;
+      if (wantsEventStream(request)) return subscribeSse(request, reply, deps);
+      const limit = Math.min(request.query.limit ?? HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX);
+      const page = await service.history(topic, request.query.after, limit);
+      reply.type('application/json; charset=utf-8');
+      return historyJson(topic, page);
+    },
+  );
+
+  app.get<TopicParams>('/v1/topics/:topic', async (request) =>
+    service.status(request.params.topic),
+  );
+
+  app.delete<TopicParams>('/v1/topics/:topic', async (request, reply) => {
+    await service.delete(request.params.topic);
+    reply.code(204).send();
+  });
+
+  const openSocket = (socket: WebSocket, request: FastifyRequest, boundTopic?: string) => {
+    const connection = new WsConnection(socket, request.raw.socket as Socket, {
+      registry: deps.connections,
+      maxBufferedBytes: deps.config.SLOW_CONSUMER_MAX_BYTES,
+      onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'ws' }),
+    });
+    return new TopicSocket(connection, service, {
+      boundTopic,
+      maxSubscriptions: MAX_SUBSCRIPTIONS_PER_SOCKET,
+      onFrame: (outcome) => deps.metrics.wsFrames.inc({ outcome }),
+    });
+  };
+
+  app.route<TopicParams & { Querystring: StreamQuery }>({
+    method: 'GET',
+    url: '/v1/topics/:topic/ws',
+    preValidation: async (request) => {
+      checkTopic(request.params.topic);
+      streamStart(request);
+    },
+    handler: upgradeRequired,
+    wsHandler: (socket, request) => {
+      const { topic } = request.params;
+      openSocket(socket, request, topic).subscribeBound(streamStart(request));
+    },
+  });
+
+  app.route({
+    method: 'GET',
+    url: '/v1/ws',
+    handler: upgradeRequired,
+    wsHandler: (socket, request) => {
+      openSocket(socket, request);
+    },
+  });
+}
+
+function subscribeSse(
+  request: FastifyRequest<TopicParams & { Querystring: StreamQuery }>,
+  reply: FastifyReply,
+  deps: TopicRouteDeps,
+): void {
+  const { topic } = request.params;
+  checkTopic(topic);
+  const from = streamStart(request);
+  reply.hijack();
+  const stream = new SseStream(reply.raw, {
+    registry: deps.connections,
+    maxBufferedBytes: deps.config.SLOW_CONSUMER_MAX_BYTES,
+    retryMs: SSE_RETRY_MS,
+    onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'sse' }),
+  });
+  stream.open();
+  // Hijacked replies skip Fastify's response hooks, so the stream counts itself.
+  deps.metrics.httpRequests.inc({ method: 'GET', route: request.routeOptions.url, status: 200 });
+  const subscription = deps.service.subscribe(topic, from, sseSubscriber(stream));
+  stream.onClose(() => subscription.close());
+}
+
+/** The header wins over the query: an EventSource reconnects with its original URL. */
+function streamStart(request: FastifyRequest<{ Querystring: StreamQuery }>): StartFrom {
+  const { query } = request;
+  const lastEventId =
+    singleHeader(request.headers, 'last-event-id') || query.last_event_id || query.lastEventId;
+  return parseStartFrom(lastEventId, query.from);
+}
+
+function wantsEventStream(request: FastifyRequest): boolean {
+  return request.headers.accept?.includes('text/event-stream') ?? false;
+}
+
+function singleHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+async function upgradeRequired(): Promise<never> {
+  throw new ApiError(426, 'upgrade_required', 'this endpoint speaks WebSocket only');
+}
+
+/** Built by hand so each event's stored JSON text is embedded as is, not parsed again. */
+function historyJson(topic: string, page: HistoryPage): string {
+  const events = page.events.map(historyEventJson).join(',');
+  const reset = page.reset === undefined ? '' : `,"reset":${JSON.stringify(page.reset)}`;
+  return `{"topic":${JSON.stringify(topic)},"events":[${events}],"next":${JSON.stringify(page.next)}${reset}}`;
+}
+
+function historyEventJson(event: StoredEvent): string {
+  const time = new Date(event.time).toISOString();
+  return `{"id":"${event.id}","event":"${event.event}","data":${event.data},"time":"${time}"}`;
+}

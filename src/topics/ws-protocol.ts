@@ -1,0 +1,170 @@
+import type { RawData } from 'ws';
+import { StreamhubError } from '../core/errors.js';
+import type { StartFrom, Subscription } from '../core/hub.js';
+import { checkTopic } from '../core/names.js';
+import { CLOSE_POLICY_VIOLATION, type WsConnection } from '../transports/ws/ws-connection.js';
+import { wsSubscriber } from './subscribers.js';
+import { parseStartFrom, type TopicService } from './topic-service.js';
+
+export interface TopicSocketOptions {
+  /** Subscriptions one socket may hold at once. */
+  readonly maxSubscriptions: number;
+  /** For `/v1/topics/{topic}/ws`: the topic that frames without a topic refer to. */
+  readonly boundTopic?: string;
+  readonly onFrame?: (outcome: 'ok' | 'error') => void;
+}
+
+/** Bad frames tolerated per window before the client is deemed to misbehave. */
+const MAX_STRIKES = 20;
+const STRIKE_WINDOW_MS = 10_000;
+
+type ClientFrame = Record<string, unknown>;
+
+/**
+ * The multiplexed topic protocol of contract §3 on one WebSocket: subscribe, unsubscribe,
+ * publish and ping, each answered with the client's `ref`. A bad frame is answered with an
+ * error frame and the connection stays open, unless the client keeps sending them.
+ */
+export class TopicSocket {
+  readonly #subscriptions = new Map<string, Subscription>();
+  #strikes = 0;
+  #windowStart = Date.now();
+
+  constructor(
+    readonly connection: WsConnection,
+    readonly service: TopicService,
+    readonly options: TopicSocketOptions,
+  ) {
+    connection.ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
+    connection.ws.on('close', () => this.#closeAll());
+  }
+
+  /** Subscribes without the `subscribed` acknowledgement: for sockets bound to a topic by URL. */
+  subscribeBound(from: StartFrom): void {
+    this.#subscribe(this.options.boundTopic as string, from);
+  }
+
+  #onMessage(data: RawData, isBinary: boolean): void {
+    let frame: ClientFrame;
+    try {
+      frame = parseFrame(data, isBinary);
+    } catch (error) {
+      this.#reject(error, undefined);
+      return;
+    }
+    this.#handle(frame).then(
+      () => this.options.onFrame?.('ok'),
+      (error) => this.#reject(error, frame.ref),
+    );
+  }
+
+  async #handle(frame: ClientFrame): Promise<void> {
+    const { ref } = frame;
+    switch (frame.type) {
+      case 'ping':
+        this.connection.sendJson({ type: 'pong', ref });
+        return;
+      case 'subscribe': {
+        const topic = this.#topicOf(frame);
+        const from = parseStartFrom(frame.last_event_id, frame.from);
+        if (
+          !this.#subscriptions.has(topic) &&
+          this.#subscriptions.size >= this.options.maxSubscriptions
+        ) {
+          throw new StreamhubError(
+            'conflict',
+            'too_many_subscriptions',
+            `at most ${this.options.maxSubscriptions} subscriptions per connection`,
+          );
+        }
+        this.connection.sendJson({ type: 'subscribed', topic, ref });
+        this.#subscribe(topic, from);
+        return;
+      }
+      case 'unsubscribe': {
+        const topic = this.#topicOf(frame);
+        this.#subscriptions.get(topic)?.close();
+        this.#subscriptions.delete(topic);
+        this.connection.sendJson({ type: 'unsubscribed', topic, ref });
+        return;
+      }
+      case 'publish': {
+        const topic = this.#topicOf(frame);
+        const result = await this.service.publish(topic, { data: frame.data, event: frame.event });
+        this.connection.sendJson({ type: 'published', topic, id: result.id, ref });
+        return;
+      }
+      default:
+        throw new StreamhubError(
+          'invalid',
+          'unknown_type',
+          '"type" must be one of subscribe, unsubscribe, publish, ping',
+        );
+    }
+  }
+
+  /** Subscribing again to a topic replaces the earlier subscription (e.g. to resync). */
+  #subscribe(topic: string, from: StartFrom): void {
+    this.#subscriptions.get(topic)?.close();
+    const subscription = this.service.subscribe(
+      topic,
+      from,
+      wsSubscriber(this.connection, topic, () => this.#onSubscriptionFailed(topic)),
+    );
+    this.#subscriptions.set(topic, subscription);
+  }
+
+  #onSubscriptionFailed(topic: string): void {
+    this.#subscriptions.delete(topic);
+    this.connection.sendJson({
+      type: 'error',
+      code: 'subscription_failed',
+      message: `subscription to ${topic} failed; subscribe again to resume`,
+      topic,
+    });
+  }
+
+  #topicOf(frame: ClientFrame): string {
+    return checkTopic(frame.topic ?? this.options.boundTopic);
+  }
+
+  #reject(error: unknown, ref: unknown): void {
+    this.options.onFrame?.('error');
+    const known = error instanceof StreamhubError;
+    this.connection.sendJson({
+      type: 'error',
+      code: known ? error.code : 'internal_error',
+      message: known ? error.message : 'internal server error',
+      ref,
+    });
+    const now = Date.now();
+    if (now - this.#windowStart > STRIKE_WINDOW_MS) {
+      this.#windowStart = now;
+      this.#strikes = 0;
+    }
+    if (++this.#strikes > MAX_STRIKES) {
+      this.connection.close(CLOSE_POLICY_VIOLATION, 'too many invalid frames');
+    }
+  }
+
+  #closeAll(): void {
+    for (const subscription of this.#subscriptions.values()) subscription.close();
+    this.#subscriptions.clear();
+  }
+}
+
+function parseFrame(data: RawData, isBinary: boolean): ClientFrame {
+  if (isBinary) {
+    throw new StreamhubError('invalid', 'unsupported_frame', 'send JSON in text frames');
+  }
+  let frame: unknown;
+  try {
+    frame = JSON.parse(data.toString());
+  } catch {
+    throw new StreamhubError('invalid', 'invalid_json', 'frame is not valid JSON');
+  }
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+    throw new StreamhubError('invalid', 'invalid_frame', 'frame must be a JSON object');
+  }
+  return frame as ClientFrame;
+}

@@ -1,0 +1,120 @@
+import type { ServerResponse } from 'node:http';
+import type { Connection, ConnectionRegistry } from '../connections.js';
+import { controlFrame, HEARTBEAT_FRAME } from './framing.js';
+
+export interface SseStreamOptions {
+  readonly registry: ConnectionRegistry;
+  /** A consumer this far behind is disconnected; it resumes from its last id. */
+  readonly maxBufferedBytes: number;
+  /** Reconnection delay suggested to EventSource clients. */
+  readonly retryMs: number;
+  readonly onSlowConsumer?: () => void;
+}
+
+export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
+
+/**
+ * One Server-Sent Events response: headers, framing of control events, heartbeats and
+ * backpressure. It knows nothing of topics or sessions.
+ */
+export class SseStream implements Connection {
+  readonly transport = 'sse';
+  #wroteSinceBeat = true;
+  #closed = false;
+  #closeListeners: ((cause: CloseCause) => void)[] = [];
+  #cause: CloseCause = 'client';
+
+  constructor(
+    readonly res: ServerResponse,
+    readonly options: SseStreamOptions,
+  ) {
+    res.on('close', () => this.#onClose());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Sends the headers and a `retry:` line at once, so the stream is visibly open. */
+  open(headers: Record<string, string> = {}): void {
+    this.res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+      Connection: 'keep-alive',
+      ...headers,
+    });
+    this.res.socket?.setNoDelay(true);
+    this.write(`retry: ${this.options.retryMs}\n\n`);
+    this.options.registry.add(this);
+  }
+
+  /**
+   * Writes pre-framed bytes. Returns false when the client is not keeping up and the
+   * producer should wait for `drained()`; past `maxBufferedBytes` the client is dropped.
+   */
+  write(chunk: Buffer | string): boolean {
+    if (this.#closed) return false;
+    this.#wroteSinceBeat = true;
+    const accepted = this.res.write(chunk);
+    if (this.res.writableLength > this.options.maxBufferedBytes) {
+      this.options.onSlowConsumer?.();
+      this.destroy('slow_consumer');
+      return false;
+    }
+    return accepted;
+  }
+
+  control(event: string, data: unknown): void {
+    this.write(controlFrame(event, JSON.stringify(data)));
+  }
+
+  drained(): Promise<void> {
+    if (this.#closed || !this.res.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.res.off('drain', done);
+        this.res.off('close', done);
+        resolve();
+      };
+      this.res.on('drain', done);
+      this.res.on('close', done);
+    });
+  }
+
+  onClose(listener: (cause: CloseCause) => void): void {
+    if (this.#closed) listener(this.#cause);
+    else this.#closeListeners.push(listener);
+  }
+
+  heartbeat(): void {
+    if (!this.#wroteSinceBeat) this.write(HEARTBEAT_FRAME);
+    this.#wroteSinceBeat = false;
+  }
+
+  /** Ends the response cleanly; an EventSource reconnects after `retry`. */
+  end(cause: CloseCause = 'server'): void {
+    if (this.#closed) return;
+    this.#cause = cause;
+    this.res.end();
+  }
+
+  shutdown(): void {
+    this.end('shutdown');
+  }
+
+  /** Drops the connection without flushing what is queued (the client is not reading). */
+  destroy(cause: CloseCause): void {
+    if (this.#closed) return;
+    this.#cause = cause;
+    this.res.destroy();
+  }
+
+  #onClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.options.registry.delete(this);
+    for (const listener of this.#closeListeners) listener(this.#cause);
+    this.#closeListeners = [];
+  }
+}

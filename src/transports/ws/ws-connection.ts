@@ -1,0 +1,96 @@
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import type { Connection, ConnectionRegistry } from '../connections.js';
+
+export interface WsConnectionOptions {
+  readonly registry: ConnectionRegistry;
+  readonly maxBufferedBytes: number;
+  readonly onSlowConsumer?: () => void;
+}
+
+/** Close codes (RFC 6455 §7.4): 1001 going away, 1008 policy violation, 1013 try again later. */
+export const CLOSE_GOING_AWAY = 1001;
+export const CLOSE_POLICY_VIOLATION = 1008;
+export const CLOSE_TRY_AGAIN_LATER = 1013;
+
+/**
+ * One WebSocket: JSON control frames, pre-framed event batches, protocol-level ping/pong to
+ * drop dead peers, and backpressure by buffered amount. No protocol semantics here.
+ */
+export class WsConnection implements Connection {
+  readonly transport = 'ws';
+  #alive = true;
+  #closed = false;
+
+  /**
+   * `socket` is the upgraded TCP socket under `ws`. Event batches are written to it directly;
+   * that is safe because permessage-deflate is off, so `ws` itself writes synchronously and
+   * frames from both paths keep their order.
+   */
+  constructor(
+    readonly ws: WebSocket,
+    readonly socket: Socket,
+    readonly options: WsConnectionOptions,
+  ) {
+    ws.on('pong', () => {
+      this.#alive = true;
+    });
+    ws.on('close', () => this.#onClose());
+    options.registry.add(this);
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.ws.readyState !== this.ws.OPEN;
+  }
+
+  sendJson(message: unknown): void {
+    if (!this.closed) this.ws.send(JSON.stringify(message));
+  }
+
+  /** Writes pre-framed bytes; returns false when the producer should wait for `drained()`. */
+  writeFrames(frames: Buffer): boolean {
+    if (this.closed) return false;
+    const accepted = this.socket.write(frames);
+    if (this.ws.bufferedAmount > this.options.maxBufferedBytes) {
+      this.options.onSlowConsumer?.();
+      this.ws.terminate();
+      return false;
+    }
+    return accepted;
+  }
+
+  drained(): Promise<void> {
+    if (this.closed || !this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.ws.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.ws.on('close', done);
+    });
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.closed) this.ws.close(code, reason);
+  }
+
+  heartbeat(): void {
+    if (!this.#alive) {
+      this.ws.terminate();
+      return;
+    }
+    this.#alive = false;
+    if (!this.closed) this.ws.ping();
+  }
+
+  shutdown(): void {
+    this.close(CLOSE_GOING_AWAY, 'server shutting down');
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    this.options.registry.delete(this);
+  }
+}
