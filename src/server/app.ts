@@ -44,10 +44,15 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   const app = Fastify({
     logger: { level: config.LOG_LEVEL },
     bodyLimit: config.MAX_BODY_BYTES,
+    // Names are up to 128 chars, which percent-encoding can triple; Fastify's default of 100
+    // would answer 414 for valid topics and session ids.
+    routerOptions: { maxParamLength: 1024 },
     // Closing idle keep-alive sockets lets shutdown finish promptly.
     forceCloseConnections: 'idle',
   });
   installErrorHandling(app);
+  // Every API body is JSON: anything else is 415, not a string that fails validation later.
+  app.removeContentTypeParser('text/plain');
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpRequests.inc({
       method: request.method,

@@ -35,12 +35,17 @@ type HistoryQuery = { after?: string; limit?: number };
 const MAX_SUBSCRIPTIONS_PER_SOCKET = 1000;
 const SSE_RETRY_MS = 1000;
 
+/**
+ * `propertyNames` rather than `additionalProperties: false`, which Fastify's Ajv would answer
+ * by silently dropping unknown fields; `event` is untyped so Ajv cannot coerce `42` to `"42"`:
+ * the service checks it.
+ */
 const publishSchema = {
   body: {
     type: 'object',
     required: ['data'],
-    additionalProperties: false,
-    properties: { data: {}, event: { type: 'string' } },
+    propertyNames: { enum: ['data', 'event'] },
+    properties: { data: {}, event: {} },
   },
 };
 

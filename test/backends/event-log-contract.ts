@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { EventLog } from '../../src/core/event-log.js';
+import { formatId, parseId } from '../../src/core/ids.js';
+import type { StoredEvent } from '../../src/core/types.js';
+
+export interface ContractOptions {
+  /** A fresh, empty log with the given retention. */
+  readonly create: (retention: { maxEvents: number; ttlMs: number }) => Promise<EventLog>;
+}
+
+const input = (n: number) => ({ event: 'message', data: JSON.stringify({ n }) });
+
+async function appendMany(log: EventLog, topic: string, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let n = 0; n < count; n++) ids.push((await log.append(topic, input(n))).id);
+  return ids;
+}
+
+const seqs = (events: readonly StoredEvent[]) => events.map((event) => event.seq);
+
+/**
+ * Behaviour every EventLog backend must share; each backend's test file runs it against its
+ * own implementation, so memory and Redis cannot drift apart.
+ */
+export function eventLogContract(name: string, options: ContractOptions): void {
+  const withLog = async (
+    retention: { maxEvents?: number; ttlMs?: number },
+    body: (log: EventLog) => Promise<void>,
+  ) => {
+    const log = await options.create({ maxEvents: 1000, ttlMs: 60_000, ...retention });
+    try {
+      await body(log);
+    } finally {
+      await log.close();
+    }
+  };
+
+  describe(`${name}: EventLog contract`, () => {
+    test('appends get consecutive ids of one epoch, read back in order', () =>
+      withLog({}, async (log) => {
+        const ids = await appendMany(log, 't', 5);
+        const positions = ids.map((id) => parseId(id));
+        assert.ok(positions.every((p) => p?.epoch === positions[0]?.epoch));
+        assert.deepEqual(
+          positions.map((p) => p?.seq),
+          [1, 2, 3, 4, 5],
+        );
+        const page = await log.read('t', null, 100);
+        assert.deepEqual(
+          page.events.map((e) => e.id),
+          ids,
+        );
+        assert.equal(page.events[2]?.data, '{"n":2}');
+        assert.equal(page.reset, undefined);
+        assert.deepEqual(page.head, positions[4]);
+      }));
+
+    test('reads after an id, limited, and a short page reaches the head', () =>
+      withLog({}, async (log) => {
+        const ids = await appendMany(log, 't', 10);
+        const after = parseId(ids[3] as string) ?? null;
+        assert.deepEqual(seqs((await log.read('t', after, 3)).events), [5, 6, 7]);
+        const rest = await log.read('t', after, 100);
+        assert.deepEqual(seqs(rest.events), [5, 6, 7, 8, 9, 10]);
+        assert.equal(rest.head.seq, 10);
+        assert.deepEqual((await log.read('t', parseId(ids[9] as string) ?? null, 5)).events, []);
+      }));
+
+    test('topics are independent', () =>
+      withLog({}, async (log) => {
+        await appendMany(log, 'a', 3);
+        await appendMany(log, 'b', 1);
+        assert.equal((await log.info('a')).length, 3);
+        assert.equal((await log.info('b')).length, 1);
+        assert.deepEqual(await log.info('never'), { lastId: null, length: 0 });
+        assert.deepEqual(await log.head('never'), { epoch: null, seq: 0 });
+      }));
+
+    test('retention by count keeps the newest and reports history_truncated', () =>
+      withLog({ maxEvents: 3 }, async (log) => {
+        const ids = await appendMany(log, 't', 6);
+        const page = await log.read('t', parseId(ids[0] as string) ?? null, 100);
+        assert.deepEqual(page.reset, { reason: 'history_truncated', oldest: ids[3] });
+        assert.deepEqual(seqs(page.events), [4, 5, 6]);
+        // The event just before the oldest retained one still resumes exactly.
+        const exact = await log.read('t', parseId(ids[2] as string) ?? null, 100);
+        assert.equal(exact.reset, undefined);
+        assert.deepEqual(seqs(exact.events), [4, 5, 6]);
+        assert.deepEqual(await log.info('t'), { lastId: ids[5], length: 3 });
+      }));
+
+    test('retention by age drops expired events', () =>
+      withLog({ ttlMs: 1000 }, async (log) => {
+        const [first] = await appendMany(log, 't', 2);
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        const page = await log.read('t', null, 100);
+        assert.deepEqual(page.events, []);
+        const resumed = await log.read('t', parseId(first as string) ?? null, 100);
+        assert.notEqual(resumed.reset, undefined);
+      }));
+
+    test('delete drops history and the next append starts a new epoch', () =>
+      withLog({}, async (log) => {
+        const [old] = await appendMany(log, 't', 2);
+        await log.delete('t');
+        assert.deepEqual(await log.info('t'), { lastId: null, length: 0 });
+        const [fresh] = await appendMany(log, 't', 1);
+        assert.notEqual(parseId(fresh as string)?.epoch, parseId(old as string)?.epoch);
+        assert.equal(parseId(fresh as string)?.seq, 1);
+        const page = await log.read('t', parseId(old as string) ?? null, 100);
+        assert.deepEqual(page.reset, { reason: 'epoch_mismatch', oldest: fresh });
+        assert.deepEqual(
+          page.events.map((e) => e.id),
+          [fresh],
+        );
+      }));
+
+    test('ids it cannot place are unknown_id: garbage and ids from the future', () =>
+      withLog({}, async (log) => {
+        const [first] = await appendMany(log, 't', 2);
+        const garbage = await log.read('t', 'unknown', 100);
+        assert.deepEqual(garbage.reset, { reason: 'unknown_id', oldest: first });
+        assert.equal(garbage.events.length, 2);
+        const epoch = parseId(first as string)?.epoch as string;
+        const future = await log.read('t', parseId(formatId(epoch, 99)) ?? null, 100);
+        assert.equal(future.reset?.reason, 'unknown_id');
+        assert.equal(future.events.length, 2);
+      }));
+
+    test('an idempotency key repeats the original answer and appends nothing', () =>
+      withLog({}, async (log) => {
+        const first = await log.append('t', input(1), { idempotencyKey: 'k' });
+        const again = await log.append('t', input(2), { idempotencyKey: 'k' });
+        const other = await log.append('t', input(3), { idempotencyKey: 'other' });
+        const elsewhere = await log.append('u', input(4), { idempotencyKey: 'k' });
+        assert.equal(first.duplicate, false);
+        assert.deepEqual(again, { ...first, duplicate: true });
+        assert.equal(other.duplicate, false);
+        assert.equal(elsewhere.duplicate, false);
+        assert.equal((await log.info('t')).length, 2);
+      }));
+
+    test('watchers see every append once, in order, until they stop', () =>
+      withLog({}, async (log) => {
+        const seen: number[] = [];
+        const unwatch = await log.watch('t', (_epoch, event) => seen.push(event.seq));
+        const alsoSeen: number[] = [];
+        const unwatchOther = await log.watch('t', (_epoch, event) => alsoSeen.push(event.seq));
+        await appendMany(log, 't', 3);
+        unwatchOther();
+        await appendMany(log, 't', 1);
+        unwatch();
+        await appendMany(log, 't', 1);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.deepEqual(seen, [1, 2, 3, 4]);
+        assert.deepEqual(alsoSeen, [1, 2, 3]);
+      }));
+
+    test('is ready', () => withLog({}, async (log) => assert.equal(await log.isReady(), true)));
+  });
+}

@@ -1,0 +1,92 @@
+import http from 'node:http';
+
+export interface SseMessage {
+  readonly id?: string;
+  readonly event: string;
+  readonly data: string;
+}
+
+/**
+ * A raw SSE reader over node:http, for tests that inspect the wire: headers, comments, and
+ * frames exactly as sent. Third-party client behaviour is tested with the `eventsource` package.
+ */
+export class RawSseClient {
+  readonly messages: SseMessage[] = [];
+  readonly comments: string[] = [];
+  raw = '';
+  status = 0;
+  headers: http.IncomingHttpHeaders = {};
+  ended = false;
+  readonly #request: http.ClientRequest;
+  #buffer = '';
+  #fields: { id?: string; event?: string; data: string[] } = { data: [] };
+  readonly opened: Promise<void>;
+  readonly closed: Promise<void>;
+
+  constructor(url: string, headers: Record<string, string> = {}) {
+    let onOpen!: () => void;
+    let onClose!: () => void;
+    this.opened = new Promise((resolve) => {
+      onOpen = resolve;
+    });
+    this.closed = new Promise((resolve) => {
+      onClose = resolve;
+    });
+    this.#request = http.get(
+      url,
+      { headers: { accept: 'text/event-stream', ...headers } },
+      (res) => {
+        this.status = res.statusCode ?? 0;
+        this.headers = res.headers;
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => this.#onData(chunk));
+        res.on('end', () => {
+          this.ended = true;
+        });
+        res.on('close', onClose);
+        onOpen();
+      },
+    );
+    this.#request.on('error', () => onClose());
+  }
+
+  /** Events that carry an id (stored events), in arrival order. */
+  get events(): SseMessage[] {
+    return this.messages.filter((message) => message.id !== undefined);
+  }
+
+  close(): void {
+    this.#request.destroy();
+  }
+
+  #onData(chunk: string): void {
+    this.raw += chunk;
+    this.#buffer += chunk;
+    let newline = this.#buffer.indexOf('\n');
+    while (newline >= 0) {
+      this.#onLine(this.#buffer.slice(0, newline).replace(/\r$/, ''));
+      this.#buffer = this.#buffer.slice(newline + 1);
+      newline = this.#buffer.indexOf('\n');
+    }
+  }
+
+  #onLine(line: string): void {
+    if (line === '') {
+      const { id, event, data } = this.#fields;
+      if (data.length > 0)
+        this.messages.push({ id, event: event ?? 'message', data: data.join('\n') });
+      this.#fields = { data: [] };
+      return;
+    }
+    if (line.startsWith(':')) {
+      this.comments.push(line);
+      return;
+    }
+    const colon = line.indexOf(':');
+    const name = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+    if (name === 'data') this.#fields.data.push(value);
+    else if (name === 'id') this.#fields.id = value;
+    else if (name === 'event') this.#fields.event = value;
+  }
+}
