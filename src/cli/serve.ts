@@ -27,6 +27,10 @@ async function run(config: Config): Promise<void> {
     const clean = await server.shutdown();
     process.exit(clean ? 0 : 1);
   };
+  // A bug in one request's handling must not take every other client down with it.
+  process.on('unhandledRejection', (reason) => {
+    server.app.log.error({ err: reason }, 'unhandled rejection');
+  });
   process.once('SIGTERM', () => void stop('SIGTERM'));
   process.once('SIGINT', () => void stop('SIGINT'));
 }
