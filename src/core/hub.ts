@@ -34,6 +34,11 @@ export interface HubObserver {
   latency(seconds: number): void;
 }
 
+/** Replay writes about this much at a time before checking the subscriber's buffer. */
+const REPLAY_CHUNK_BYTES = 64 * 1024;
+/** A rough allowance for id, event type and framing around each payload. */
+const EVENT_FRAMING_BYTES = 64;
+
 const NO_OBSERVER: HubObserver = {
   delivered() {},
   replayed() {},
@@ -230,17 +235,13 @@ export class TopicHub {
           reset = true;
           member.subscriber.reset(page.reset);
         }
-        const writable = this.#replay(member, page);
+        if (!(await this.#replay(member, page))) return reset;
         if (page.events.length < this.#pageSize) {
           // A short page reached the head; later events arrive as live batches.
           member.epoch = page.head.epoch;
           member.seq = page.head.seq;
           member.live = true;
           return reset;
-        }
-        if (!writable) {
-          await member.subscriber.drained();
-          if (member.closed) return reset;
         }
         next = { epoch: member.epoch, seq: member.seq };
       }
@@ -250,15 +251,33 @@ export class TopicHub {
     }
   }
 
-  /** Writes replayed events; returns false when the subscriber asks to pause. */
-  #replay(member: Member, page: ReadResult): boolean {
-    const last = page.events[page.events.length - 1];
+  /**
+   * Writes a page in chunks of about REPLAY_CHUNK_BYTES and waits for the subscriber to drain
+   * whenever it pushes back, so a replay never queues more than a chunk beyond the socket's
+   * own buffer and never looks like a slow consumer. Returns false if the member went away.
+   */
+  async #replay(member: Member, page: ReadResult): Promise<boolean> {
+    const { events } = page;
     const epoch = page.head.epoch;
-    if (last === undefined || epoch === null) return true;
-    member.epoch = epoch;
-    member.seq = last.seq;
-    this.#observer.replayed(page.events.length);
-    return member.subscriber.send(new EventBatch(member.group.topic, epoch, page.events));
+    if (epoch === null || events.length === 0) return true;
+    this.#observer.replayed(events.length);
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i] as StoredEvent;
+      bytes += event.data.length + EVENT_FRAMING_BYTES;
+      if (bytes < REPLAY_CHUNK_BYTES && i < events.length - 1) continue;
+      const chunk = start === 0 && i === events.length - 1 ? events : events.slice(start, i + 1);
+      member.epoch = epoch;
+      member.seq = event.seq;
+      if (!member.subscriber.send(new EventBatch(member.group.topic, epoch, chunk))) {
+        await member.subscriber.drained();
+        if (member.closed) return false;
+      }
+      start = i + 1;
+      bytes = 0;
+    }
+    return true;
   }
 
   #fail(member: Member, error: unknown): void {

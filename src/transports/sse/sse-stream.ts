@@ -51,18 +51,19 @@ export class SseStream implements Connection {
 
   /**
    * Writes pre-framed bytes. Returns false when the client is not keeping up and the
-   * producer should wait for `drained()`; past `maxBufferedBytes` the client is dropped.
+   * producer should wait for `drained()`. A client that still has more than
+   * `maxBufferedBytes` queued from earlier writes is lagging and is dropped, so what one
+   * connection holds stays within that bound plus one write.
    */
   write(chunk: Buffer | string): boolean {
     if (this.#closed) return false;
-    this.#wroteSinceBeat = true;
-    const accepted = this.res.write(chunk);
     if (this.res.writableLength > this.options.maxBufferedBytes) {
       this.options.onSlowConsumer?.();
       this.destroy('slow_consumer');
       return false;
     }
-    return accepted;
+    this.#wroteSinceBeat = true;
+    return this.res.write(chunk);
   }
 
   control(event: string, data: unknown): void {

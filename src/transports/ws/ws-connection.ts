@@ -47,16 +47,18 @@ export class WsConnection implements Connection {
     if (!this.closed) this.ws.send(JSON.stringify(message));
   }
 
-  /** Writes pre-framed bytes; returns false when the producer should wait for `drained()`. */
+  /**
+   * Writes pre-framed bytes; returns false when the producer should wait for `drained()`.
+   * As for SSE, a consumer is slow when what it queued before this write is past the bound.
+   */
   writeFrames(frames: Buffer): boolean {
     if (this.closed) return false;
-    const accepted = this.socket.write(frames);
     if (this.ws.bufferedAmount > this.options.maxBufferedBytes) {
       this.options.onSlowConsumer?.();
       this.ws.terminate();
       return false;
     }
-    return accepted;
+    return this.socket.write(frames);
   }
 
   drained(): Promise<void> {
