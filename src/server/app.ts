@@ -47,6 +47,8 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     // Names are up to 128 chars, which percent-encoding can triple; Fastify's default of 100
     // would answer 414 for valid topics and session ids.
     routerOptions: { maxParamLength: 1024 },
+    // An unknown field is a client's mistake to report, not to drop silently (Fastify's default).
+    ajv: { customOptions: { removeAdditional: false } },
     // Closing idle keep-alive sockets lets shutdown finish promptly.
     forceCloseConnections: 'idle',
   });

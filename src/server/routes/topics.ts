@@ -35,16 +35,12 @@ type HistoryQuery = { after?: string; limit?: number };
 const MAX_SUBSCRIPTIONS_PER_SOCKET = 1000;
 const SSE_RETRY_MS = 1000;
 
-/**
- * `propertyNames` rather than `additionalProperties: false`, which Fastify's Ajv would answer
- * by silently dropping unknown fields; `event` is untyped so Ajv cannot coerce `42` to `"42"`:
- * the service checks it.
- */
+/** `event` is untyped so that Ajv cannot coerce `42` to `"42"`: the service checks it. */
 const publishSchema = {
   body: {
     type: 'object',
     required: ['data'],
-    propertyNames: { enum: ['data', 'event'] },
+    additionalProperties: false,
     properties: { data: {}, event: {} },
   },
 };
