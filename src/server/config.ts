@@ -3,6 +3,10 @@ import { z } from 'zod';
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max);
 
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
 const KIB = 1024;
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -33,6 +37,58 @@ export const SETTINGS = {
   IDEMPOTENCY_TTL_MS: {
     schema: integer(1000).default(5 * MINUTE),
     help: 'how long an Idempotency-Key is remembered',
+  },
+  SESSION_TAKEOVER: {
+    schema: boolean.default(true),
+    help: 'a new stream of a chat session supersedes older ones (false: many viewers)',
+  },
+  SESSION_TTL_MS: { schema: integer(1000).default(DAY), help: 'idle chat sessions expire after' },
+  SESSION_MAX_MESSAGES: {
+    schema: integer(2, 10_000).default(200),
+    help: 'messages kept per session (oldest dropped; the system prompt is kept)',
+  },
+  REPLY_MAX_EVENTS: {
+    schema: integer(100, 1_000_000).default(100_000),
+    help: 'events retained per reply stream (start, deltas, end)',
+  },
+  LLM_PROVIDER: { schema: z.enum(['mock', 'openai']).default('mock'), help: 'model provider' },
+  OPENAI_BASE_URL: {
+    schema: z.url({ protocol: /^https?$/ }).default('https://api.openai.com/v1'),
+    help: 'OpenAI-compatible upstream (LLM_PROVIDER=openai)',
+  },
+  OPENAI_API_KEY: { schema: z.string().optional(), help: 'upstream API key' },
+  LLM_MODEL: { schema: z.string().min(1).optional(), help: 'default model (provider default)' },
+  LLM_TIMEOUT_MS: {
+    schema: integer(100).default(30_000),
+    help: 'upstream connect + first token timeout',
+  },
+  LLM_IDLE_TIMEOUT_MS: {
+    schema: integer(100).default(30_000),
+    help: 'longest upstream silence between chunks',
+  },
+  LLM_MAX_RETRIES: {
+    schema: integer(0, 10).default(2),
+    help: 'retries of a failed upstream request before its first token',
+  },
+  LLM_MAX_CONCURRENCY: {
+    schema: integer(1, 100_000).default(64),
+    help: 'generations running at once',
+  },
+  LLM_QUEUE_MAX: {
+    schema: integer(0, 100_000).default(256),
+    help: 'generations waiting for a slot before 503 overloaded',
+  },
+  LLM_BREAKER_FAILURES: {
+    schema: integer(1, 1000).default(5),
+    help: 'consecutive upstream failures that open the circuit',
+  },
+  LLM_BREAKER_COOLDOWN_MS: {
+    schema: integer(100).default(30_000),
+    help: 'how long an open circuit fails fast before trying again',
+  },
+  MOCK_TOKENS_PER_SEC: {
+    schema: z.coerce.number().positive().max(1_000_000).default(50),
+    help: 'speed of the built-in mock model',
   },
   SHUTDOWN_GRACE_MS: {
     schema: integer(0, 10 * MINUTE).default(10_000),
