@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { ConfigError } from '../server/config.js';
+import { publishCommand } from './publish.js';
 import { serveCommand } from './serve.js';
+import { subscribeCommand } from './subscribe.js';
 
 const program = new Command('streamhub')
   .description('Real-time streaming server: resumable SSE and WebSocket topics')
   .showHelpAfterError();
 serveCommand(program);
+publishCommand(program);
+subscribeCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const message = error instanceof ConfigError ? error.message : String(error);

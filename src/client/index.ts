@@ -1,0 +1,36 @@
+/**
+ * The streamhub client: publish to topics and subscribe to them over SSE or WebSocket, with
+ * automatic reconnection and resumption. No dependencies and no Node-only APIs, so it runs in
+ * Node ≥ 20 and in browsers alike.
+ *
+ * ```ts
+ * import { publish, subscribe } from 'streamhub/client';
+ *
+ * const subscription = subscribe('http://127.0.0.1:8080', 'chat.room1', {
+ *   fromStart: true,
+ *   onEvent: ({ id, event, data }) => console.log(id, event, data),
+ *   onReset: ({ reason, oldest }) => console.warn(`gap (${reason}); replaying from ${oldest}`),
+ *   onError: (error) => console.error(error.status, error.code, error.message),
+ * });
+ * await publish('http://127.0.0.1:8080', 'chat.room1', { text: 'hello' });
+ * subscription.close();
+ * ```
+ */
+export { StreamhubClientError } from './errors.js';
+export { type Published, type PublishOptions, publish } from './publish.js';
+export { type SseMessage, SseParser, type SseParserHandlers } from './sse-parser.js';
+export { subscribe } from './subscribe.js';
+export {
+  type SubscribeWsOptions,
+  subscribeWs,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './subscribe-ws.js';
+export type {
+  ConnectionState,
+  ResetNotice,
+  StateInfo,
+  SubscribeOptions,
+  Subscription,
+  TopicEvent,
+} from './types.js';

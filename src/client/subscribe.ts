@@ -1,0 +1,78 @@
+import { protocolError } from './errors.js';
+import { parseJson, toResetNotice } from './frames.js';
+import { fetchOk } from './http.js';
+import { withIdleTimeout } from './idle.js';
+import { type Attempt, startSubscription } from './session.js';
+import { type SseMessage, SseParser } from './sse-parser.js';
+import type { SubscribeOptions, Subscription } from './types.js';
+import { topicUrl } from './urls.js';
+
+/**
+ * Subscribes to a topic over Server-Sent Events, read with streaming `fetch` so that headers
+ * such as `Authorization` can be sent. Reconnects by itself (exponential backoff with full
+ * jitter) and resumes after the last event received, so `onEvent` sees every event once, in
+ * order; a `reset` from the server is passed to `onReset`. Throws a TypeError at once when
+ * `baseUrl` is not an http(s) URL.
+ *
+ * ```ts
+ * const subscription = subscribe('http://127.0.0.1:8080', 'orders', {
+ *   onEvent: ({ id, event, data }) => console.log(id, event, data),
+ *   onReset: ({ reason }) => console.warn('missed events:', reason),
+ * });
+ * // later
+ * subscription.close();
+ * ```
+ */
+export function subscribe(baseUrl: string, topic: string, options: SubscribeOptions): Subscription {
+  return startSubscription(baseUrl, topic, options, connectSse);
+}
+
+function connectSse(attempt: Attempt): Promise<void> {
+  return withIdleTimeout(attempt.signal, attempt.idleTimeoutMs, async (idle) => {
+    const response = await fetchOk(attempt.fetch, sseUrl(attempt), {
+      headers: sseHeaders(attempt),
+      signal: idle.signal,
+    });
+    const type = response.headers.get('content-type') ?? '';
+    if (!type.startsWith('text/event-stream') || response.body === null) {
+      throw protocolError(`expected an event stream, got ${type || 'no content type'}`);
+    }
+    attempt.opened();
+    const reader = response.body.getReader();
+    const parser = new SseParser({
+      onMessage: (message) => onMessage(attempt, message),
+      onRetry: (ms) => attempt.suggestRetry(ms),
+    });
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        idle.kick();
+        parser.write(value);
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  });
+}
+
+function onMessage(attempt: Attempt, message: SseMessage): void {
+  // Only stored events carry an id; an id-less `reset` is the server's per-connection notice.
+  if (message.id === undefined) {
+    if (message.event === 'reset') attempt.reset(toResetNotice(parseJson(message.data, 'reset')));
+    return;
+  }
+  const data = parseJson(message.data, `data of event ${message.id}`);
+  attempt.event({ id: message.id, event: message.event, data });
+}
+
+function sseUrl(attempt: Attempt): string {
+  const from = attempt.lastEventId === undefined && attempt.fromStart ? 'start' : undefined;
+  return topicUrl(attempt.baseUrl, attempt.topic, '/events', { from });
+}
+
+function sseHeaders(attempt: Attempt): Record<string, string> {
+  const headers: Record<string, string> = { ...attempt.headers, accept: 'text/event-stream' };
+  if (attempt.lastEventId !== undefined) headers['last-event-id'] = attempt.lastEventId;
+  return headers;
+}

@@ -1,0 +1,35 @@
+/** Throws a TypeError unless `baseUrl` is an absolute http(s) URL: a typo fails at once. */
+export function checkBaseUrl(baseUrl: string): void {
+  const protocol = URL.canParse(baseUrl) ? new URL(baseUrl).protocol : 'none';
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw new TypeError(
+      `base URL must be an http:// or https:// URL, got ${JSON.stringify(baseUrl)}`,
+    );
+  }
+}
+
+/**
+ * `{baseUrl}/v1/topics/{topic}{suffix}?{query}`. The base may carry a path prefix (a server
+ * behind a reverse proxy), so paths are appended rather than resolved against it.
+ */
+export function topicUrl(
+  baseUrl: string,
+  topic: string,
+  suffix = '',
+  query: Record<string, string | undefined> = {},
+): string {
+  const url = new URL(
+    `${baseUrl.replace(/\/+$/, '')}/v1/topics/${encodeURIComponent(topic)}${suffix}`,
+  );
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined) url.searchParams.set(name, value);
+  }
+  return url.href;
+}
+
+/** The same URL with the WebSocket scheme matching the HTTP one. */
+export function toWebSocketUrl(httpUrl: string): string {
+  const url = new URL(httpUrl);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.href;
+}

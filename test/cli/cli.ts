@@ -1,0 +1,65 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '../helpers/server.js';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** Generous, for a loaded 2-core machine: only reached when something is really wrong. */
+export const PATIENCE_MS = 30_000;
+
+/** `streamhub <args>` as a child process, its output collected as it arrives. */
+export class Cli {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(args: readonly string[], env: Record<string, string> = {}) {
+    const { STREAMHUB_URL: _ignored, ...inherited } = process.env;
+    this.child = spawn(process.execPath, [MAIN, ...args], {
+      env: { ...inherited, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stdout += chunk;
+    });
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderr += chunk;
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.on('close', (code, signal) => resolve({ code, signal }));
+    });
+  }
+
+  /** Complete stdout lines, parsed as JSON. */
+  get lines(): unknown[] {
+    return this.stdout
+      .split('\n')
+      .slice(0, -1)
+      .map((line) => JSON.parse(line));
+  }
+
+  waitForLines(count: number): Promise<void> {
+    return waitFor(() => this.lines.length >= count, `${count} lines of output`, PATIENCE_MS);
+  }
+
+  waitForStderr(text: string): Promise<void> {
+    return waitFor(() => this.stderr.includes(text), `"${text}" on stderr`, PATIENCE_MS);
+  }
+
+  /** Sends `signal` and resolves to the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
+    this.child.kill(signal);
+    return (await this.exited).code;
+  }
+}
+
+/** Runs `streamhub <args>` to completion. */
+export async function runCli(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = new Cli(args, env);
+  const { code } = await cli.exited;
+  return { code, stdout: cli.stdout, stderr: cli.stderr };
+}

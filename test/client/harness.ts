@@ -1,0 +1,140 @@
+import type { EventEmitter } from 'node:events';
+import http, {
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import {
+  type ConnectionState,
+  type ResetNotice,
+  type StateInfo,
+  type StreamhubClientError,
+  type SubscribeOptions,
+  type Subscription,
+  subscribe,
+  subscribeWs,
+  type TopicEvent,
+} from '../../src/client/index.js';
+import type { RunningServer } from '../../src/server/server.js';
+import { startTestServer } from '../helpers/server.js';
+
+/** Generous, for a loaded 2-core machine: only reached when something is really wrong. */
+export const PATIENCE_MS = 30_000;
+
+export interface Transport {
+  readonly name: string;
+  subscribe(baseUrl: string, topic: string, options: SubscribeOptions): Subscription;
+}
+
+/** The guarantees are the same over both transports, so the same tests run over each. */
+export const TRANSPORTS: readonly Transport[] = [
+  { name: 'SSE', subscribe },
+  {
+    name: 'WebSocket',
+    subscribe: (baseUrl, topic, options) => subscribeWs(baseUrl, topic, { ...options, WebSocket }),
+  },
+];
+
+let topicCounter = 0;
+export function uniqueTopic(prefix = 'client'): string {
+  topicCounter += 1;
+  return `${prefix}.${process.pid}.${topicCounter}`;
+}
+
+/** Everything a subscription reports, in arrival order. */
+export class Recorder {
+  readonly events: TopicEvent[] = [];
+  readonly resets: ResetNotice[] = [];
+  readonly states: { state: ConnectionState; info: StateInfo }[] = [];
+  readonly errors: StreamhubClientError[] = [];
+
+  /** Subscription options that record into this recorder; fast retries keep tests short. */
+  options(extra: Partial<SubscribeOptions> = {}): SubscribeOptions {
+    return {
+      retryMs: 20,
+      onEvent: (event) => this.events.push(event),
+      onReset: (notice) => this.resets.push(notice),
+      onStateChange: (state, info) => this.states.push({ state, info }),
+      onError: (error) => this.errors.push(error),
+      ...extra,
+    };
+  }
+
+  get ids(): string[] {
+    return this.events.map((event) => event.id);
+  }
+
+  get data(): unknown[] {
+    return this.events.map((event) => event.data);
+  }
+
+  count(state: ConnectionState): number {
+    return this.states.filter((change) => change.state === state).length;
+  }
+}
+
+/**
+ * Records the sockets and request headers of the server's streaming requests (SSE and
+ * WebSocket upgrades), so a test can cut them abruptly, as a crash or a network failure would.
+ */
+export class StreamTap {
+  readonly #sockets = new Set<Socket>();
+  readonly headers: IncomingHttpHeaders[] = [];
+
+  constructor(server: RunningServer) {
+    const record = (request: IncomingMessage, done: EventEmitter) => {
+      const { socket } = request;
+      this.headers.push(request.headers);
+      this.#sockets.add(socket);
+      // After a clean end the keep-alive socket may serve other requests: no longer a stream.
+      done.once('close', () => this.#sockets.delete(socket));
+    };
+    server.app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+      if (request.headers.accept?.includes('text/event-stream')) record(request, response);
+    });
+    server.app.server.on('upgrade', (request: IncomingMessage, socket: Socket) => {
+      record(request, socket);
+    });
+  }
+
+  /** Destroys every open streaming socket; returns how many there were. */
+  destroyAll(): number {
+    const sockets = [...this.#sockets];
+    for (const socket of sockets) socket.destroy();
+    return sockets.length;
+  }
+}
+
+/** A loopback port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = await startTestServer();
+  await server.shutdown();
+  return Number(new URL(server.url).port);
+}
+
+/**
+ * A server that accepts SSE requests and WebSocket upgrades and then says nothing, like a peer
+ * that vanished without closing the TCP connection.
+ */
+export async function startSilentServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new WebSocketServer({ noServer: true });
+  const server = http.createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'text/event-stream' });
+    response.write('retry: 20\n\n');
+  });
+  server.on('upgrade', (request, socket, head) => {
+    sockets.handleUpgrade(request, socket, head, () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      for (const client of sockets.clients) client.terminate();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
