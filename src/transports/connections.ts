@@ -1,10 +1,19 @@
 export type TransportName = 'sse' | 'ws';
 
+/**
+ * The registry ticks this often per heartbeat interval, so a connection silent since a
+ * tick gets its heartbeat within one interval plus a quarter, not two intervals.
+ */
+export const TICKS_PER_HEARTBEAT = 4;
+
 /** An open client connection, as the registry sees it. */
 export interface Connection {
   readonly transport: TransportName;
-  /** Called every heartbeat interval: keep the connection alive, or drop it if it is dead. */
-  heartbeat(): void;
+  /**
+   * Called TICKS_PER_HEARTBEAT times per heartbeat interval with the registry's tick count:
+   * keep the connection alive, or drop it if it is dead.
+   */
+  heartbeat(tick: number): void;
   /** Ends the connection so that the client reconnects (to this or another node). */
   shutdown(): void;
 }
@@ -18,13 +27,14 @@ export class ConnectionRegistry {
   readonly #connections = new Set<Connection>();
   readonly #counts: Record<TransportName, number> = { sse: 0, ws: 0 };
   #timer: NodeJS.Timeout | undefined;
+  #tick = 0;
 
   constructor(readonly heartbeatMs: number) {}
 
   add(connection: Connection): void {
     this.#connections.add(connection);
     this.#counts[connection.transport]++;
-    this.#timer ??= setInterval(() => this.#beat(), this.heartbeatMs).unref();
+    this.#timer ??= setInterval(() => this.#beat(), this.heartbeatMs / TICKS_PER_HEARTBEAT).unref();
   }
 
   delete(connection: Connection): void {
@@ -37,6 +47,11 @@ export class ConnectionRegistry {
     return this.#counts[transport];
   }
 
+  /** Increases by one every heartbeat tick: a cheap clock for "silent since when". */
+  get tick(): number {
+    return this.#tick;
+  }
+
   get size(): number {
     return this.#connections.size;
   }
@@ -47,7 +62,8 @@ export class ConnectionRegistry {
   }
 
   #beat(): void {
-    for (const connection of this.#connections) connection.heartbeat();
+    const tick = ++this.#tick;
+    for (const connection of this.#connections) connection.heartbeat(tick);
   }
 
   #stopTimer(): void {

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { Connection, ConnectionRegistry } from '../connections.js';
+import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
 import { controlFrame, HEARTBEAT_FRAME } from './framing.js';
 
 export interface SseStreamOptions {
@@ -19,7 +19,7 @@ export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
  */
 export class SseStream implements Connection {
   readonly transport = 'sse';
-  #wroteSinceBeat = true;
+  #lastWriteTick = 0;
   #closed = false;
   #closeListeners: ((cause: CloseCause) => void)[] = [];
   #cause: CloseCause = 'client';
@@ -62,7 +62,7 @@ export class SseStream implements Connection {
       this.destroy('slow_consumer');
       return false;
     }
-    this.#wroteSinceBeat = true;
+    this.#lastWriteTick = this.options.registry.tick;
     return this.res.write(chunk);
   }
 
@@ -88,9 +88,11 @@ export class SseStream implements Connection {
     else this.#closeListeners.push(listener);
   }
 
-  heartbeat(): void {
-    if (!this.#wroteSinceBeat) this.write(HEARTBEAT_FRAME);
-    this.#wroteSinceBeat = false;
+  /** Pings once the stream has been silent for a whole heartbeat interval. */
+  heartbeat(tick: number): void {
+    if (tick - this.#lastWriteTick < TICKS_PER_HEARTBEAT) return;
+    this.write(HEARTBEAT_FRAME);
+    this.#lastWriteTick = tick;
   }
 
   /** Ends the response cleanly; an EventSource reconnects after `retry`. */

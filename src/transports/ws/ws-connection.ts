@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import type { Connection, ConnectionRegistry } from '../connections.js';
+import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
 
 export interface WsConnectionOptions {
   readonly registry: ConnectionRegistry;
@@ -78,7 +78,8 @@ export class WsConnection implements Connection {
     if (!this.closed) this.ws.close(code, reason);
   }
 
-  heartbeat(): void {
+  heartbeat(tick: number): void {
+    if (tick % TICKS_PER_HEARTBEAT !== 0) return;
     if (!this.#alive) {
       this.ws.terminate();
       return;

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { ConnectionRegistry } from '../../../src/transports/connections.js';
+import { ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../../../src/transports/connections.js';
 import { type CloseCause, SseStream } from '../../../src/transports/sse/sse-stream.js';
 import { waitFor } from '../../helpers/server.js';
 import { RawSseClient } from '../../helpers/sse-client.js';
@@ -95,15 +95,16 @@ describe('SseStream', () => {
       assert.equal(harness.registry.count('sse'), 0);
     }));
 
-  test('a heartbeat is written on every beat with nothing else written since the previous one', () =>
+  test('a heartbeat is written once the stream has been silent for a whole interval', () =>
     withHarness(async (harness) => {
       const { stream, client } = await connect(harness);
       try {
-        stream.heartbeat(); // the retry line was just written: nothing to do
+        // The registry's timer has not ticked yet: everything so far was written at tick 0.
         stream.write('data: 1\n\n');
-        stream.heartbeat(); // an event was written: nothing to do
-        stream.heartbeat(); // idle since the last beat: ping
-        stream.heartbeat(); // still idle: ping again, once per interval
+        stream.heartbeat(TICKS_PER_HEARTBEAT - 1); // silent for less than an interval
+        stream.heartbeat(TICKS_PER_HEARTBEAT); // silent for an interval: ping
+        stream.heartbeat(2 * TICKS_PER_HEARTBEAT - 1); // the ping was just written
+        stream.heartbeat(2 * TICKS_PER_HEARTBEAT); // silent again for an interval: ping
         stream.write('data: 2\n\n');
         await waitFor(() => client.raw.endsWith('data: 2\n\n'), 'the second event');
         assert.equal(client.raw, 'retry: 1234\n\ndata: 1\n\n: ping\n\n: ping\n\ndata: 2\n\n');
