@@ -59,6 +59,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly generations = new Counter({
+    name: 'streamhub_llm_generations_total',
+    help: 'LLM replies generated, by feature and outcome',
+    labelNames: ['feature', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly generatedDeltas = new Counter({
+    name: 'streamhub_llm_deltas_total',
+    help: 'Text chunks (roughly tokens) streamed from the model',
+    labelNames: ['feature'] as const,
+    registers: [this.registry],
+  });
+
   constructor(connections: ConnectionRegistry) {
     collectDefaultMetrics({ register: this.registry, prefix: 'streamhub_process_' });
     new Gauge({

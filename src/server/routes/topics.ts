@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -15,11 +14,11 @@ import {
 } from '../../topics/topic-service.js';
 import { TopicSocket } from '../../topics/ws-protocol.js';
 import type { ConnectionRegistry } from '../../transports/connections.js';
-import { SseStream } from '../../transports/sse/sse-stream.js';
 import { WsConnection } from '../../transports/ws/ws-connection.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { lastEventIdOf, openSse, singleHeader } from './sse.js';
 
 export interface TopicRouteDeps {
   readonly service: TopicService;
@@ -33,7 +32,6 @@ type StreamQuery = { last_event_id?: string; lastEventId?: string; from?: string
 type HistoryQuery = { after?: string; limit?: number };
 
 const MAX_SUBSCRIPTIONS_PER_SOCKET = 1000;
-const SSE_RETRY_MS = 1000;
 
 /** `event` is untyped so that Ajv cannot coerce `42` to `"42"`: the service checks it. */
 const publishSchema = {
@@ -143,35 +141,17 @@ function subscribeSse(
   const { topic } = request.params;
   checkTopic(topic);
   const from = streamStart(request);
-  reply.hijack();
-  const stream = new SseStream(reply.raw, {
-    registry: deps.connections,
-    maxBufferedBytes: deps.config.SLOW_CONSUMER_MAX_BYTES,
-    retryMs: SSE_RETRY_MS,
-    onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'sse' }),
-  });
-  stream.open();
-  // Hijacked replies skip Fastify's response hooks, so the stream counts itself.
-  deps.metrics.httpRequests.inc({ method: 'GET', route: request.routeOptions.url, status: 200 });
+  const stream = openSse(request, reply, deps);
   const subscription = deps.service.subscribe(topic, from, sseSubscriber(stream));
   stream.onClose(() => subscription.close());
 }
 
-/** The header wins over the query: an EventSource reconnects with its original URL. */
 function streamStart(request: FastifyRequest<{ Querystring: StreamQuery }>): StartFrom {
-  const { query } = request;
-  const lastEventId =
-    singleHeader(request.headers, 'last-event-id') || query.last_event_id || query.lastEventId;
-  return parseStartFrom(lastEventId, query.from);
+  return parseStartFrom(lastEventIdOf(request), request.query.from);
 }
 
 function wantsEventStream(request: FastifyRequest): boolean {
   return request.headers.accept?.includes('text/event-stream') ?? false;
-}
-
-function singleHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }
 
 async function upgradeRequired(): Promise<never> {

@@ -1,0 +1,107 @@
+import type {
+  SessionState,
+  SessionStore,
+  StoredMessage,
+  TurnInput,
+} from '../../core/session-store.js';
+
+export interface MemorySessionStoreOptions {
+  /** Idle sessions are dropped after this long. */
+  readonly ttlMs: number;
+  /** Messages kept per session; the oldest go first. */
+  readonly maxMessages: number;
+  readonly now?: () => number;
+}
+
+/** Sessions in a Map, swept for idle expiry. */
+export class MemorySessionStore implements SessionStore {
+  readonly #sessions = new Map<string, SessionState>();
+  readonly #sweeper: NodeJS.Timeout;
+  readonly #now: () => number;
+
+  constructor(readonly options: MemorySessionStoreOptions) {
+    this.#now = options.now ?? Date.now;
+    const interval = Math.min(60_000, Math.max(1000, options.ttlMs / 4));
+    this.#sweeper = setInterval(() => this.sweep(), interval).unref();
+  }
+
+  async get(id: string): Promise<SessionState | undefined> {
+    const session = this.#sessions.get(id);
+    if (session === undefined || this.#expired(session)) return undefined;
+    return session;
+  }
+
+  async beginTurn(id: string, input: TurnInput): Promise<SessionState | undefined> {
+    const now = this.#now();
+    const existing = await this.get(id);
+    if (existing?.generating) return undefined;
+    const base = existing ?? newSession(id, input.owner, now);
+    const next: SessionState = {
+      ...base,
+      system: input.system ?? base.system,
+      messages: this.#bounded([...base.messages, { role: 'user', content: input.content }]),
+      turn: base.turn + 1,
+      generating: true,
+      updatedAt: now,
+    };
+    this.#sessions.set(id, next);
+    return next;
+  }
+
+  async endTurn(id: string, turn: number, reply: string): Promise<void> {
+    const session = this.#sessions.get(id);
+    if (session === undefined || session.turn !== turn) return;
+    const messages: StoredMessage[] =
+      reply === ''
+        ? [...session.messages]
+        : [...session.messages, { role: 'assistant', content: reply }];
+    this.#sessions.set(id, {
+      ...session,
+      messages: this.#bounded(messages),
+      generating: false,
+      updatedAt: this.#now(),
+    });
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.#sessions.delete(id);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+  }
+
+  /** Drops idle sessions; a session that is generating is never idle. */
+  sweep(): void {
+    for (const [id, session] of this.#sessions) {
+      if (this.#expired(session)) this.#sessions.delete(id);
+    }
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  #expired(session: SessionState): boolean {
+    return !session.generating && this.#now() - session.updatedAt > this.options.ttlMs;
+  }
+
+  #bounded(messages: StoredMessage[]): StoredMessage[] {
+    return messages.length > this.options.maxMessages
+      ? messages.slice(messages.length - this.options.maxMessages)
+      : messages;
+  }
+}
+
+function newSession(id: string, owner: string | null, now: number): SessionState {
+  return {
+    id,
+    owner,
+    messages: [],
+    system: null,
+    turn: 0,
+    generating: false,
+    createdAt: now,
+    updatedAt: now,
+  };
+}

@@ -1,0 +1,39 @@
+import { type GenerateRequest, LlmError, type LlmProvider, type Usage } from './provider.js';
+
+/** Where a generation's outcome goes: a feature records it in its own event format. */
+export interface GenerationSink {
+  delta(content: string): Promise<void>;
+  finish(finishReason: string, usage: Usage | null): Promise<void>;
+  /** The upstream failed (after retries); `error.code` and message are for clients. */
+  fail(error: LlmError): Promise<void>;
+  /** The request's signal was aborted (cancel, delete, shutdown). */
+  cancelled(): Promise<void>;
+}
+
+/**
+ * Runs a provider to its end into a sink: every delta, then exactly one of finish, fail or
+ * cancelled. A reply that stops without a finish is a failure, never a silent clean end that
+ * a client would take for a complete answer.
+ */
+export async function runGeneration(
+  provider: LlmProvider,
+  request: GenerateRequest,
+  sink: GenerationSink,
+): Promise<void> {
+  try {
+    for await (const chunk of provider.generate(request)) {
+      if (chunk.type === 'finish') return await sink.finish(chunk.finishReason, chunk.usage);
+      await sink.delta(chunk.content);
+    }
+    throw new LlmError('upstream_error', 'the model ended the reply without finishing it');
+  } catch (error) {
+    if (request.signal.aborted) return await sink.cancelled();
+    await sink.fail(toLlmError(error));
+  }
+}
+
+export function toLlmError(error: unknown): LlmError {
+  return error instanceof LlmError
+    ? error
+    : new LlmError('upstream_error', 'the model failed to answer');
+}

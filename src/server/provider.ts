@@ -1,0 +1,48 @@
+import { MockProvider } from '../llm/mock.js';
+import { OPENAI_DEFAULT_MODEL, OpenAiProvider } from '../llm/openai.js';
+import type { LlmProvider } from '../llm/provider.js';
+import {
+  type ResilienceObserver,
+  type ResilientProvider,
+  withResilience,
+} from '../llm/resilient.js';
+import type { Config } from './config.js';
+
+/** The configured provider. `circuitState` is there when it talks to a real upstream. */
+export type ServerProvider = LlmProvider & Partial<Pick<ResilientProvider, 'circuitState'>>;
+
+/** The model provider the settings ask for; `observer` feeds upstream metrics and logs. */
+export function createProvider(config: Config, observer?: ResilienceObserver): ServerProvider {
+  switch (config.LLM_PROVIDER) {
+    case 'mock': {
+      const mock = new MockProvider(config.MOCK_TOKENS_PER_SEC);
+      return config.LLM_MODEL === undefined ? mock : withDefaultModel(mock, config.LLM_MODEL);
+    }
+    case 'openai':
+      return withResilience(
+        new OpenAiProvider({
+          baseURL: config.OPENAI_BASE_URL,
+          apiKey: config.OPENAI_API_KEY,
+          defaultModel: config.LLM_MODEL ?? OPENAI_DEFAULT_MODEL,
+        }),
+        {
+          firstTokenTimeoutMs: config.LLM_TIMEOUT_MS,
+          idleTimeoutMs: config.LLM_IDLE_TIMEOUT_MS,
+          maxRetries: config.LLM_MAX_RETRIES,
+          breakerFailures: config.LLM_BREAKER_FAILURES,
+          breakerCooldownMs: config.LLM_BREAKER_COOLDOWN_MS,
+          ...(observer === undefined ? {} : { observer }),
+        },
+      );
+  }
+}
+
+/** The same provider under another default model name (the mock answers any model). */
+function withDefaultModel(provider: LlmProvider, defaultModel: string): LlmProvider {
+  return {
+    name: provider.name,
+    defaultModel,
+    models: () => [defaultModel, ...provider.models().filter((model) => model !== defaultModel)],
+    generate: (request) => provider.generate(request),
+  };
+}

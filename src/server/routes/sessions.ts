@@ -1,0 +1,127 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { StartFrom } from '../../core/hub.js';
+import { sseReplyViewer } from '../../sessions/reply-stream.js';
+import type { SessionService } from '../../sessions/session-service.js';
+import { lastEventIdOf, openSse, type StreamDeps, singleHeader } from './sse.js';
+
+export interface SessionRouteDeps extends StreamDeps {
+  readonly sessions: SessionService;
+}
+
+type ChatBody = {
+  session_id: string;
+  content: string;
+  model?: string;
+  system?: string;
+  temperature?: number;
+  max_tokens?: number;
+};
+type ResumeBody = { session_id: string; last_event_id?: string };
+type SessionParams = { Params: { id: string } };
+type StreamQuery = { last_event_id?: string; lastEventId?: string };
+
+const TEXT = { type: 'string', minLength: 1 } as const;
+
+const chatSchema = {
+  body: {
+    type: 'object',
+    required: ['session_id', 'content'],
+    additionalProperties: false,
+    properties: {
+      session_id: TEXT,
+      content: TEXT,
+      model: { type: 'string', minLength: 1, maxLength: 256 },
+      system: { type: 'string' },
+      temperature: { type: 'number', minimum: 0, maximum: 2 },
+      max_tokens: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    },
+  },
+};
+
+const resumeSchema = {
+  body: {
+    type: 'object',
+    required: ['session_id'],
+    additionalProperties: false,
+    properties: { session_id: TEXT, last_event_id: { type: 'string', maxLength: 256 } },
+  },
+};
+
+/** Sessions have no owners until authentication identifies clients. */
+const OWNER = null;
+
+/** Contract §4: resumable LLM chat sessions. */
+export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): void {
+  const { sessions } = deps;
+
+  app.post<{ Body: ChatBody }>('/v1/chat', { schema: chatSchema }, async (request, reply) => {
+    const { body } = request;
+    const topic = await sessions.chat(
+      {
+        sessionId: body.session_id,
+        content: body.content,
+        model: body.model,
+        system: body.system,
+        temperature: body.temperature,
+        maxTokens: body.max_tokens,
+      },
+      OWNER,
+    );
+    streamReply(request, reply, deps, body.session_id, topic, { kind: 'start' });
+  });
+
+  app.post<{ Body: ResumeBody }>(
+    '/v1/chat/resume',
+    { schema: resumeSchema },
+    async (request, reply) => {
+      const lastEventId =
+        singleHeader(request.headers, 'last-event-id') || request.body.last_event_id;
+      await resume(request, reply, deps, request.body.session_id, lastEventId);
+    },
+  );
+
+  app.get<SessionParams & { Querystring: StreamQuery }>(
+    '/v1/sessions/:id/stream',
+    async (request, reply) => {
+      await resume(request, reply, deps, request.params.id, lastEventIdOf(request));
+    },
+  );
+
+  app.post<SessionParams>('/v1/sessions/:id/cancel', async (request, reply) => {
+    await sessions.cancel(request.params.id, OWNER);
+    reply.code(202);
+    return { session_id: request.params.id, status: 'cancelling' };
+  });
+
+  app.get<SessionParams>('/v1/sessions/:id', async (request) =>
+    sessions.view(request.params.id, OWNER),
+  );
+
+  app.delete<SessionParams>('/v1/sessions/:id', async (request, reply) => {
+    await sessions.delete(request.params.id, OWNER);
+    reply.code(204).send();
+  });
+}
+
+async function resume(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: SessionRouteDeps,
+  sessionId: string,
+  lastEventId: string | undefined,
+): Promise<void> {
+  const { topic, from } = await deps.sessions.resumePoint(sessionId, lastEventId, OWNER);
+  streamReply(request, reply, deps, sessionId, topic, from);
+}
+
+function streamReply(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: SessionRouteDeps,
+  sessionId: string,
+  topic: string,
+  from: StartFrom,
+): void {
+  const stream = openSse(request, reply, deps);
+  deps.sessions.watch(sessionId, topic, from, sseReplyViewer(stream));
+}

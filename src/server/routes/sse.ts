@@ -1,0 +1,57 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ConnectionRegistry } from '../../transports/connections.js';
+import { SseStream } from '../../transports/sse/sse-stream.js';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+
+export interface StreamDeps {
+  readonly connections: ConnectionRegistry;
+  readonly metrics: Metrics;
+  readonly config: Config;
+}
+
+const SSE_RETRY_MS = 1000;
+
+/** Takes the response over from Fastify and opens it as an SSE stream. */
+export function openSse(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: StreamDeps,
+  headers: Record<string, string> = {},
+): SseStream {
+  reply.hijack();
+  const stream = new SseStream(reply.raw, {
+    registry: deps.connections,
+    maxBufferedBytes: deps.config.SLOW_CONSUMER_MAX_BYTES,
+    retryMs: SSE_RETRY_MS,
+    onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'sse' }),
+  });
+  stream.open(headers);
+  // Hijacked replies skip Fastify's response hooks, so the stream counts itself.
+  deps.metrics.httpRequests.inc({
+    method: request.method,
+    route: request.routeOptions.url ?? 'unmatched',
+    status: 200,
+  });
+  return stream;
+}
+
+export function singleHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The client's cursor: the `Last-Event-ID` header wins (an EventSource reconnects with its
+ *  original URL), then the query forms, including polyfills' `lastEventId`. */
+export function lastEventIdOf(
+  request: FastifyRequest<{ Querystring: { last_event_id?: string; lastEventId?: string } }>,
+): string | undefined {
+  const { query } = request;
+  return (
+    singleHeader(request.headers, 'last-event-id') ||
+    query.last_event_id ||
+    query.lastEventId ||
+    undefined
+  );
+}

@@ -1,0 +1,292 @@
+import { StreamhubError } from '../core/errors.js';
+import type { EventLog } from '../core/event-log.js';
+import type { StartFrom, TopicHub } from '../core/hub.js';
+import { parseId } from '../core/ids.js';
+import { isName } from '../core/names.js';
+import type { SessionState, SessionStore, StoredMessage } from '../core/session-store.js';
+import { runGeneration } from '../llm/generation.js';
+import type { ConcurrencyLimiter } from '../llm/limiter.js';
+import { type ChatMessage, LlmError, type LlmProvider } from '../llm/provider.js';
+import type { ReplyEventType, ReplyViewer } from './reply-stream.js';
+import { ViewerRegistry } from './viewers.js';
+
+export interface ChatRequest {
+  readonly sessionId: string;
+  readonly content: string;
+  readonly model?: string;
+  readonly system?: string;
+  readonly temperature?: number;
+  readonly maxTokens?: number;
+}
+
+/** A session as clients see it (contract §4). */
+export interface SessionView {
+  readonly session_id: string;
+  readonly status: 'idle' | 'generating';
+  readonly turn: number;
+  readonly system: string | null;
+  readonly messages: readonly StoredMessage[];
+  readonly created_at: string;
+  readonly updated_at: string;
+}
+
+export interface Replies {
+  readonly log: EventLog;
+  readonly hub: TopicHub;
+}
+
+export type GenerationOutcome = 'done' | 'error' | 'cancelled';
+
+export interface SessionServiceOptions {
+  readonly takeover: boolean;
+  readonly onGeneration?: (outcome: GenerationOutcome) => void;
+  readonly onDelta?: () => void;
+  /** A failure of streamhub itself (e.g. the backend) while recording a reply. */
+  readonly onInternalError?: (error: unknown) => void;
+}
+
+interface Generation {
+  readonly turn: number;
+  readonly controller: AbortController;
+  readonly finished: Promise<void>;
+}
+
+/** Each turn's reply has a log of its own; the name cannot clash with a topic (no `/`). */
+export function replyTopic(sessionId: string, turn: number): string {
+  return `session/${sessionId}/${turn}`;
+}
+
+/**
+ * Resumable chat sessions: a reply is generated on the server into the turn's reply log,
+ * independently of any connection, and any number of streams (one at a time with takeover)
+ * read that log from wherever their client left off.
+ */
+export class SessionService {
+  readonly #generations = new Map<string, Generation>();
+  readonly #viewers: ViewerRegistry;
+
+  constructor(
+    readonly store: SessionStore,
+    readonly replies: Replies,
+    readonly provider: LlmProvider,
+    readonly limiter: ConcurrencyLimiter,
+    readonly options: SessionServiceOptions,
+  ) {
+    this.#viewers = new ViewerRegistry(options.takeover);
+  }
+
+  /** Appends the user message and starts the reply; resolves to the reply log's topic. */
+  async chat(request: ChatRequest, owner: string | null): Promise<string> {
+    checkSessionId(request.sessionId);
+    const release = await this.limiter.acquire().catch(overloadedOrRethrow);
+    try {
+      const existing = await this.store.get(request.sessionId);
+      if (existing !== undefined) this.#checkOwner(existing, owner);
+      const session = await this.store.beginTurn(request.sessionId, {
+        content: request.content,
+        system: request.system,
+        owner,
+      });
+      if (session === undefined) {
+        throw new StreamhubError('conflict', 'session_busy', 'a reply is already being generated');
+      }
+      const model = request.model ?? this.provider.defaultModel;
+      const topic = replyTopic(session.id, session.turn);
+      await this.#append(topic, 'start', { session_id: session.id, turn: session.turn, model });
+      this.#startGeneration(session, { ...request, model }, release);
+      return topic;
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  /** The latest reply's log topic and where a stream resumes in it. */
+  async resumePoint(
+    sessionId: string,
+    lastEventId: string | undefined,
+    owner: string | null,
+  ): Promise<{ topic: string; from: StartFrom }> {
+    const session = await this.#find(sessionId, owner);
+    const topic = replyTopic(session.id, session.turn);
+    const head = await this.replies.log.head(topic);
+    if (head.epoch === null) {
+      throw new StreamhubError(
+        'not_found',
+        'reply_expired',
+        'the latest reply is no longer retained',
+      );
+    }
+    // An id of an earlier turn (another log, another epoch) means "from the latest reply's start".
+    const sameReply = lastEventId !== undefined && parseId(lastEventId)?.epoch === head.epoch;
+    return { topic, from: sameReply ? { kind: 'after', id: lastEventId } : { kind: 'start' } };
+  }
+
+  /** Streams a reply log to a viewer until the reply ends; older viewers are superseded. */
+  watch(sessionId: string, topic: string, from: StartFrom, viewer: ReplyViewer): void {
+    this.#viewers.add(sessionId, viewer);
+    const subscription = this.replies.hub.subscribe(topic, from, viewer.subscriber);
+    viewer.onClose(() => subscription.close());
+  }
+
+  async cancel(sessionId: string, owner: string | null): Promise<void> {
+    await this.#find(sessionId, owner);
+    const generation = this.#generations.get(sessionId);
+    if (generation === undefined) {
+      throw new StreamhubError('conflict', 'not_generating', 'no reply is being generated');
+    }
+    generation.controller.abort();
+  }
+
+  async view(sessionId: string, owner: string | null): Promise<SessionView> {
+    const session = await this.#find(sessionId, owner);
+    const partial = session.generating ? await this.#partialReply(session) : '';
+    const messages: StoredMessage[] =
+      partial === ''
+        ? [...session.messages]
+        : [...session.messages, { role: 'assistant', content: partial }];
+    return {
+      session_id: session.id,
+      status: session.generating ? 'generating' : 'idle',
+      turn: session.turn,
+      system: session.system,
+      messages,
+      created_at: new Date(session.createdAt).toISOString(),
+      updated_at: new Date(session.updatedAt).toISOString(),
+    };
+  }
+
+  /** Deletes the session, cancelling a running reply first. */
+  async delete(sessionId: string, owner: string | null): Promise<void> {
+    const session = await this.#find(sessionId, owner);
+    const generation = this.#generations.get(sessionId);
+    generation?.controller.abort();
+    await generation?.finished;
+    await this.store.delete(sessionId);
+    for (let turn = 1; turn <= session.turn; turn++) {
+      await this.replies.log.delete(replyTopic(sessionId, turn));
+    }
+  }
+
+  /** Cancels every running reply and waits for them to record it (shutdown). */
+  async stopAll(): Promise<void> {
+    const running = [...this.#generations.values()];
+    for (const generation of running) generation.controller.abort();
+    await Promise.all(running.map((generation) => generation.finished));
+  }
+
+  get generating(): number {
+    return this.#generations.size;
+  }
+
+  #startGeneration(
+    session: SessionState,
+    request: ChatRequest & { model: string },
+    release: () => void,
+  ): void {
+    const controller = new AbortController();
+    const finished = this.#generate(session, request, controller.signal)
+      .catch((error: unknown) => this.options.onInternalError?.(error))
+      .finally(() => {
+        release();
+        this.#generations.delete(session.id);
+      });
+    this.#generations.set(session.id, { turn: session.turn, controller, finished });
+  }
+
+  /**
+   * Runs the provider into the reply log. The turn is ended in the store before the final
+   * event is appended, so a client that sees `done` can send its next message at once.
+   */
+  async #generate(
+    session: SessionState,
+    request: ChatRequest & { model: string },
+    signal: AbortSignal,
+  ): Promise<void> {
+    const topic = replyTopic(session.id, session.turn);
+    let reply = '';
+    const end = async (type: ReplyEventType, data: unknown, outcome: GenerationOutcome) => {
+      await this.store.endTurn(session.id, session.turn, reply);
+      await this.#append(topic, type, data);
+      this.options.onGeneration?.(outcome);
+    };
+    const generateRequest = {
+      model: request.model,
+      messages: conversation(session),
+      temperature: request.temperature,
+      maxTokens: request.maxTokens,
+      signal,
+    };
+    await runGeneration(this.provider, generateRequest, {
+      delta: async (content) => {
+        reply += content;
+        this.options.onDelta?.();
+        await this.#append(topic, 'delta', { content });
+      },
+      finish: (finishReason, usage) => end('done', { finish_reason: finishReason, usage }, 'done'),
+      fail: (error) => end('error', { code: error.code, message: error.message }, 'error'),
+      cancelled: () => end('abort', { reason: 'cancelled' }, 'cancelled'),
+    });
+  }
+
+  async #append(topic: string, type: ReplyEventType, data: unknown): Promise<void> {
+    await this.replies.log.append(topic, { event: type, data: JSON.stringify(data) });
+  }
+
+  async #partialReply(session: SessionState): Promise<string> {
+    const topic = replyTopic(session.id, session.turn);
+    let text = '';
+    for (let from: Parameters<EventLog['read']>[1] = null; ; ) {
+      const page = await this.replies.log.read(topic, from, 1000);
+      for (const event of page.events) {
+        if (event.event === 'delta')
+          text += (JSON.parse(event.data) as { content: string }).content;
+      }
+      const last = page.events[page.events.length - 1];
+      if (last === undefined || page.events.length < 1000) return text;
+      from = { epoch: page.head.epoch, seq: last.seq };
+    }
+  }
+
+  async #find(sessionId: string, owner: string | null): Promise<SessionState> {
+    checkSessionId(sessionId);
+    const session = await this.store.get(sessionId);
+    if (session === undefined) {
+      throw new StreamhubError('not_found', 'session_not_found', `no session ${sessionId}`);
+    }
+    this.#checkOwner(session, owner);
+    return session;
+  }
+
+  /** Another subject's session is reported as missing, not forbidden: its existence is private. */
+  #checkOwner(session: SessionState, owner: string | null): void {
+    if (session.owner !== null && session.owner !== owner) {
+      throw new StreamhubError('not_found', 'session_not_found', `no session ${session.id}`);
+    }
+  }
+}
+
+function conversation(session: SessionState): ChatMessage[] {
+  const history = session.messages.map(({ role, content }) => ({ role, content }));
+  return session.system === null
+    ? history
+    : [{ role: 'system', content: session.system }, ...history];
+}
+
+function checkSessionId(sessionId: string): void {
+  if (!isName(sessionId)) {
+    throw new StreamhubError(
+      'invalid',
+      'invalid_session_id',
+      'session_id must be 1-128 chars of [A-Za-z0-9._:@-]',
+    );
+  }
+}
+
+/** Only the limiter's refusal reaches a client as an HTTP error; the rest are in-band events. */
+function overloadedOrRethrow(error: unknown): never {
+  if (error instanceof LlmError && error.code === 'overloaded') {
+    throw new StreamhubError('unavailable', error.code, error.message);
+  }
+  throw error;
+}
