@@ -23,7 +23,7 @@ export class RawSseClient {
   readonly opened: Promise<void>;
   readonly closed: Promise<void>;
 
-  constructor(url: string, headers: Record<string, string> = {}) {
+  constructor(url: string, headers: Record<string, string> = {}, body?: unknown) {
     let onOpen!: () => void;
     let onClose!: () => void;
     this.opened = new Promise((resolve) => {
@@ -32,22 +32,22 @@ export class RawSseClient {
     this.closed = new Promise((resolve) => {
       onClose = resolve;
     });
-    this.#request = http.get(
-      url,
-      { headers: { accept: 'text/event-stream', ...headers } },
-      (res) => {
-        this.status = res.statusCode ?? 0;
-        this.headers = res.headers;
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => this.#onData(chunk));
-        res.on('end', () => {
-          this.ended = true;
-        });
-        res.on('close', onClose);
-        onOpen();
-      },
-    );
+    const method = body === undefined ? 'GET' : 'POST';
+    const allHeaders: Record<string, string> = { accept: 'text/event-stream', ...headers };
+    if (body !== undefined) allHeaders['content-type'] = 'application/json';
+    this.#request = http.request(url, { method, headers: allHeaders }, (res) => {
+      this.status = res.statusCode ?? 0;
+      this.headers = res.headers;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => this.#onData(chunk));
+      res.on('end', () => {
+        this.ended = true;
+      });
+      res.on('close', onClose);
+      onOpen();
+    });
     this.#request.on('error', () => onClose());
+    this.#request.end(body === undefined ? undefined : JSON.stringify(body));
   }
 
   /** Events that carry an id (stored events), in arrival order. */
