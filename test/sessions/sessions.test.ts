@@ -26,12 +26,15 @@ const deltas = (messages: readonly SseMessage[]) =>
 
 const last = (client: RawSseClient) => client.messages[client.messages.length - 1];
 
-async function getJson(url: string): Promise<{ status: number; body: any }> {
+async function getJson(url: string): Promise<{ status: number; body: unknown }> {
   const response = await fetch(url);
   return { status: response.status, body: await response.json().catch(() => null) };
 }
 
-async function post(url: string, body?: unknown): Promise<{ status: number; body: any }> {
+/** Only error answers are inspected: `{"error": {"code", "message"}}`. */
+type ErrorAnswer = { error: { code: string; message: string } };
+
+async function post(url: string, body?: unknown): Promise<{ status: number; body: ErrorAnswer }> {
   const response = await fetch(url, {
     method: 'POST',
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
