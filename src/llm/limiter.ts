@@ -24,6 +24,8 @@ export class ConcurrencyLimiter {
 
   /** Resolves to a release function once a slot is free; rejects with LlmError('overloaded'). */
   async acquire(signal?: AbortSignal): Promise<() => void> {
+    // An abort that already happened fires no event: without this it would wait for a slot.
+    signal?.throwIfAborted();
     if (this.#active < this.maxActive) {
       this.#active++;
     } else if (this.#waiting.length < this.maxWaiting) {

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ChatMessage, GenerateRequest, GenerationChunk, LlmProvider, Usage } from './provider.js';
+import type {
+  ChatMessage,
+  GenerateRequest,
+  GenerationChunk,
+  LlmProvider,
+  Usage,
+} from './provider.js';
 
 export const MOCK_MODEL = 'streamhub-mock';
 
@@ -50,16 +56,21 @@ export function mockReply(messages: readonly ChatMessage[]): string[] {
   const digest = createHash('sha256')
     .update(messages.map((m) => `${m.role}:${m.content}`).join('\n'))
     .digest();
-  const count = 20 + (digest[0] as number) % 61;
-  const words = [`Echo (turn ${Math.ceil(messages.length / 2)}):`, ...last.split(/\s+/).slice(0, 8)];
+  const count = 20 + ((digest[0] as number) % 61);
+  // Words, not split() pieces: surrounding whitespace would leave empty ones, and the reply
+  // would come out shorter than `count`.
+  const echoed = last.match(/\S+/g)?.slice(0, 8) ?? [];
+  const words = [`Echo (turn ${Math.ceil(messages.length / 2)}):`, ...echoed];
   for (let i = 0; words.length < count; i++) {
-    words.push(VOCABULARY[((digest[i % digest.length] as number) + i) % VOCABULARY.length] as string);
+    words.push(
+      VOCABULARY[((digest[i % digest.length] as number) + i) % VOCABULARY.length] as string,
+    );
   }
-  return words.filter((word) => word !== '').map((word, i) => (i === 0 ? word : ` ${word}`));
+  return words.map((word, i) => (i === 0 ? word : ` ${word}`));
 }
 
 function usage(messages: readonly ChatMessage[], completionTokens: number): Usage {
-  const promptTokens = messages.reduce((sum, m) => sum + m.content.split(/\s+/).length, 0);
+  const promptTokens = messages.reduce((sum, m) => sum + (m.content.match(/\S+/g)?.length ?? 0), 0);
   return {
     prompt_tokens: promptTokens,
     completion_tokens: completionTokens,

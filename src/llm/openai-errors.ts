@@ -1,0 +1,95 @@
+import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import { LlmError } from './provider.js';
+
+/**
+ * Maps whatever the OpenAI SDK or the socket threw into an LlmError, deciding what is worth
+ * another attempt. Upstream messages are passed on only for requests the upstream judged
+ * invalid (they tell the client what to fix); auth failures stay vague, since their text can
+ * quote part of the server's key.
+ */
+export function upstreamFailure(error: unknown): LlmError {
+  if (error instanceof LlmError) return error;
+  if (error instanceof APIConnectionTimeoutError) {
+    return new LlmError('upstream_timeout', 'the upstream did not answer in time', true);
+  }
+  if (error instanceof APIConnectionError) {
+    return new LlmError(
+      'upstream_unavailable',
+      `cannot reach the upstream${describeCause(error.cause)}`,
+      true,
+    );
+  }
+  if (error instanceof APIError) {
+    return error.status === undefined
+      ? new LlmError('upstream_error', 'the upstream reported an error mid-stream', true)
+      : statusFailure(error.status, error);
+  }
+  if (error instanceof SyntaxError) return malformedChunk();
+  // The socket failed while the body streamed: a reset, a dropped connection.
+  return new LlmError(
+    'upstream_error',
+    `the upstream connection failed mid-stream${describeCause(error)}`,
+    true,
+  );
+}
+
+function statusFailure(status: number, error: APIError): LlmError {
+  const retryAfterMs = retryAfter(error.headers);
+  if (status === 429) {
+    return new LlmError(
+      'upstream_rate_limited',
+      'the upstream is rate limiting requests',
+      true,
+      retryAfterMs,
+    );
+  }
+  if (status === 502 || status === 503 || status === 504) {
+    return new LlmError(
+      'upstream_unavailable',
+      `the upstream is unavailable (${status})`,
+      true,
+      retryAfterMs,
+    );
+  }
+  if (status >= 500 || status === 408 || status === 409) {
+    return new LlmError('upstream_error', `the upstream failed (${status})`, true, retryAfterMs);
+  }
+  if (status === 401 || status === 403) {
+    return new LlmError(
+      'upstream_error',
+      `the upstream refused the server's credentials (${status})`,
+    );
+  }
+  const detail = (error.error as { message?: unknown } | undefined)?.message;
+  return new LlmError(
+    'invalid_request',
+    `the upstream rejected the request (${status})${typeof detail === 'string' ? `: ${detail}` : ''}`,
+  );
+}
+
+/** Not retried: a garbled stream says more about a broken or incompatible upstream than luck. */
+export function malformedChunk(): LlmError {
+  return new LlmError('upstream_error', 'the upstream sent a malformed chunk', false);
+}
+
+/** `retry-after-ms` (OpenAI's own, precise) or `Retry-After` in seconds or as an HTTP date. */
+export function retryAfter(headers: Headers | undefined, now = Date.now()): number | undefined {
+  const milliseconds = Number.parseFloat(headers?.get('retry-after-ms') ?? '');
+  if (Number.isFinite(milliseconds) && milliseconds >= 0) return milliseconds;
+  const value = headers?.get('retry-after')?.trim();
+  if (!value) return undefined;
+  if (/^\d+(\.\d+)?$/.test(value)) return Number.parseFloat(value) * 1000;
+  // Every HTTP date format starts with the day's name; Date.parse alone would take "-4".
+  const date = /^[A-Za-z]{3}/.test(value) ? Date.parse(value) : Number.NaN;
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** The first system error code down the cause chain (`ECONNREFUSED`, `UND_ERR_SOCKET`…). */
+function describeCause(error: unknown): string {
+  for (let cause = error, depth = 0; cause instanceof Object && depth < 4; depth++) {
+    const { code } = cause as { code?: unknown };
+    if (typeof code === 'string') return ` (${code})`;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return '';
+}

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MOCK_MODEL, MockProvider, mockReply } from '../../src/llm/mock.js';
+import { chatRequest, collect, MESSAGES } from './collect.js';
+
+describe('MockProvider', () => {
+  test('streams the same reply for the same conversation, and another for another', async () => {
+    const provider = new MockProvider(100_000);
+    const first = await collect(provider.generate(chatRequest().request));
+    const again = await collect(provider.generate(chatRequest().request));
+    const other = await collect(
+      provider.generate(
+        chatRequest({ messages: [{ role: 'user', content: 'something else' }] }).request,
+      ),
+    );
+    assert.equal(first.error, undefined);
+    assert.deepEqual(first.deltas, mockReply(MESSAGES));
+    assert.equal(again.text, first.text);
+    assert.notEqual(other.text, first.text);
+    assert.ok(
+      first.deltas.length >= 20 && first.deltas.length <= 80,
+      `${first.deltas.length} tokens`,
+    );
+    assert.deepEqual(first.finish, {
+      type: 'finish',
+      finishReason: 'stop',
+      usage: {
+        prompt_tokens: 8,
+        completion_tokens: first.deltas.length,
+        total_tokens: 8 + first.deltas.length,
+      },
+    });
+    assert.deepEqual(provider.models(), [MOCK_MODEL]);
+  });
+
+  test('echoes whole words even around stray whitespace', () => {
+    const reply = mockReply([{ role: 'user', content: '  spaced   out  ' }]);
+    assert.ok(reply.length >= 20);
+    assert.ok(
+      reply.slice(1).every((token) => /^ \S+$/.test(token)),
+      JSON.stringify(reply),
+    );
+    assert.deepEqual(reply.slice(1, 3), [' spaced', ' out']);
+  });
+
+  test('paces the tokens at roughly tokensPerSecond', async () => {
+    const tokensPerSecond = 100;
+    const result = await collect(new MockProvider(tokensPerSecond).generate(chatRequest().request));
+    const expectedMs = ((result.deltas.length - 1) / tokensPerSecond) * 1000;
+    // Timers never fire early, so the lower bound is safe; the upper one only catches "no pacing".
+    assert.ok(
+      result.elapsedMs >= expectedMs * 0.9,
+      `${result.elapsedMs} ms, expected ${expectedMs}`,
+    );
+    assert.ok(
+      result.elapsedMs < expectedMs * 5 + 2000,
+      `${result.elapsedMs} ms, expected ${expectedMs}`,
+    );
+  });
+
+  test('stops at maxTokens with finish reason length', async () => {
+    const result = await collect(
+      new MockProvider(100_000).generate(chatRequest({ maxTokens: 5 }).request),
+    );
+    assert.deepEqual(result.deltas, mockReply(MESSAGES).slice(0, 5));
+    assert.equal(result.finish?.finishReason, 'length');
+    assert.equal(result.finish?.usage?.completion_tokens, 5);
+  });
+
+  test('stops promptly when the signal aborts', async () => {
+    const { request, controller } = chatRequest();
+    const result = await collect(new MockProvider(20).generate(request), (index) => {
+      if (index === 2) controller.abort();
+    });
+    assert.equal((result.error as Error).name, 'AbortError');
+    assert.equal(result.deltas.length, 3);
+    assert.equal(result.finish, undefined);
+    assert.ok(result.elapsedMs < 2000, `${result.elapsedMs} ms`);
+  });
+});
