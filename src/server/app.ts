@@ -62,8 +62,9 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     ttlMs: config.SESSION_TTL_MS,
   });
   const replies = { log: replyLog, hub: new TopicHub(replyLog) };
-  const provider = createProvider(config);
+  const provider = createProvider(config, metrics.upstreamObserver);
   const limiter = new ConcurrencyLimiter(config.LLM_MAX_CONCURRENCY, config.LLM_QUEUE_MAX);
+  metrics.watchGenerations(limiter, provider);
   const sessionStore = createSessionStore(config);
   const sessions = new SessionService(sessionStore, replies, provider, limiter, {
     takeover: config.SESSION_TAKEOVER,

@@ -1,6 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { HubObserver } from '../core/hub.js';
+import type { ConcurrencyLimiter } from '../llm/limiter.js';
+import type { ResilienceObserver } from '../llm/resilient.js';
 import type { ConnectionRegistry, TransportName } from '../transports/connections.js';
+import type { ServerProvider } from './provider.js';
 
 /** The process's Prometheus metrics; one instance per server so tests can run several. */
 export class Metrics {
@@ -72,6 +75,55 @@ export class Metrics {
     labelNames: ['feature'] as const,
     registers: [this.registry],
   });
+
+  readonly upstreamErrors = new Counter({
+    name: 'streamhub_llm_upstream_errors_total',
+    help: 'Failed upstream attempts by code (retried or final; circuit_open = refused fast)',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly firstToken = new Histogram({
+    name: 'streamhub_llm_first_token_seconds',
+    help: 'Upstream time to first token per successful attempt',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly upstreamObserver: ResilienceObserver = {
+    retry: (code) => this.upstreamErrors.inc({ code }),
+    failure: (code) => this.upstreamErrors.inc({ code }),
+    latency: (seconds) => this.firstToken.observe(seconds),
+  };
+
+  /** Gauges read from live objects at scrape time. */
+  watchGenerations(limiter: ConcurrencyLimiter, provider: ServerProvider): void {
+    new Gauge({
+      name: 'streamhub_llm_generations_active',
+      help: 'Generations holding a concurrency slot',
+      registers: [this.registry],
+      collect() {
+        this.set(limiter.active);
+      },
+    });
+    new Gauge({
+      name: 'streamhub_llm_generations_waiting',
+      help: 'Generations queued for a concurrency slot',
+      registers: [this.registry],
+      collect() {
+        this.set(limiter.waiting);
+      },
+    });
+    new Gauge({
+      name: 'streamhub_llm_circuit_open',
+      help: 'Upstream circuit breaker: 0 closed, 0.5 half open, 1 open',
+      registers: [this.registry],
+      collect() {
+        const state = provider.circuitState?.() ?? 'closed';
+        this.set(state === 'open' ? 1 : state === 'half_open' ? 0.5 : 0);
+      },
+    });
+  }
 
   constructor(connections: ConnectionRegistry) {
     collectDefaultMetrics({ register: this.registry, prefix: 'streamhub_process_' });
