@@ -95,7 +95,7 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     });
   });
   app.addHook('onClose', async () => {
-    await sessions.stopAll();
+    await sessions.drain(0);
     await Promise.all([log.close(), replyLog.close(), sessionStore.close()]);
   });
   await app.register(fastifyWebsocket, {

@@ -7,6 +7,7 @@ import type { SessionState, SessionStore, StoredMessage } from '../core/session-
 import { runGeneration } from '../llm/generation.js';
 import type { ConcurrencyLimiter } from '../llm/limiter.js';
 import { type ChatMessage, LlmError, type LlmProvider } from '../llm/provider.js';
+import { abortedByShutdown, RunningGenerations } from '../llm/running.js';
 import type { ReplyEventType, ReplyViewer } from './reply-stream.js';
 import { ViewerRegistry } from './viewers.js';
 
@@ -45,12 +46,6 @@ export interface SessionServiceOptions {
   readonly onInternalError?: (error: unknown) => void;
 }
 
-interface Generation {
-  readonly turn: number;
-  readonly controller: AbortController;
-  readonly finished: Promise<void>;
-}
-
 /** Each turn's reply has a log of its own; the name cannot clash with a topic (no `/`). */
 export function replyTopic(sessionId: string, turn: number): string {
   return `session/${sessionId}/${turn}`;
@@ -62,7 +57,7 @@ export function replyTopic(sessionId: string, turn: number): string {
  * read that log from wherever their client left off.
  */
 export class SessionService {
-  readonly #generations = new Map<string, Generation>();
+  readonly #generations: RunningGenerations;
   readonly #viewers: ViewerRegistry;
 
   constructor(
@@ -73,6 +68,7 @@ export class SessionService {
     readonly options: SessionServiceOptions,
   ) {
     this.#viewers = new ViewerRegistry(options.takeover);
+    this.#generations = new RunningGenerations(options.onInternalError);
   }
 
   /** Appends the user message and starts the reply; resolves to the reply log's topic. */
@@ -93,7 +89,9 @@ export class SessionService {
       const model = request.model ?? this.provider.defaultModel;
       const topic = replyTopic(session.id, session.turn);
       await this.#append(topic, 'start', { session_id: session.id, turn: session.turn, model });
-      this.#startGeneration(session, { ...request, model }, release);
+      this.#generations.start(session.id, (signal) =>
+        this.#generate(session, { ...request, model }, signal).finally(release),
+      );
       return topic;
     } catch (error) {
       release();
@@ -131,11 +129,9 @@ export class SessionService {
 
   async cancel(sessionId: string, owner: string | null): Promise<void> {
     await this.#find(sessionId, owner);
-    const generation = this.#generations.get(sessionId);
-    if (generation === undefined) {
+    if (!(await this.#generations.cancel(sessionId))) {
       throw new StreamhubError('conflict', 'not_generating', 'no reply is being generated');
     }
-    generation.controller.abort();
   }
 
   async view(sessionId: string, owner: string | null): Promise<SessionView> {
@@ -159,39 +155,20 @@ export class SessionService {
   /** Deletes the session, cancelling a running reply first. */
   async delete(sessionId: string, owner: string | null): Promise<void> {
     const session = await this.#find(sessionId, owner);
-    const generation = this.#generations.get(sessionId);
-    generation?.controller.abort();
-    await generation?.finished;
+    await this.#generations.cancel(sessionId);
     await this.store.delete(sessionId);
     for (let turn = 1; turn <= session.turn; turn++) {
       await this.replies.log.delete(replyTopic(sessionId, turn));
     }
   }
 
-  /** Cancels every running reply and waits for them to record it (shutdown). */
-  async stopAll(): Promise<void> {
-    const running = [...this.#generations.values()];
-    for (const generation of running) generation.controller.abort();
-    await Promise.all(running.map((generation) => generation.finished));
+  /** Lets running replies finish within `graceMs`, then ends the rest (shutdown). */
+  drain(graceMs: number): Promise<void> {
+    return this.#generations.drain(graceMs);
   }
 
   get generating(): number {
     return this.#generations.size;
-  }
-
-  #startGeneration(
-    session: SessionState,
-    request: ChatRequest & { model: string },
-    release: () => void,
-  ): void {
-    const controller = new AbortController();
-    const finished = this.#generate(session, request, controller.signal)
-      .catch((error: unknown) => this.options.onInternalError?.(error))
-      .finally(() => {
-        release();
-        this.#generations.delete(session.id);
-      });
-    this.#generations.set(session.id, { turn: session.turn, controller, finished });
   }
 
   /**
@@ -225,7 +202,10 @@ export class SessionService {
       },
       finish: (finishReason, usage) => end('done', { finish_reason: finishReason, usage }, 'done'),
       fail: (error) => end('error', { code: error.code, message: error.message }, 'error'),
-      cancelled: () => end('abort', { reason: 'cancelled' }, 'cancelled'),
+      cancelled: () =>
+        abortedByShutdown(signal)
+          ? end('error', { code: 'server_shutdown', message: 'the server shut down' }, 'error')
+          : end('abort', { reason: 'cancelled' }, 'cancelled'),
     });
   }
 

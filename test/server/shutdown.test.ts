@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
+import { MockUpstream, upstream } from '../helpers/mock-upstream.js';
 import { runCli, spawnServer } from '../helpers/process.js';
-import { publish } from '../helpers/server.js';
+import { publish, waitFor } from '../helpers/server.js';
 import { RawSseClient } from '../helpers/sse-client.js';
 
 test('SIGTERM ends SSE streams and WebSockets so clients reconnect, then exits 0', async () => {
@@ -29,4 +30,36 @@ test('an invalid setting stops the program at start with one message naming it',
   assert.equal(result.stderr.trim().split('\n').length, 1);
   assert.match(result.stderr, /HEARTBEAT_MS \(--heartbeat-ms\) = "soon"/);
   assert.match(result.stderr, /HISTORY_MAX_EVENTS \(--history-max-events\) = "0"/);
+});
+
+describe('shutdown with replies being generated', () => {
+  let mock: MockUpstream;
+  before(async () => {
+    mock = await MockUpstream.start();
+  });
+  after(() => mock.close());
+
+  async function shutDownMidReply(graceMs: number, msPerToken: number) {
+    mock.enqueue(upstream.slowDrip(msPerToken, 'one two three four five six'));
+    const server = await spawnServer({
+      LLM_PROVIDER: 'openai',
+      OPENAI_BASE_URL: mock.baseURL,
+      SHUTDOWN_GRACE_MS: String(graceMs),
+    });
+    const chat = new RawSseClient(`${server.url}/v1/chat`, {}, { session_id: 's', content: 'x' });
+    await waitFor(() => chat.messages.some((m) => m.event === 'delta'), 'the first delta');
+    const aborted = mock.abortedRequests;
+    server.child.kill('SIGTERM');
+    await chat.closed;
+    assert.equal(await server.exited, 0);
+    return mock.abortedRequests - aborted;
+  }
+
+  test('a reply that finishes within the grace period is not cut off', async () => {
+    assert.equal(await shutDownMidReply(10_000, 50), 0);
+  });
+
+  test('a reply still running when the grace period ends is stopped upstream too', async () => {
+    assert.equal(await shutDownMidReply(300, 2_000), 1);
+  });
 });
