@@ -13,6 +13,7 @@ import { type Config, ConfigError } from './config.js';
 import { installErrorHandling } from './errors.js';
 import { Metrics } from './metrics.js';
 import { createProvider } from './provider.js';
+import { openAiCompatRoutes } from './routes/openai-compat.js';
 import { operationRoutes } from './routes/operations.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { topicRoutes } from './routes/topics.js';
@@ -104,5 +105,6 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   operationRoutes(app, log, metrics);
   topicRoutes(app, { service, connections, metrics, config });
   sessionRoutes(app, { sessions, connections, metrics, config });
+  openAiCompatRoutes(app, { replies, provider, limiter, connections, metrics, config });
   return { app, log, hub, connections, metrics, sessions };
 }

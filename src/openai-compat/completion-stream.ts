@@ -1,0 +1,42 @@
+import type { BatchEncoder } from '../core/batch.js';
+import type { Subscriber } from '../core/hub.js';
+import { dataField } from '../transports/sse/framing.js';
+import type { SseStream } from '../transports/sse/sse-stream.js';
+
+/**
+ * Events of a completion's log. `chunk` holds a `chat.completion.chunk`; `done` holds OpenAI's
+ * `[DONE]` sentinel; `error` holds `{"error": {...}}` and ends the stream WITHOUT `[DONE]`, so
+ * no client can mistake a failed answer for a complete one.
+ */
+export type CompletionEventType = 'chunk' | 'done' | 'error';
+
+export const DONE_SENTINEL = '[DONE]';
+
+export function isTerminal(eventType: string): boolean {
+  return eventType === 'done' || eventType === 'error';
+}
+
+/**
+ * `id:` and `data:` only. OpenAI's SDKs treat an `event:` line as a different kind of
+ * message, so the event type stays in the log and never reaches the wire.
+ */
+export const encodeCompletionBatch: BatchEncoder<Buffer> = (_topic, events) => {
+  let text = '';
+  for (const event of events) text += `id: ${event.id}\n${dataField(event.data)}\n`;
+  return Buffer.from(text);
+};
+
+/** Writes a completion's log to one SSE response and ends it after the terminal event. */
+export function completionSubscriber(stream: SseStream): Subscriber {
+  return {
+    send(batch) {
+      const accepted = stream.write(batch.encode(encodeCompletionBatch));
+      const last = batch.events[batch.events.length - 1];
+      if (last !== undefined && isTerminal(last.event)) stream.end();
+      return accepted;
+    },
+    reset: (info) => stream.control('reset', info),
+    drained: () => stream.drained(),
+    fail: () => stream.end('server'),
+  };
+}

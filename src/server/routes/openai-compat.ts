@@ -1,0 +1,113 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { StartFrom } from '../../core/hub.js';
+import type { ConcurrencyLimiter } from '../../llm/limiter.js';
+import { LlmError, type LlmProvider } from '../../llm/provider.js';
+import {
+  InvalidParamError,
+  parseCompletionRequest,
+} from '../../openai-compat/completion-request.js';
+import { CompletionService } from '../../openai-compat/completion-service.js';
+import { completionSubscriber } from '../../openai-compat/completion-stream.js';
+import { ClientClosedError, errorTypeOf, statusOfLlmError } from '../../openai-compat/errors.js';
+import { errorBody, modelList } from '../../openai-compat/wire.js';
+import type { Replies } from '../../sessions/session-service.js';
+import { ApiError, toApiError } from '../errors.js';
+import { lastEventIdOf, openSse, type StreamDeps } from './sse.js';
+
+export interface OpenAiCompatDeps extends StreamDeps {
+  readonly replies: Replies;
+  readonly provider: LlmProvider;
+  readonly limiter: ConcurrencyLimiter;
+}
+
+type StreamRoute = {
+  Params: { id: string };
+  Querystring: { last_event_id?: string; lastEventId?: string };
+};
+
+/** Contract §5: the OpenAI-compatible front door (models, chat completions, resume). */
+export function openAiCompatRoutes(
+  app: FastifyInstance,
+  deps: OpenAiCompatDeps,
+): CompletionService {
+  const { metrics, provider } = deps;
+  const completions = new CompletionService(deps.replies, provider, deps.limiter, {
+    onGeneration: (outcome) => metrics.generations.inc({ feature: 'completions', outcome }),
+    onDelta: () => metrics.generatedDeltas.inc({ feature: 'completions' }),
+    onInternalError: (error) => app.log.error({ err: error }, 'recording a completion failed'),
+  });
+  // Fastify runs onClose hooks last-registered first, so running completions record their
+  // end before the app's own hook closes the reply log.
+  app.addHook('onClose', () => completions.stopAll());
+  const modelsCreated = Math.floor(Date.now() / 1000);
+  const options = { errorHandler: answerOpenAiError };
+
+  app.get('/v1/models', options, async () => modelList(provider.models(), modelsCreated));
+
+  app.post('/v1/chat/completions', options, async (request, reply) => {
+    const body = parseCompletionRequest(request.body, provider.defaultModel);
+    const clientGone = disconnection(reply);
+    if (!body.stream) return completions.complete(body, clientGone);
+    const id = await completions.start(body, clientGone);
+    streamCompletion(request, reply, deps, completions, id, { kind: 'start' });
+  });
+
+  app.get<StreamRoute>('/v1/chat/completions/:id/stream', options, async (request, reply) => {
+    const { id } = request.params;
+    const from = await completions.resumePoint(id, lastEventIdOf(request));
+    streamCompletion(request, reply, deps, completions, id, from);
+  });
+
+  return completions;
+}
+
+function streamCompletion(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: OpenAiCompatDeps,
+  completions: CompletionService,
+  id: string,
+  from: StartFrom,
+): void {
+  const stream = openSse(request, reply, deps, { 'x-stream-id': id });
+  const subscription = completions.watch(id, from, completionSubscriber(stream));
+  stream.onClose(() => subscription.close());
+}
+
+/** Aborts when the client closes the connection before its response was sent. */
+function disconnection(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+/** The contract's error shape with OpenAI's `type` and `param`, which the SDKs read. */
+function answerOpenAiError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const apiError = toHttpError(error);
+  // Upstream failures are logged where they happen; anything else at 5xx is our own fault.
+  if (apiError.status >= 500 && !(error instanceof LlmError)) {
+    request.log.error({ err: error }, 'request failed');
+  }
+  const param = error instanceof InvalidParamError ? error.param : null;
+  reply
+    .code(apiError.status)
+    .headers(apiError.headers)
+    .send(errorBody(apiError.code, apiError.message, errorTypeOf(apiError.status), param));
+}
+
+function toHttpError(error: unknown): ApiError {
+  if (error instanceof LlmError) {
+    const headers: Record<string, string> =
+      error.retryAfterMs === undefined
+        ? {}
+        : { 'retry-after': String(Math.ceil(error.retryAfterMs / 1000)) };
+    return new ApiError(statusOfLlmError(error.code), error.code, error.message, headers);
+  }
+  // nginx's convention: recorded in metrics and logs, never seen by the departed client.
+  if (error instanceof ClientClosedError) {
+    return new ApiError(499, 'client_closed_request', error.message);
+  }
+  return toApiError(error);
+}
