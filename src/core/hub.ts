@@ -21,6 +21,12 @@ export interface Subscriber {
   fail(error: unknown): void;
 }
 
+/** A log together with its process-local fan-out. */
+export interface LiveLog {
+  readonly log: EventLog;
+  readonly hub: TopicHub;
+}
+
 export interface Subscription {
   close(): void;
 }

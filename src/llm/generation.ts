@@ -1,5 +1,7 @@
 import { type GenerateRequest, LlmError, type LlmProvider, type Usage } from './provider.js';
 
+export type GenerationOutcome = 'done' | 'error' | 'cancelled';
+
 /** Where a generation's outcome goes: a feature records it in its own event format. */
 export interface GenerationSink {
   delta(content: string): Promise<void>;

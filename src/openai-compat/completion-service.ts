@@ -1,28 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { StreamhubError } from '../core/errors.js';
-import type { StartFrom, Subscriber, Subscription } from '../core/hub.js';
-import { formatId, parseId } from '../core/ids.js';
-import { type GenerationSink, runGeneration } from '../llm/generation.js';
+import { resumeFinite } from '../core/finite-log.js';
+import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
+import { type GenerationOutcome, type GenerationSink, runGeneration } from '../llm/generation.js';
 import type { ConcurrencyLimiter } from '../llm/limiter.js';
 import type { LlmProvider } from '../llm/provider.js';
-import type { GenerationOutcome, Replies } from '../sessions/session-service.js';
+import type { RunningGenerations } from '../llm/running.js';
 import { CompletionRecorder } from './completion-recorder.js';
 import type { CompletionRequest } from './completion-request.js';
-import { isTerminal } from './completion-stream.js';
+import { endsCompletion } from './completion-stream.js';
 import { ClientClosedError } from './errors.js';
 import { type CompletionIdentity, chatCompletion } from './wire.js';
 
 export interface CompletionServiceOptions {
   readonly onGeneration?: (outcome: GenerationOutcome) => void;
   readonly onDelta?: () => void;
-  /** A failure of streamhub itself (e.g. the backend) while recording a completion. */
-  readonly onInternalError?: (error: unknown) => void;
-}
-
-interface Generation {
-  readonly controller: AbortController;
-  readonly finished: Promise<void>;
 }
 
 const COMPLETION_ID = /^chatcmpl-[A-Za-z0-9]{1,64}$/;
@@ -38,12 +31,12 @@ export function completionTopic(id: string): string {
  * non-streamed one belongs to its request and stops when its client leaves.
  */
 export class CompletionService {
-  readonly #running = new Map<string, Generation>();
-
   constructor(
-    readonly replies: Replies,
+    readonly replies: LiveLog,
     readonly provider: LlmProvider,
     readonly limiter: ConcurrencyLimiter,
+    /** Shared with the other features that generate, so shutdown drains them all at once. */
+    readonly generations: RunningGenerations,
     readonly options: CompletionServiceOptions = {},
   ) {}
 
@@ -62,14 +55,9 @@ export class CompletionService {
         request.includeUsage,
       );
       await recorder.begin();
-      const controller = new AbortController();
-      const finished = this.#generate(request, controller.signal, recorder)
-        .catch((error: unknown) => this.options.onInternalError?.(error))
-        .finally(() => {
-          release();
-          this.#running.delete(identity.id);
-        });
-      this.#running.set(identity.id, { controller, finished });
+      this.generations.start(`completion/${identity.id}`, (signal) =>
+        this.#generate(request, signal, recorder).finally(release),
+      );
       return identity.id;
     } catch (error) {
       release();
@@ -110,32 +98,18 @@ export class CompletionService {
 
   /** Where a stream of completion `id` starts for a client that has `lastEventId`. */
   async resumePoint(id: string, lastEventId: string | undefined): Promise<StartFrom> {
-    const topic = completionTopic(id);
-    const head = COMPLETION_ID.test(id) ? await this.replies.log.head(topic) : undefined;
-    if (head?.epoch == null) {
+    const from = COMPLETION_ID.test(id)
+      ? await resumeFinite(this.replies.log, completionTopic(id), lastEventId, endsCompletion)
+      : undefined;
+    if (from === undefined) {
       throw new StreamhubError('not_found', 'completion_not_found', `no completion ${id}`);
     }
-    if (lastEventId === undefined) return { kind: 'start' };
-    const position = parseId(lastEventId);
-    if (position?.epoch === head.epoch && position.seq === head.seq && head.seq > 1) {
-      // A client that already has the end would otherwise wait on a stream that never ends:
-      // send it the end again, so every resume finishes with `[DONE]` (or the error).
-      const before = { kind: 'after', id: formatId(head.epoch, head.seq - 1) } as const;
-      if (await this.#endsAt(topic, before.id)) return before;
-    }
-    return { kind: 'after', id: lastEventId };
+    return from;
   }
 
   /** Streams completion `id`'s log to a subscriber from `from`. */
   watch(id: string, from: StartFrom, subscriber: Subscriber): Subscription {
     return this.replies.hub.subscribe(completionTopic(id), from, subscriber);
-  }
-
-  /** Stops every running streamed completion and waits for each to record it (shutdown). */
-  async stopAll(): Promise<void> {
-    const running = [...this.#running.values()];
-    for (const generation of running) generation.controller.abort();
-    await Promise.all(running.map((generation) => generation.finished));
   }
 
   async #acquire(signal: AbortSignal | undefined): Promise<() => void> {
@@ -145,13 +119,6 @@ export class CompletionService {
       if (signal?.aborted) throw new ClientClosedError();
       throw error; // LlmError('overloaded'): answered as 503 before anything is streamed
     }
-  }
-
-  /** Whether the event after `id` ends the completion. */
-  async #endsAt(topic: string, id: string): Promise<boolean> {
-    const page = await this.replies.log.read(topic, parseId(id) ?? 'unknown', 1);
-    const next = page.events[0];
-    return page.reset === undefined && next !== undefined && isTerminal(next.event);
   }
 
   /** One generation through `runGeneration`, counted for metrics on the way. */

@@ -1,6 +1,8 @@
 import type { BatchEncoder } from '../core/batch.js';
 import type { Subscriber } from '../core/hub.js';
+import type { StoredEvent } from '../core/types.js';
 import { dataField } from '../transports/sse/framing.js';
+import { sseLogSubscriber } from '../transports/sse/log-subscriber.js';
 import type { SseStream } from '../transports/sse/sse-stream.js';
 
 /**
@@ -12,8 +14,8 @@ export type CompletionEventType = 'chunk' | 'done' | 'error';
 
 export const DONE_SENTINEL = '[DONE]';
 
-export function isTerminal(eventType: string): boolean {
-  return eventType === 'done' || eventType === 'error';
+export function endsCompletion(event: StoredEvent): boolean {
+  return event.event === 'done' || event.event === 'error';
 }
 
 /**
@@ -26,17 +28,7 @@ export const encodeCompletionBatch: BatchEncoder<Buffer> = (_topic, events) => {
   return Buffer.from(text);
 };
 
-/** Writes a completion's log to one SSE response and ends it after the terminal event. */
+/** Writes a completion's log to one SSE response and ends it after the final event. */
 export function completionSubscriber(stream: SseStream): Subscriber {
-  return {
-    send(batch) {
-      const accepted = stream.write(batch.encode(encodeCompletionBatch));
-      const last = batch.events[batch.events.length - 1];
-      if (last !== undefined && isTerminal(last.event)) stream.end();
-      return accepted;
-    },
-    reset: (info) => stream.control('reset', info),
-    drained: () => stream.drained(),
-    fail: () => stream.end('server'),
-  };
+  return sseLogSubscriber(stream, { encoder: encodeCompletionBatch, isLast: endsCompletion });
 }

@@ -10,7 +10,7 @@ import type { Streamhub } from './app.js';
 export async function shutdownGracefully(streamhub: Streamhub, graceMs: number): Promise<boolean> {
   const started = Date.now();
   // Started first, so that the app's onClose hook joins this drain instead of cutting it short.
-  const draining = streamhub.sessions.drain(graceMs);
+  const draining = streamhub.services.generations.drain(graceMs);
   const closing = streamhub.app.close();
   streamhub.connections.shutdownAll();
   await draining;

@@ -1,5 +1,6 @@
 import type { Subscriber } from '../core/hub.js';
-import { encodeSseBatch } from '../transports/sse/framing.js';
+import type { StoredEvent } from '../core/types.js';
+import { sseLogSubscriber } from '../transports/sse/log-subscriber.js';
 import type { SseStream } from '../transports/sse/sse-stream.js';
 
 /** Events of a reply log; `done`, `error` and `abort` end a reply. */
@@ -7,8 +8,8 @@ export type ReplyEventType = 'start' | 'delta' | 'done' | 'error' | 'abort';
 
 const TERMINAL: ReadonlySet<string> = new Set<ReplyEventType>(['done', 'error', 'abort']);
 
-export function isTerminal(eventType: string): boolean {
-  return TERMINAL.has(eventType);
+export function endsReply(event: StoredEvent): boolean {
+  return TERMINAL.has(event.event);
 }
 
 /** One open stream of a reply, as the session service sees it. */
@@ -22,17 +23,7 @@ export interface ReplyViewer {
 /** A reply's SSE stream: stored events as they come, closed after the one that ends the reply. */
 export function sseReplyViewer(stream: SseStream): ReplyViewer {
   return {
-    subscriber: {
-      send(batch) {
-        const accepted = stream.write(batch.encode(encodeSseBatch));
-        const last = batch.events[batch.events.length - 1];
-        if (last !== undefined && isTerminal(last.event)) stream.end();
-        return accepted;
-      },
-      reset: (info) => stream.control('reset', info),
-      drained: () => stream.drained(),
-      fail: () => stream.end('server'),
-    },
+    subscriber: sseLogSubscriber(stream, { isLast: endsReply }),
     supersede() {
       stream.control('abort', { reason: 'superseded' });
       stream.end();

@@ -1,14 +1,14 @@
 import { StreamhubError } from '../core/errors.js';
 import type { EventLog } from '../core/event-log.js';
-import type { StartFrom, TopicHub } from '../core/hub.js';
-import { parseId } from '../core/ids.js';
+import { resumeFinite } from '../core/finite-log.js';
+import type { LiveLog, StartFrom } from '../core/hub.js';
 import { isName } from '../core/names.js';
 import type { SessionState, SessionStore, StoredMessage } from '../core/session-store.js';
-import { runGeneration } from '../llm/generation.js';
+import { type GenerationOutcome, runGeneration } from '../llm/generation.js';
 import type { ConcurrencyLimiter } from '../llm/limiter.js';
 import { type ChatMessage, LlmError, type LlmProvider } from '../llm/provider.js';
-import { abortedByShutdown, RunningGenerations } from '../llm/running.js';
-import type { ReplyEventType, ReplyViewer } from './reply-stream.js';
+import { abortedByShutdown, type RunningGenerations } from '../llm/running.js';
+import { endsReply, type ReplyEventType, type ReplyViewer } from './reply-stream.js';
 import { ViewerRegistry } from './viewers.js';
 
 export interface ChatRequest {
@@ -31,13 +31,6 @@ export interface SessionView {
   readonly updated_at: string;
 }
 
-export interface Replies {
-  readonly log: EventLog;
-  readonly hub: TopicHub;
-}
-
-export type GenerationOutcome = 'done' | 'error' | 'cancelled';
-
 export interface SessionServiceOptions {
   readonly takeover: boolean;
   readonly onGeneration?: (outcome: GenerationOutcome) => void;
@@ -57,18 +50,18 @@ export function replyTopic(sessionId: string, turn: number): string {
  * read that log from wherever their client left off.
  */
 export class SessionService {
-  readonly #generations: RunningGenerations;
   readonly #viewers: ViewerRegistry;
 
   constructor(
     readonly store: SessionStore,
-    readonly replies: Replies,
+    readonly replies: LiveLog,
     readonly provider: LlmProvider,
     readonly limiter: ConcurrencyLimiter,
+    /** Shared with the other features that generate, so shutdown drains them all at once. */
+    readonly generations: RunningGenerations,
     readonly options: SessionServiceOptions,
   ) {
     this.#viewers = new ViewerRegistry(options.takeover);
-    this.#generations = new RunningGenerations(options.onInternalError);
   }
 
   /** Appends the user message and starts the reply; resolves to the reply log's topic. */
@@ -89,7 +82,7 @@ export class SessionService {
       const model = request.model ?? this.provider.defaultModel;
       const topic = replyTopic(session.id, session.turn);
       await this.#append(topic, 'start', { session_id: session.id, turn: session.turn, model });
-      this.#generations.start(session.id, (signal) =>
+      this.generations.start(generationKey(session.id), (signal) =>
         this.#generate(session, { ...request, model }, signal).finally(release),
       );
       return topic;
@@ -107,17 +100,15 @@ export class SessionService {
   ): Promise<{ topic: string; from: StartFrom }> {
     const session = await this.#find(sessionId, owner);
     const topic = replyTopic(session.id, session.turn);
-    const head = await this.replies.log.head(topic);
-    if (head.epoch === null) {
+    const from = await resumeFinite(this.replies.log, topic, lastEventId, endsReply);
+    if (from === undefined) {
       throw new StreamhubError(
         'not_found',
         'reply_expired',
         'the latest reply is no longer retained',
       );
     }
-    // An id of an earlier turn (another log, another epoch) means "from the latest reply's start".
-    const sameReply = lastEventId !== undefined && parseId(lastEventId)?.epoch === head.epoch;
-    return { topic, from: sameReply ? { kind: 'after', id: lastEventId } : { kind: 'start' } };
+    return { topic, from };
   }
 
   /** Streams a reply log to a viewer until the reply ends; older viewers are superseded. */
@@ -129,7 +120,7 @@ export class SessionService {
 
   async cancel(sessionId: string, owner: string | null): Promise<void> {
     await this.#find(sessionId, owner);
-    if (!(await this.#generations.cancel(sessionId))) {
+    if (!(await this.generations.cancel(generationKey(sessionId)))) {
       throw new StreamhubError('conflict', 'not_generating', 'no reply is being generated');
     }
   }
@@ -155,20 +146,11 @@ export class SessionService {
   /** Deletes the session, cancelling a running reply first. */
   async delete(sessionId: string, owner: string | null): Promise<void> {
     const session = await this.#find(sessionId, owner);
-    await this.#generations.cancel(sessionId);
+    await this.generations.cancel(generationKey(sessionId));
     await this.store.delete(sessionId);
     for (let turn = 1; turn <= session.turn; turn++) {
       await this.replies.log.delete(replyTopic(sessionId, turn));
     }
-  }
-
-  /** Lets running replies finish within `graceMs`, then ends the rest (shutdown). */
-  drain(graceMs: number): Promise<void> {
-    return this.#generations.drain(graceMs);
-  }
-
-  get generating(): number {
-    return this.#generations.size;
   }
 
   /**
@@ -251,6 +233,10 @@ function conversation(session: SessionState): ChatMessage[] {
   return session.system === null
     ? history
     : [{ role: 'system', content: session.system }, ...history];
+}
+
+function generationKey(sessionId: string): string {
+  return `session/${sessionId}`;
 }
 
 function checkSessionId(sessionId: string): void {

@@ -116,17 +116,15 @@ describe('resuming a streamed completion', { timeout: 60_000 }, () => {
     assert.deepEqual(again.events, [doneEvent]);
   });
 
-  test('an id from another completion resets and replays from the first chunk', async () => {
+  test('an id from another completion replays this one from its first chunk', async () => {
     const one = postCompletion(server(), { messages: userMessages('one'), max_tokens: 2 });
     const two = postCompletion(server(), { messages: userMessages('two'), max_tokens: 2 });
     await Promise.all([one.closed, two.closed]);
     const foreignId = one.events[0]?.id;
     const resumed = resumeCompletion(server(), two.headers['x-stream-id'] as string, foreignId);
     await resumed.closed;
-    assert.equal(resumed.messages[0]?.event, 'reset');
-    assert.equal(resumed.messages[0]?.id, undefined);
-    assert.equal(JSON.parse(resumed.messages[0]?.data ?? '').reason, 'epoch_mismatch');
-    assert.deepEqual(resumed.events, two.events);
+    // No reset frame: its `event:` line would be more than an OpenAI client can parse.
+    assert.deepEqual(resumed.messages, two.messages);
   });
 
   test('an unknown completion id is 404 completion_not_found', async () => {

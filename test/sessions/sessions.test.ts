@@ -137,6 +137,15 @@ describe('chat sessions, fast model', () => {
       assert.deepEqual(fromMiddle.messages, secondTurn.messages.slice(6));
     });
 
+    test('resuming with the id of the final event gets that event again and closes', async () => {
+      const id = newSessionId();
+      const finished = chat(server, { session_id: id, content: 'x', max_tokens: 2 });
+      await finished.closed;
+      const resumed = stream(server, id, last(finished)?.id);
+      await resumed.closed;
+      assert.deepEqual(resumed.messages, [last(finished)]);
+    });
+
     test('invalid requests are answered 400 and unknown sessions 404', async () => {
       const cases: [Record<string, unknown>, string][] = [
         [{ session_id: 'bad id', content: 'x' }, 'invalid_session_id'],

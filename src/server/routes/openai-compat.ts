@@ -1,23 +1,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { StartFrom } from '../../core/hub.js';
-import type { ConcurrencyLimiter } from '../../llm/limiter.js';
 import { LlmError, type LlmProvider } from '../../llm/provider.js';
 import {
   InvalidParamError,
   parseCompletionRequest,
 } from '../../openai-compat/completion-request.js';
-import { CompletionService } from '../../openai-compat/completion-service.js';
+import type { CompletionService } from '../../openai-compat/completion-service.js';
 import { completionSubscriber } from '../../openai-compat/completion-stream.js';
 import { ClientClosedError, errorTypeOf, statusOfLlmError } from '../../openai-compat/errors.js';
 import { errorBody, modelList } from '../../openai-compat/wire.js';
-import type { Replies } from '../../sessions/session-service.js';
 import { ApiError, toApiError } from '../errors.js';
 import { lastEventIdOf, openSse, type StreamDeps } from './sse.js';
 
 export interface OpenAiCompatDeps extends StreamDeps {
-  readonly replies: Replies;
+  readonly completions: CompletionService;
   readonly provider: LlmProvider;
-  readonly limiter: ConcurrencyLimiter;
 }
 
 type StreamRoute = {
@@ -26,19 +23,8 @@ type StreamRoute = {
 };
 
 /** Contract §5: the OpenAI-compatible front door (models, chat completions, resume). */
-export function openAiCompatRoutes(
-  app: FastifyInstance,
-  deps: OpenAiCompatDeps,
-): CompletionService {
-  const { metrics, provider } = deps;
-  const completions = new CompletionService(deps.replies, provider, deps.limiter, {
-    onGeneration: (outcome) => metrics.generations.inc({ feature: 'completions', outcome }),
-    onDelta: () => metrics.generatedDeltas.inc({ feature: 'completions' }),
-    onInternalError: (error) => app.log.error({ err: error }, 'recording a completion failed'),
-  });
-  // Fastify runs onClose hooks last-registered first, so running completions record their
-  // end before the app's own hook closes the reply log.
-  app.addHook('onClose', () => completions.stopAll());
+export function openAiCompatRoutes(app: FastifyInstance, deps: OpenAiCompatDeps): void {
+  const { completions, provider } = deps;
   const modelsCreated = Math.floor(Date.now() / 1000);
   const options = { errorHandler: answerOpenAiError };
 
@@ -57,8 +43,6 @@ export function openAiCompatRoutes(
     const from = await completions.resumePoint(id, lastEventIdOf(request));
     streamCompletion(request, reply, deps, completions, id, from);
   });
-
-  return completions;
 }
 
 function streamCompletion(

@@ -1,0 +1,32 @@
+import type { EventLog } from './event-log.js';
+import type { StartFrom } from './hub.js';
+import { formatId, parseId } from './ids.js';
+import type { StoredEvent } from './types.js';
+
+/**
+ * Where a stream of a log that ends (a reply, a completion) resumes for a client holding
+ * `lastEventId`: right after it when it belongs to this log, from the start when it does not
+ * (an id of an earlier reply). A client that already has the final event gets that event
+ * again, so its stream closes instead of waiting for events that will never come.
+ * Resolves to `undefined` when there is no such log.
+ */
+export async function resumeFinite(
+  log: EventLog,
+  topic: string,
+  lastEventId: string | undefined,
+  isLast: (event: StoredEvent) => boolean,
+): Promise<StartFrom | undefined> {
+  const head = await log.head(topic);
+  if (head.epoch === null) return undefined;
+  const position = lastEventId === undefined ? undefined : parseId(lastEventId);
+  if (lastEventId === undefined || position?.epoch !== head.epoch) return { kind: 'start' };
+  if (position.seq === head.seq && head.seq > 1) {
+    const beforeLast = { epoch: head.epoch, seq: head.seq - 1 };
+    const page = await log.read(topic, beforeLast, 1);
+    const final = page.events[0];
+    if (page.reset === undefined && final !== undefined && isLast(final)) {
+      return { kind: 'after', id: formatId(head.epoch, beforeLast.seq) };
+    }
+  }
+  return { kind: 'after', id: lastEventId };
+}
