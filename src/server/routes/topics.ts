@@ -4,7 +4,6 @@ import type { WebSocket } from 'ws';
 import type { StartFrom } from '../../core/hub.js';
 import { checkTopic } from '../../core/names.js';
 import type { StoredEvent } from '../../core/types.js';
-import { sseSubscriber } from '../../topics/subscribers.js';
 import {
   HISTORY_PAGE_DEFAULT,
   HISTORY_PAGE_MAX,
@@ -14,6 +13,7 @@ import {
 } from '../../topics/topic-service.js';
 import { TopicSocket } from '../../topics/ws-protocol.js';
 import type { ConnectionRegistry } from '../../transports/connections.js';
+import { sseLogSubscriber } from '../../transports/sse/log-subscriber.js';
 import { WsConnection } from '../../transports/ws/ws-connection.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
@@ -142,7 +142,7 @@ function subscribeSse(
   checkTopic(topic);
   const from = streamStart(request);
   const stream = openSse(request, reply, deps);
-  const subscription = deps.service.subscribe(topic, from, sseSubscriber(stream));
+  const subscription = deps.service.subscribe(topic, from, sseLogSubscriber(stream));
   stream.onClose(() => subscription.close());
 }
 
