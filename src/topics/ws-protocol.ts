@@ -44,21 +44,27 @@ export class TopicSocket {
     this.#subscribe(this.options.boundTopic as string, from);
   }
 
+  /**
+   * Everything but a publish is answered synchronously, so replies to frames that arrive
+   * together come back in the order the frames were sent.
+   */
   #onMessage(data: RawData, isBinary: boolean): void {
-    let frame: ClientFrame;
+    let frame: ClientFrame | undefined;
     try {
       frame = parseFrame(data, isBinary);
+      const publishing = this.#handle(frame);
+      if (publishing === undefined) this.options.onFrame?.('ok');
+      else
+        publishing.then(
+          () => this.options.onFrame?.('ok'),
+          (error) => this.#reject(error, frame?.ref),
+        );
     } catch (error) {
-      this.#reject(error, undefined);
-      return;
+      this.#reject(error, frame?.ref);
     }
-    this.#handle(frame).then(
-      () => this.options.onFrame?.('ok'),
-      (error) => this.#reject(error, frame.ref),
-    );
   }
 
-  async #handle(frame: ClientFrame): Promise<void> {
+  #handle(frame: ClientFrame): Promise<void> | undefined {
     const { ref } = frame;
     switch (frame.type) {
       case 'ping':
@@ -88,12 +94,8 @@ export class TopicSocket {
         this.connection.sendJson({ type: 'unsubscribed', topic, ref });
         return;
       }
-      case 'publish': {
-        const topic = this.#topicOf(frame);
-        const result = await this.service.publish(topic, { data: frame.data, event: frame.event });
-        this.connection.sendJson({ type: 'published', topic, id: result.id, ref });
-        return;
-      }
+      case 'publish':
+        return this.#publish(frame);
       default:
         throw new StreamhubError(
           'invalid',
@@ -101,6 +103,12 @@ export class TopicSocket {
           '"type" must be one of subscribe, unsubscribe, publish, ping',
         );
     }
+  }
+
+  async #publish(frame: ClientFrame): Promise<void> {
+    const topic = this.#topicOf(frame);
+    const result = await this.service.publish(topic, { data: frame.data, event: frame.event });
+    this.connection.sendJson({ type: 'published', topic, id: result.id, ref: frame.ref });
   }
 
   /** Subscribing again to a topic replaces the earlier subscription (e.g. to resync). */

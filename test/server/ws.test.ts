@@ -200,6 +200,20 @@ describe('multiplexed socket /v1/ws', () => {
     assert.equal(client.eventCount(topic), 1);
   });
 
+  test('replies to frames sent together come back in the order sent, errors included', async () => {
+    const client = await multiplexed();
+    const marker = client.frames.length;
+    client.send({ type: 'bogus', ref: 'a' });
+    client.send({ type: 'ping', ref: 'b' });
+    client.send({ type: 'subscribe', topic: 'bad topic', ref: 'c' });
+    client.send({ type: 'ping', ref: 'd' });
+    await client.waitForFrame((frame) => frame.ref === 'd', 'the last reply', { after: marker });
+    assert.deepEqual(
+      client.frames.slice(marker).map((frame) => frame.ref),
+      ['a', 'b', 'c', 'd'],
+    );
+  });
+
   test('ping is answered with pong and the same ref, whatever JSON the ref is', async () => {
     const client = await multiplexed();
     for (const ref of [0, '', false, null, { deep: [1, { x: 'y' }] }]) {
