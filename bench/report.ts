@@ -1,0 +1,202 @@
+import { type Cell, count, fmt, markdownTable } from './lib/table.js';
+import type { FanoutSummary } from './scenarios/fanout.js';
+import type { IdleSummary } from './scenarios/idle.js';
+import type { ReplayReport } from './scenarios/replay.js';
+import { type Subject, subjects } from './targets.js';
+
+export interface Results {
+  fanout: FanoutSummary[];
+  idle: IdleSummary[];
+  replay: ReplayReport | undefined;
+  /** Rows that could not be measured, e.g. streamhub not built yet or a run that failed. */
+  missing: { scenario: string; label: string; reason: string }[];
+}
+
+const rateLabel = (r: FanoutSummary) =>
+  r.opts.rate === 'max' ? `max (${r.opts.publishers} in flight)` : `${r.opts.rate}/s`;
+
+const missingRows = (res: Results, scenario: string, width: number): Cell[][] =>
+  res.missing
+    .filter((m) => m.scenario === scenario)
+    .map((m) => [m.label, m.reason, ...Array<Cell>(width - 2).fill(undefined)]);
+
+function fanoutTable(res: Results, scenario: string, rows: FanoutSummary[]): string {
+  const headers = [
+    'target',
+    'publish rate',
+    'delivered ev/s',
+    'p50 ms',
+    'p99 ms',
+    'lost',
+    'dup',
+    'reordered',
+    'disconnected',
+    'server CPU µs/event',
+    'min–max',
+    'server CPU %',
+    'loadgen CPU %',
+    'other CPU %',
+    'server RSS MiB',
+  ];
+  const body: Cell[][] = rows.map((r) => [
+    [
+      r.subject.label,
+      r.drained ? '' : ' (not drained)',
+      r.publishErrors ? ` (${r.publishErrors} failed publishes, counted as lost)` : '',
+    ].join(''),
+    rateLabel(r),
+    count(r.deliveredPerSec),
+    r.p50,
+    r.p99,
+    count(r.lost),
+    count(r.duplicated),
+    count(r.reordered),
+    count(r.disconnected),
+    r.cpuMicrosPerEvent,
+    r.rounds > 1 ? `${fmt(r.cpuMin)}–${fmt(r.cpuMax)}` : undefined,
+    r.serverCpuPct,
+    r.loadgenCpuPct,
+    r.otherCpuPct,
+    r.rssMiB,
+  ]);
+  return markdownTable(headers, [...body, ...missingRows(res, scenario, headers.length)]);
+}
+
+function idleTable(res: Results): string {
+  const headers = [
+    'target',
+    'connections',
+    'RSS before MiB',
+    'RSS after MiB',
+    'KiB / connection',
+    'min–max',
+  ];
+  const body: Cell[][] = res.idle.map((r) => [
+    r.subject.label,
+    count(r.connections),
+    r.rssBeforeMiB,
+    r.rssAfterMiB,
+    r.kibPerConnection,
+    r.rounds > 1 ? `${fmt(r.kibMin)}–${fmt(r.kibMax)}` : undefined,
+  ]);
+  return markdownTable(headers, [...body, ...missingRows(res, 'idle-memory', headers.length)]);
+}
+
+function replayTable(res: Results): string {
+  const headers = [
+    'mode',
+    'events',
+    'ms (median)',
+    'events/s (median)',
+    'events/s (best)',
+    'goal',
+    'notes',
+  ];
+  const body: Cell[][] = (res.replay?.results ?? []).map((r) => [
+    r.label,
+    count(r.events),
+    r.ms,
+    count(r.eventsPerSec),
+    count(r.bestPerSec),
+    r.eventsPerSec >= 200_000 ? '≥ 200,000 ✅' : '≥ 200,000 ❌',
+    r.ok ? 'complete, in order' : r.note,
+  ]);
+  const table = markdownTable(headers, [...body, ...missingRows(res, 'replay', headers.length)]);
+  return res.replay
+    ? `${table}\n\nFilling the history (one POST at a time, no subscribers): ${count(
+        res.replay.publishPerSec,
+      )} publishes/s.`
+    : table;
+}
+
+const find = (res: Results, s: Subject, rate: 'max' | 'light') =>
+  res.fanout.find((r) => r.subject === s && (rate === 'max') === (r.opts.rate === 'max'));
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || !b ? undefined : a / b;
+}
+
+/** The issue's targets next to what this run measured; informational, never fails the run. */
+function targetsTable(res: Results): string {
+  const rows: Cell[][] = [];
+  const check = (what: string, value: number | undefined, limit: number, strict = false) => {
+    const met = value === undefined ? '—' : (strict ? value < limit : value <= limit) ? '✅' : '❌';
+    rows.push([
+      what,
+      value === undefined ? 'pending' : `${fmt(value)}×`,
+      `${strict ? '<' : '≤'} ${fmt(limit)}×`,
+      met,
+    ]);
+  };
+  const cpu = (s: Subject, rate: 'max' | 'light') => find(res, s, rate)?.cpuMicrosPerEvent;
+  for (const rate of ['max', 'light'] as const) {
+    const tag = rate === 'max' ? 'max rate' : 'light rate';
+    const sse = cpu(subjects.streamhubSse, rate);
+    const ws = cpu(subjects.streamhubWs, rate);
+    const sio = cpu(subjects.socketio, rate);
+    check(`CPU/event ${tag}: streamhub SSE ÷ raw SSE`, ratio(sse, cpu(subjects.rawSse, rate)), 1);
+    check(`CPU/event ${tag}: streamhub WS ÷ raw ws`, ratio(ws, cpu(subjects.rawWs, rate)), 1.1);
+    check(`CPU/event ${tag}: streamhub SSE ÷ Socket.IO`, ratio(sse, sio), 1, true);
+    check(`CPU/event ${tag}: streamhub WS ÷ Socket.IO`, ratio(ws, sio), 1, true);
+  }
+  const mem = (s: Subject) => res.idle.find((r) => r.subject === s)?.kibPerConnection;
+  check(
+    'idle memory/conn: streamhub SSE ÷ raw SSE',
+    ratio(mem(subjects.streamhubSse), mem(subjects.rawSse)),
+    1.2,
+  );
+  check(
+    'idle memory/conn: streamhub WS ÷ raw ws',
+    ratio(mem(subjects.streamhubWs), mem(subjects.rawWs)),
+    1.2,
+  );
+  check(
+    'idle memory/conn: streamhub /v1/ws ÷ raw ws',
+    ratio(mem(subjects.streamhubMux), mem(subjects.rawWs)),
+    1.2,
+  );
+
+  const mine = res.fanout.filter((r) => r.subject.server.name === 'streamhub');
+  const bad = mine.reduce((n, r) => n + r.lost + r.duplicated + r.reordered, 0);
+  rows.push([
+    'streamhub lost + duplicated + reordered (all fan-out runs)',
+    mine.length ? count(bad) : 'pending',
+    '0',
+    mine.length ? (bad === 0 ? '✅' : '❌') : '—',
+  ]);
+  const slowest = res.replay?.results.reduce((m, r) => Math.min(m, r.eventsPerSec), Infinity);
+  rows.push([
+    'replay, slowest mode (median events/s)',
+    slowest === undefined ? 'pending' : count(slowest),
+    '≥ 200,000',
+    slowest === undefined ? '—' : slowest >= 200_000 ? '✅' : '❌',
+  ]);
+  return markdownTable(['target', 'measured', 'goal', 'met'], rows);
+}
+
+export function renderReport(res: Results, header: string): string {
+  const sections = [header];
+  const sse = res.fanout.filter((r) => r.subject.transport === 'sse');
+  const ws = res.fanout.filter((r) => r.subject.transport !== 'sse');
+  const hasMissing = (s: string) => res.missing.some((m) => m.scenario === s);
+  if (sse.length || hasMissing('sse-fanout')) {
+    sections.push(
+      '### (a) SSE fan-out: 1 topic, 1 publisher → N subscribers',
+      fanoutTable(res, 'sse-fanout', sse),
+    );
+  }
+  if (ws.length || hasMissing('ws-fanout')) {
+    sections.push(
+      '### (b) WebSocket fan-out: 1 topic → N subscribers',
+      fanoutTable(res, 'ws-fanout', ws),
+    );
+  }
+  if (res.idle.length || hasMissing('idle-memory')) {
+    sections.push('### (c) Resident memory per idle connection', idleTable(res));
+  }
+  if (res.replay || hasMissing('replay')) {
+    sections.push('### (d) Replay from history (streamhub, memory backend)', replayTable(res));
+  }
+  sections.push('### Targets from the issue (informational)', targetsTable(res));
+  return sections.join('\n\n');
+}

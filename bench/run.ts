@@ -1,0 +1,216 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { writeBetweenMarkers } from './lib/docs.js';
+import { backgroundLoad, killAll, machineInfo } from './lib/proc.js';
+import { type Results, renderReport } from './report.js';
+import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
+import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
+import { runReplay } from './scenarios/replay.js';
+import { type Subject, streamhubBuilt, subjects } from './targets.js';
+
+const quick = process.env.BENCH_QUICK === '1';
+const sizes = quick
+  ? { subscribers: 200, durationMs: 3000, rounds: 1, idle: 1000, idleRounds: 1, replayReps: 3 }
+  : { subscribers: 1000, durationMs: 8000, rounds: 3, idle: 5000, idleRounds: 3, replayReps: 7 };
+const cfg = {
+  ...sizes,
+  warmupMs: quick ? 1000 : 2000,
+  settleMs: quick ? 1000 : 2000,
+  drainMs: 10_000,
+  replayEvents: 10_000,
+  rounds: Number(process.env.BENCH_ROUNDS) || sizes.rounds,
+};
+const LIGHT_RATE = 20;
+const fanoutBase = {
+  subscribers: cfg.subscribers,
+  warmupMs: cfg.warmupMs,
+  durationMs: cfg.durationMs,
+  drainMs: cfg.drainMs,
+  publishers: 4,
+  window: 64,
+} satisfies Omit<FanoutOptions, 'rate'>;
+
+const results: Results = { fanout: [], idle: [], replay: undefined, missing: [] };
+
+const isStreamhub = (s: Subject) => s.server.name === 'streamhub';
+
+/** Runs one measurement; a failure or an unbuilt streamhub becomes a "pending"/error row. */
+async function attempt(
+  scenario: string,
+  label: string,
+  needsStreamhub: boolean,
+  fn: () => Promise<void>,
+  progress = '',
+) {
+  const known = results.missing.some((m) => m.scenario === scenario && m.label === label);
+  if (needsStreamhub && !streamhubBuilt()) {
+    if (!known) results.missing.push({ scenario, label, reason: 'pending (streamhub not built)' });
+    return;
+  }
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.error(`  ✓ ${label}${progress} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    console.error(`  ✗ ${label}${progress}: ${message}`);
+    if (!known)
+      results.missing.push({ scenario, label, reason: `error: ${message.split('\n')[0]}` });
+  }
+}
+
+/** Rounds interleave the targets so that background load drifting over time hits all alike. */
+async function fanout(scenario: string, list: Subject[]) {
+  const runs = new Map<string, FanoutResult[]>();
+  for (let round = 1; round <= cfg.rounds; round++) {
+    for (const rate of ['max', LIGHT_RATE] as const) {
+      for (const s of list) {
+        const label = `${s.label} @ ${rate}`;
+        const progress = cfg.rounds > 1 ? ` [round ${round}/${cfg.rounds}]` : '';
+        await attempt(
+          scenario,
+          label,
+          isStreamhub(s),
+          async () => {
+            const r = await runFanout(s, { ...fanoutBase, rate });
+            runs.set(label, [...(runs.get(label) ?? []), r]);
+          },
+          progress,
+        );
+      }
+    }
+  }
+  for (const list of runs.values()) results.fanout.push(summarize(list));
+}
+
+const scenarios: Record<string, () => Promise<void>> = {
+  'sse-fanout': () => fanout('sse-fanout', [subjects.streamhubSse, subjects.rawSse]),
+  'ws-fanout': () =>
+    fanout('ws-fanout', [
+      subjects.streamhubWs,
+      subjects.streamhubMux,
+      subjects.rawWs,
+      subjects.socketio,
+    ]),
+  'idle-memory': async () => {
+    const list = [
+      subjects.streamhubSse,
+      subjects.streamhubWs,
+      subjects.streamhubMux,
+      subjects.rawSse,
+      subjects.rawWs,
+      subjects.socketio,
+    ];
+    const runs = new Map<Subject, IdleResult[]>();
+    for (let round = 1; round <= cfg.idleRounds; round++) {
+      for (const s of list) {
+        const progress = cfg.idleRounds > 1 ? ` [round ${round}/${cfg.idleRounds}]` : '';
+        await attempt(
+          'idle-memory',
+          s.label,
+          isStreamhub(s),
+          async () => {
+            runs.set(s, [...(runs.get(s) ?? []), await runIdle(s, cfg.idle, cfg.settleMs)]);
+          },
+          progress,
+        );
+      }
+    }
+    for (const r of runs.values()) results.idle.push(summarizeIdle(r));
+  },
+  replay: () =>
+    attempt('replay', 'streamhub', true, async () => {
+      results.replay = await runReplay(cfg.replayEvents, cfg.replayReps);
+    }),
+};
+
+/** `npm run check` formats Markdown too: pad the generated tables the way biome wants them. */
+function formatMarkdown(file: string): void {
+  const biome = fileURLToPath(new URL('../../node_modules/.bin/biome', import.meta.url));
+  try {
+    execFileSync(biome, ['format', '--write', file], { stdio: 'ignore' });
+  } catch {
+    console.error(`note: could not run biome on ${file}; run \`npx biome format --write docs\``);
+  }
+}
+
+function openFileLimit(): number {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  return Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? Number.POSITIVE_INFINITY);
+}
+
+function header(argv: string[], background: number): string {
+  const m = machineInfo();
+  const command =
+    process.env.npm_lifecycle_event === 'bench'
+      ? 'npm run bench'
+      : `node dist/bench/run.js${argv.length ? ` ${argv.join(' ')}` : ''}`;
+  return [
+    `- Command: \`${quick ? 'BENCH_QUICK=1 ' : ''}${command}\`${quick ? ' (smoke run, small numbers)' : ''}`,
+    `- Date: ${new Date().toISOString()}`,
+    `- Node ${m.node}; ${m.nproc} CPUs: ${m.cpu}; ${process.platform} ${process.arch}`,
+    `- Machine load from other processes before the run: ${background.toFixed(0)} % of all CPUs (see *other CPU %* per row)`,
+    `- Fan-out: ${cfg.subscribers} subscribers, ${cfg.warmupMs / 1000} s warm-up, ${cfg.durationMs / 1000} s measured, ${cfg.rounds} round(s) per row; max rate = ${fanoutBase.publishers} publisher streams, each at most ${fanoutBase.window} events ahead of the slowest subscriber; light rate = ${LIGHT_RATE} events/s`,
+    `- Idle memory: ${cfg.idle} connections, median of ${cfg.idleRounds} round(s); replay: ${cfg.replayEvents} events, median of ${cfg.replayReps} after a warm-up round`,
+  ].join('\n');
+}
+
+async function main() {
+  const argv = process.argv.slice(2);
+  const flags = new Set(argv.filter((a) => a.startsWith('--')));
+  const picked = argv.filter((a) => !a.startsWith('--'));
+  const unknown = picked.filter((p) => !(p in scenarios));
+  if (unknown.length || flags.has('--help')) {
+    console.error(
+      `usage: node dist/bench/run.js [${Object.keys(scenarios).join('|')} ...] [--write-docs|--no-docs]`,
+    );
+    console.error(
+      'env: BENCH_QUICK=1 for a ~1 minute smoke run, BENCH_ROUNDS=n fan-out repetitions',
+    );
+    process.exit(unknown.length ? 2 : 0);
+  }
+  const names = picked.length ? picked : Object.keys(scenarios);
+  if (openFileLimit() < cfg.idle * 2 + 500) {
+    console.error(
+      `warning: open file limit ${openFileLimit()} is low for ${cfg.idle} connections; run \`ulimit -n 20000\` first`,
+    );
+  }
+  if (!streamhubBuilt())
+    console.error('note: dist/src/cli/main.js missing, streamhub rows will be pending');
+
+  const background = await backgroundLoad(2000);
+  for (const name of names) {
+    console.error(`• ${name}`);
+    await scenarios[name]?.();
+  }
+
+  const report = renderReport(results, header(argv, background));
+  console.log(report);
+  // Only a complete full-size run replaces the published numbers, unless asked explicitly.
+  const writeDocs =
+    flags.has('--write-docs') || (!flags.has('--no-docs') && !quick && !picked.length);
+  if (writeDocs) {
+    const doc = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
+    writeBetweenMarkers(doc, report);
+    formatMarkdown(doc);
+    console.error(`wrote ${doc}`);
+  }
+}
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+process.on('exit', killAll);
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    killAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,76 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Transport } from './lib/clients.js';
+import { freePort, HOST, type ServerProcess, startServer } from './lib/proc.js';
+
+const dist = (p: string) => fileURLToPath(new URL(`../${p}`, import.meta.url));
+
+/** A server program the bench can start as its own process. */
+export interface Server {
+  name: string;
+  script: string;
+  args: (port: number) => string[];
+  env: (port: number) => Record<string, string>;
+}
+
+const referenceServer = (name: string): Server => ({
+  name,
+  script: dist(`bench/reference/${name}.js`),
+  args: (port) => ['--port', String(port)],
+  env: (port) => ({ PORT: String(port), HOST }),
+});
+
+export const servers = {
+  streamhub: {
+    name: 'streamhub',
+    script: dist('src/cli/main.js'),
+    args: (port: number) => ['serve', '--port', String(port), '--host', HOST],
+    env: (port: number) => ({ PORT: String(port), HOST, LOG_LEVEL: 'warn', BACKEND: 'memory' }),
+  },
+  rawSse: referenceServer('raw-sse'),
+  rawWs: referenceServer('raw-ws'),
+  socketio: referenceServer('socketio'),
+} satisfies Record<string, Server>;
+
+/** One row in a table: a server plus the transport its subscribers use. */
+export interface Subject {
+  label: string;
+  server: Server;
+  transport: Transport;
+}
+
+export const subjects = {
+  streamhubSse: { label: 'streamhub SSE', server: servers.streamhub, transport: 'sse' },
+  streamhubWs: { label: 'streamhub WS (per-topic)', server: servers.streamhub, transport: 'ws' },
+  streamhubMux: { label: 'streamhub WS (/v1/ws)', server: servers.streamhub, transport: 'ws-mux' },
+  rawSse: { label: 'raw SSE', server: servers.rawSse, transport: 'sse' },
+  rawWs: { label: 'raw ws', server: servers.rawWs, transport: 'ws' },
+  socketio: { label: 'Socket.IO 4 (recovery)', server: servers.socketio, transport: 'socketio' },
+} satisfies Record<string, Subject>;
+
+export const streamhubBuilt = () => existsSync(servers.streamhub.script);
+
+export async function launch(server: Server, extraEnv: Record<string, string> = {}) {
+  const port = await freePort();
+  return startServer(
+    server.name,
+    server.script,
+    server.args(port),
+    { ...server.env(port), ...extraEnv },
+    port,
+  );
+}
+
+/** Starts the server, runs `fn`, and always stops the server afterwards. */
+export async function withServer<T>(
+  server: Server,
+  extraEnv: Record<string, string>,
+  fn: (proc: ServerProcess) => Promise<T>,
+): Promise<T> {
+  const proc = await launch(server, extraEnv);
+  try {
+    return await fn(proc);
+  } finally {
+    await proc.stop();
+  }
+}
