@@ -9,30 +9,29 @@ export type BatchEncoder<T> = (topic: string, events: readonly StoredEvent[]) =>
  * write per batch rather than one serialization per event.
  */
 export class EventBatch {
-  #encoded: Map<BatchEncoder<unknown>, unknown> | undefined;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** Encoder, encoding, encoder, encoding…: a batch meets one or two transports, so a short
+   *  array scanned per subscriber is cheaper than a Map on this per-delivery path. */
+  readonly #encoded: unknown[] = [];
 
   constructor(
     readonly topic: string,
     readonly epoch: string,
     /** Never empty; sequence numbers are consecutive. */
     readonly events: readonly StoredEvent[],
-  ) {}
-
-  get firstSeq(): number {
-    return (this.events[0] as StoredEvent).seq;
-  }
-
-  get lastSeq(): number {
-    return (this.events[this.events.length - 1] as StoredEvent).seq;
+  ) {
+    this.firstSeq = (events[0] as StoredEvent).seq;
+    this.lastSeq = (events[events.length - 1] as StoredEvent).seq;
   }
 
   encode<T>(encoder: BatchEncoder<T>): T {
-    this.#encoded ??= new Map();
-    let value = this.#encoded.get(encoder) as T | undefined;
-    if (value === undefined) {
-      value = encoder(this.topic, this.events);
-      this.#encoded.set(encoder, value);
+    const encoded = this.#encoded;
+    for (let i = 0; i < encoded.length; i += 2) {
+      if (encoded[i] === encoder) return encoded[i + 1] as T;
     }
+    const value = encoder(this.topic, this.events);
+    encoded.push(encoder, value);
     return value;
   }
 

@@ -1,7 +1,7 @@
 import type { BatchEncoder } from '../core/batch.js';
 import type { Subscriber } from '../core/hub.js';
 import type { StoredEvent } from '../core/types.js';
-import { dataField } from '../transports/sse/framing.js';
+import { dataField, type SseFrames, sseFrames } from '../transports/sse/framing.js';
 import { sseLogSubscriber } from '../transports/sse/log-subscriber.js';
 import type { SseStream } from '../transports/sse/sse-stream.js';
 
@@ -22,10 +22,10 @@ export function endsCompletion(event: StoredEvent): boolean {
  * `id:` and `data:` only. OpenAI's SDKs treat an `event:` line as a different kind of
  * message, so the event type stays in the log and never reaches the wire.
  */
-export const encodeCompletionBatch: BatchEncoder<Buffer> = (_topic, events) => {
+export const encodeCompletionBatch: BatchEncoder<SseFrames> = (_topic, events) => {
   let text = '';
   for (const event of events) text += `id: ${event.id}\n${dataField(event.data)}\n`;
-  return Buffer.from(text);
+  return sseFrames(text);
 };
 
 /** Writes a completion's log to one SSE response and ends it after the final event. */

@@ -126,7 +126,13 @@ export class Metrics {
   }
 
   constructor(connections: ConnectionRegistry) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'streamhub_process_' });
+    collectDefaultMetrics({
+      register: this.registry,
+      prefix: 'streamhub_process_',
+      // prom-client samples event-loop delay every 10 ms by default, waking an idle server
+      // ~100 times a second; 100 ms still shows any stall worth alerting on.
+      eventLoopMonitoringPrecision: 100,
+    });
     new Gauge({
       name: 'streamhub_connections',
       help: 'Open streaming connections by transport',

@@ -145,6 +145,27 @@ describe('SSE framing', () => {
     }
   });
 
+  test('an HTTP/1.0 client, which cannot take chunked encoding, gets plain SSE', async () => {
+    const topic = uniqueTopic('sse.http10');
+    const socket = net.connect(Number(new URL(server().url).port), '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      received += chunk;
+    });
+    try {
+      socket.write(`GET /v1/topics/${topic}/events HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n`);
+      await waitFor(() => received.includes('retry:'), 'the stream to open');
+      await waitFor(() => server().hub.subscriberCount(topic) === 1, 'the subscription');
+      const { id } = await publish(server().url, topic, { n: 1 });
+      await waitFor(() => received.includes('data: {"n":1}'), 'the event');
+      const body = received.slice(received.indexOf('\r\n\r\n') + 4);
+      assert.doesNotMatch(received, /transfer-encoding: chunked/i);
+      assert.equal(body, `retry: 1000\n\nid: ${id}\nevent: message\ndata: {"n":1}\n\n`);
+    } finally {
+      socket.destroy();
+    }
+  });
+
   test('a heartbeat comment arrives while the stream is idle (HEARTBEAT_MS=50)', async () => {
     const client = await subscribe(server(), uniqueTopic('sse.heartbeat'));
     try {

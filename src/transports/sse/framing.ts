@@ -25,9 +25,29 @@ export function controlFrame(event: string, data: string): string {
 
 export const HEARTBEAT_FRAME = ': ping\n\n';
 
-/** The whole batch as one buffer: encoded once, written to every subscriber as is. */
-export const encodeSseBatch: BatchEncoder<Buffer> = (_topic, events) => {
+/**
+ * A batch's SSE text, and the same bytes framed as one HTTP/1.1 chunk (size line, data, CRLF),
+ * so that a stream can hand the socket one shared buffer instead of having Node frame the
+ * chunk again for every subscriber.
+ */
+export interface SseFrames {
+  readonly payload: Buffer;
+  readonly chunk: Buffer;
+}
+
+export function sseFrames(text: string): SseFrames {
+  const length = Buffer.byteLength(text);
+  const sizeLine = `${length.toString(16)}\r\n`;
+  const chunk = Buffer.allocUnsafe(sizeLine.length + length + 2);
+  chunk.write(sizeLine, 0, 'latin1');
+  chunk.write(text, sizeLine.length, 'utf8');
+  chunk.write('\r\n', sizeLine.length + length, 'latin1');
+  return { payload: chunk.subarray(sizeLine.length, sizeLine.length + length), chunk };
+}
+
+/** The whole batch, encoded once and written to every subscriber as is. */
+export const encodeSseBatch: BatchEncoder<SseFrames> = (_topic, events) => {
   let text = '';
   for (const event of events) text += eventFrame(event);
-  return Buffer.from(text);
+  return sseFrames(text);
 };

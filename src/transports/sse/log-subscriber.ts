@@ -1,12 +1,12 @@
 import type { BatchEncoder } from '../../core/batch.js';
 import type { Subscriber } from '../../core/hub.js';
 import type { StoredEvent } from '../../core/types.js';
-import { encodeSseBatch } from './framing.js';
+import { encodeSseBatch, type SseFrames } from './framing.js';
 import type { SseStream } from './sse-stream.js';
 
 export interface LogSubscriberOptions {
   /** The wire format of a batch; the standard id/event/data frames by default. */
-  readonly encoder?: BatchEncoder<Buffer>;
+  readonly encoder?: BatchEncoder<SseFrames>;
   /** For logs with an end (a reply): the stream closes after the event that ends it. */
   readonly isLast?: (event: StoredEvent) => boolean;
 }
@@ -20,7 +20,7 @@ export function sseLogSubscriber(
   const { isLast } = options;
   return {
     send(batch) {
-      const accepted = stream.write(batch.encode(encoder));
+      const accepted = stream.writeFrames(batch.encode(encoder));
       const last = batch.events[batch.events.length - 1];
       if (isLast !== undefined && last !== undefined && isLast(last)) stream.end();
       return accepted;

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
-import { controlFrame, HEARTBEAT_FRAME } from './framing.js';
+import { controlFrame, HEARTBEAT_FRAME, type SseFrames } from './framing.js';
 
 export interface SseStreamOptions {
   readonly registry: ConnectionRegistry;
@@ -55,30 +55,55 @@ export class SseStream implements Connection {
    * `maxBufferedBytes` queued from earlier writes is lagging and is dropped, so what one
    * connection holds stays within that bound plus one write.
    */
-  write(chunk: Buffer | string): boolean {
-    if (this.#closed) return false;
+  write(data: Buffer | string): boolean {
+    if (!this.#writable()) return false;
+    return this.res.write(data);
+  }
+
+  /**
+   * Writes a batch. Hand-written hot path: when the response is chunked and nothing of it is
+   * still queued inside Node's HTTP layer, the batch's pre-framed HTTP chunk goes straight to
+   * the socket — one shared buffer, no per-response cork/nextTick/writev. Measured at 20
+   * events/s × 1,000 subscribers: server CPU per delivered event went from 1.10× to 1.02× a
+   * raw `res.write` broadcaster's (docs/benchmarks.md). Otherwise Node frames the chunk.
+   */
+  writeFrames(frames: SseFrames): boolean {
+    if (!this.#writable()) return false;
+    const { res } = this;
+    const socket = res.socket;
+    if (socket !== null && res.chunkedEncoding && res.writableLength === socket.writableLength) {
+      return socket.write(frames.chunk);
+    }
+    return res.write(frames.payload);
+  }
+
+  /** Counts the write for heartbeats; drops the client if it lags past the bound. */
+  #writable(): boolean {
+    if (this.#closed || this.res.writableEnded) return false;
     if (this.res.writableLength > this.options.maxBufferedBytes) {
       this.options.onSlowConsumer?.();
       this.destroy('slow_consumer');
       return false;
     }
     this.#lastWriteTick = this.options.registry.tick;
-    return this.res.write(chunk);
+    return true;
   }
 
   control(event: string, data: unknown): void {
     this.write(controlFrame(event, JSON.stringify(data)));
   }
 
+  /** Waits on the socket: batches may be written to it directly, past the response. */
   drained(): Promise<void> {
-    if (this.#closed || !this.res.writableNeedDrain) return Promise.resolve();
+    const socket = this.res.socket;
+    if (this.#closed || socket === null || !socket.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
-        this.res.off('drain', done);
+        socket.off('drain', done);
         this.res.off('close', done);
         resolve();
       };
-      this.res.on('drain', done);
+      socket.on('drain', done);
       this.res.on('close', done);
     });
   }

@@ -98,8 +98,11 @@ describe('frames', () => {
   test('a batch encodes to the concatenated frames of its events, in order', () => {
     const events = [storedEvent(1, '1'), storedEvent(2, 'a\nb'), storedEvent(3, '"é"')];
     const encoded = encodeSseBatch('t', events);
-    assert.ok(Buffer.isBuffer(encoded));
-    assert.equal(encoded.toString('utf8'), events.map(eventFrame).join(''));
+    const text = events.map(eventFrame).join('');
+    assert.equal(encoded.payload.toString('utf8'), text);
+    // The same bytes as one HTTP/1.1 chunk: size in hex (bytes, not characters), CRLF, CRLF.
+    const size = Buffer.byteLength(text).toString(16);
+    assert.equal(encoded.chunk.toString('utf8'), `${size}\r\n${text}\r\n`);
   });
 });
 
@@ -109,7 +112,7 @@ describe('a real EventSource reading hostile frames', () => {
     const server = http.createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write(controlFrame('reset', '{"reason":"unknown_id","oldest":null}'));
-      res.end(encodeSseBatch('t', events));
+      res.end(encodeSseBatch('t', events).payload);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
