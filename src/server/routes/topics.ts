@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { StartFrom } from '../../core/hub.js';
 import { checkTopic } from '../../core/names.js';
@@ -97,7 +97,9 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
   });
 
   const openSocket = (socket: WebSocket, request: FastifyRequest, boundTopic?: string) => {
-    const connection = new WsConnection(socket, request.raw.socket as Socket, {
+    const tcp = request.raw.socket as Socket;
+    releaseUpgrade(socket, tcp, app.log);
+    const connection = new WsConnection(socket, tcp, {
       registry: deps.connections,
       maxBufferedBytes: deps.config.SLOW_CONSUMER_MAX_BYTES,
       onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'ws' }),
@@ -131,6 +133,18 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
       openSocket(socket, request);
     },
   });
+}
+
+/**
+ * After the upgrade, nothing needs the HTTP exchange any more, but @fastify/websocket's
+ * 'error' listener keeps the Fastify request and reply (with a child logger) alive, and the
+ * TCP socket keeps the upgrade's ServerResponse: several KiB per idle WebSocket, measured
+ * with heap snapshots. The socket still needs an 'error' listener, so it gets a light one.
+ */
+function releaseUpgrade(socket: WebSocket, tcp: Socket, log: FastifyBaseLogger): void {
+  socket.removeAllListeners('error');
+  socket.on('error', (error) => log.debug({ err: error }, 'websocket error'));
+  (tcp as Socket & { _httpMessage: unknown })._httpMessage = null;
 }
 
 function subscribeSse(
