@@ -1,5 +1,6 @@
 import { type Cell, count, fmt, markdownTable } from './lib/table.js';
 import type { FanoutSummary } from './scenarios/fanout.js';
+import { type ChatPath, FRONT_DOOR, type GatewayReport, type Spread } from './scenarios/gateway.js';
 import type { IdleSummary } from './scenarios/idle.js';
 import type { ReplayReport } from './scenarios/replay.js';
 import { type Subject, subjects } from './targets.js';
@@ -8,6 +9,7 @@ export interface Results {
   fanout: FanoutSummary[];
   idle: IdleSummary[];
   replay: ReplayReport | undefined;
+  gateway: GatewayReport | undefined;
   /** Rows that could not be measured, e.g. streamhub not built yet or a run that failed. */
   missing: { scenario: string; label: string; reason: string }[];
 }
@@ -199,4 +201,162 @@ export function renderReport(res: Results, header: string): string {
   }
   sections.push('### Targets from the issue (informational)', targetsTable(res));
   return sections.join('\n\n');
+}
+
+function frontDoorTable(res: Results): string {
+  const headers = [
+    'path',
+    'completions',
+    'tokens/s (median)',
+    'min–max',
+    'TTFT p50 ms',
+    'TTFT p99 ms',
+    'TTFT samples',
+    'streamhub CPU µs/token',
+    'upstream CPU µs/token',
+    'loadgen CPU µs/token',
+    'failed',
+  ];
+  const fd = res.gateway?.frontDoor;
+  const body: Cell[][] = (fd ? [fd.direct, fd.streamhub] : []).map((r) => [
+    r.label,
+    count(r.completions),
+    count(r.tokensPerSec),
+    `${count(r.tokensPerSecMin)}–${count(r.tokensPerSecMax)}`,
+    r.ttftP50,
+    r.ttftP99,
+    count(r.ttftSamples),
+    r.streamhubMicrosPerToken,
+    r.upstreamMicrosPerToken,
+    r.loadgenMicrosPerToken,
+    count(r.failures),
+  ]);
+  const missing = missingRows(res, 'gateway', headers.length).filter((m) => m[0] === FRONT_DOOR);
+  const table = markdownTable(headers, [...body, ...missing]);
+  if (!fd) return table;
+  const r = fd.throughputRatio;
+  const t = fd.addedTtftP50;
+  return `${table}\n\nPer round, streamhub ÷ direct median tokens/s: ${fmt(r.median)}× (rounds ${fmt(r.min)}–${fmt(r.max)}×); streamhub − direct TTFT p50: ${fmt(t.median)} ms (rounds ${fmt(t.min)} to ${fmt(t.max)} ms).`;
+}
+
+function chatsTable(res: Results): string {
+  const headers = [
+    'path',
+    'chats (all rounds)',
+    'complete',
+    'gap p50 ms',
+    'gap p99 ms',
+    'gap p99.9 ms',
+    'gap max ms',
+    'TTFT p50 ms',
+    'TTFT p99 ms',
+    'streamhub CPU %',
+    'streamhub CPU µs/token',
+    'upstream CPU %',
+    'loadgen CPU %',
+    'other CPU %',
+    'RSS idle MiB',
+    'RSS active MiB',
+    'KiB / chat',
+  ];
+  const body: Cell[][] = (res.gateway?.chats ?? []).map((r) => [
+    r.failures.length ? `${r.label} (errors: ${r.failures.join('; ').slice(0, 120)})` : r.label,
+    count(r.chats),
+    count(r.complete),
+    r.gapP50,
+    r.gapP99,
+    r.gapP999,
+    r.gapMax,
+    r.ttftP50,
+    r.ttftP99,
+    r.streamhubCpuPct,
+    r.streamhubMicrosPerToken,
+    r.upstreamCpuPct,
+    r.loadgenCpuPct,
+    r.otherCpuPct,
+    r.rssIdleMiB,
+    r.rssActiveMiB,
+    r.kibPerChat,
+  ]);
+  const missing = missingRows(res, 'gateway', headers.length).filter((m) => m[0] !== FRONT_DOOR);
+  return markdownTable(headers, [...body, ...missing]);
+}
+
+/** The issue's gateway targets next to this run's numbers; informational, never fails. */
+function gatewayTargetsTable(res: Results): string {
+  const g = res.gateway;
+  const chats = (path: ChatPath) => g?.chats.find((r) => r.path === path);
+  const rows: Cell[][] = [];
+  /** The median round against the goal, with the other rounds' extremes next to it. */
+  const check = (
+    what: string,
+    value: Spread | undefined,
+    unit: string,
+    goal: string,
+    met: (v: number) => boolean,
+  ) => {
+    const known = value !== undefined && !Number.isNaN(value.median);
+    const range =
+      known && value.rounds > 1 ? ` (rounds ${fmt(value.min)} to ${fmt(value.max)})` : '';
+    rows.push([
+      what,
+      known ? `${fmt(value.median)}${unit}${range}` : 'pending',
+      goal,
+      known ? (met(value.median) ? '✅' : '❌') : '—',
+    ]);
+  };
+  check(
+    'front door tokens/s: streamhub ÷ direct (median round)',
+    g?.frontDoor?.throughputRatio,
+    '×',
+    '≥ 0.95×',
+    (v) => v >= 0.95,
+  );
+  check(
+    'front door TTFT p50 added by streamhub (median round)',
+    g?.frontDoor?.addedTtftP50,
+    ' ms',
+    '< 1 ms (LiteLLM adds 2–12 ms)',
+    (v) => v < 1,
+  );
+  const chatLoad = g
+    ? `${count(g.opts.chats.count)} chats at ${g.opts.chats.tps} tokens/s`
+    : 'concurrent chats';
+  for (const path of ['session', 'completions'] as const) {
+    check(
+      `${chatLoad}: inter-token p99 added, ${PATH_NAMES[path]} (median round)`,
+      g?.addedGapP99.find((a) => a.path === path),
+      ' ms',
+      '< 20 ms',
+      (v) => v < 20,
+    );
+  }
+  for (const path of ['session', 'completions'] as const) {
+    const row = chats(path);
+    rows.push([
+      `memory per active chat: ${PATH_NAMES[path]}`,
+      row ? `${fmt(row.kibPerChat)} KiB` : 'pending',
+      'recorded',
+      '—',
+    ]);
+  }
+  return markdownTable(['target', 'measured', 'goal', 'met'], rows);
+}
+
+const PATH_NAMES: Record<'session' | 'completions', string> = {
+  session: '`/v1/chat`',
+  completions: '`/v1/chat/completions`',
+};
+
+export function renderGatewayReport(res: Results, header: string): string {
+  const chats = res.gateway?.opts.chats;
+  return [
+    header,
+    '### (e) LLM gateway front door: `POST /v1/chat/completions` directly vs through streamhub',
+    frontDoorTable(res),
+    `### (f) ${chats ? `${count(chats.count)} concurrent chats at ${chats.tps} tokens/s` : 'Concurrent chats'}: inter-token gaps, CPU and memory`,
+    chatsTable(res),
+    '### Gateway targets from the issue (informational)',
+    gatewayTargetsTable(res),
+  ].join('\n\n');
 }

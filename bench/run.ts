@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { writeBetweenMarkers } from './lib/docs.js';
 import { backgroundLoad, killAll, machineInfo } from './lib/proc.js';
-import { type Results, renderReport } from './report.js';
+import { type Results, renderGatewayReport, renderReport } from './report.js';
 import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
+import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
 import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
 import { runReplay } from './scenarios/replay.js';
 import { type Subject, streamhubBuilt, subjects } from './targets.js';
@@ -22,6 +23,19 @@ const cfg = {
   rounds: Number(process.env.BENCH_ROUNDS) || sizes.rounds,
 };
 const LIGHT_RATE = 20;
+const gatewayOpts: GatewayOptions = quick
+  ? {
+      throughput: { rounds: 3, perRound: 2, tokens: 500 },
+      ttft: { rounds: 3, perRound: 7 },
+      chats: { count: 100, tokens: 40, tps: 20, staggerMs: 500, rounds: 1 },
+      settleMs: 500,
+    }
+  : {
+      throughput: { rounds: 5, perRound: 4, tokens: 2000 },
+      ttft: { rounds: 5, perRound: 20 },
+      chats: { count: 500, tokens: 100, tps: 20, staggerMs: 1000, rounds: 3 },
+      settleMs: 1500,
+    };
 const fanoutBase = {
   subscribers: cfg.subscribers,
   warmupMs: cfg.warmupMs,
@@ -31,7 +45,13 @@ const fanoutBase = {
   window: 64,
 } satisfies Omit<FanoutOptions, 'rate'>;
 
-const results: Results = { fanout: [], idle: [], replay: undefined, missing: [] };
+const results: Results = {
+  fanout: [],
+  idle: [],
+  replay: undefined,
+  gateway: undefined,
+  missing: [],
+};
 
 const isStreamhub = (s: Subject) => s.server.name === 'streamhub';
 
@@ -123,7 +143,16 @@ const scenarios: Record<string, () => Promise<void>> = {
     attempt('replay', 'streamhub', true, async () => {
       results.replay = await runReplay(cfg.replayEvents, cfg.replayReps);
     }),
+  gateway: () =>
+    attempt('gateway', 'gateway scenario', false, async () => {
+      results.gateway = await runGateway(gatewayOpts, (label, needsStreamhub, progress, fn) =>
+        attempt('gateway', label, needsStreamhub, fn, progress),
+      );
+    }),
 };
+
+/** Scenarios whose results go to their own block of the doc instead of the main one. */
+const OWN_BLOCK = new Set(['gateway']);
 
 /** `npm run check` formats Markdown too: pad the generated tables the way biome wants them. */
 function formatMarkdown(file: string): void {
@@ -140,7 +169,7 @@ function openFileLimit(): number {
   return Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? Number.POSITIVE_INFINITY);
 }
 
-function header(argv: string[], background: number): string {
+function header(argv: string[], background: number, details: string[]): string {
   const m = machineInfo();
   const command =
     process.env.npm_lifecycle_event === 'bench'
@@ -151,9 +180,23 @@ function header(argv: string[], background: number): string {
     `- Date: ${new Date().toISOString()}`,
     `- Node ${m.node}; ${m.nproc} CPUs: ${m.cpu}; ${process.platform} ${process.arch}`,
     `- Machine load from other processes before the run: ${background.toFixed(0)} % of all CPUs (see *other CPU %* per row)`,
+    ...details,
+  ].join('\n');
+}
+
+function mainDetails(): string[] {
+  return [
     `- Fan-out: ${cfg.subscribers} subscribers, ${cfg.warmupMs / 1000} s warm-up, ${cfg.durationMs / 1000} s measured, ${cfg.rounds} round(s) per row; max rate = ${fanoutBase.publishers} publisher streams, each at most ${fanoutBase.window} events ahead of the slowest subscriber; light rate = ${LIGHT_RATE} events/s`,
     `- Idle memory: ${cfg.idle} connections, median of ${cfg.idleRounds} round(s); replay: ${cfg.replayEvents} events, median of ${cfg.replayReps} after a warm-up round`,
-  ].join('\n');
+  ];
+}
+
+function gatewayDetails(): string[] {
+  const { throughput: t, ttft, chats: c } = gatewayOpts;
+  return [
+    `- Front door: ${t.rounds} rounds of ${t.perRound} completions × ${t.tokens} tokens per path (upstream as fast as possible), then ${ttft.rounds} rounds of ${ttft.perRound} TTFT requests per path, alternating direct and through streamhub`,
+    `- Concurrent chats: ${c.count} chats started over ${c.staggerMs / 1000} s, ${c.tokens} tokens each at ${c.tps} tokens/s from the upstream, ${c.rounds} round(s) per path`,
+  ];
 }
 
 async function main() {
@@ -185,14 +228,24 @@ async function main() {
     await scenarios[name]?.();
   }
 
-  const report = renderReport(results, header(argv, background));
-  console.log(report);
+  // Each block only when one of its scenarios ran, so a partial run leaves the other alone.
+  const blocks: [string, string][] = [];
+  if (names.some((n) => !OWN_BLOCK.has(n))) {
+    blocks.push(['results', renderReport(results, header(argv, background, mainDetails()))]);
+  }
+  if (names.includes('gateway')) {
+    blocks.push([
+      'gateway',
+      renderGatewayReport(results, header(argv, background, gatewayDetails())),
+    ]);
+  }
+  for (const [, text] of blocks) console.log(text);
   // Only a complete full-size run replaces the published numbers, unless asked explicitly.
   const writeDocs =
     flags.has('--write-docs') || (!flags.has('--no-docs') && !quick && !picked.length);
   if (writeDocs) {
     const doc = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
-    writeBetweenMarkers(doc, report);
+    for (const [name, text] of blocks) writeBetweenMarkers(doc, text, name);
     formatMarkdown(doc);
     console.error(`wrote ${doc}`);
   }

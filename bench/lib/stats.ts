@@ -28,6 +28,13 @@ export class LatencyHistogram {
     this.count++;
   }
 
+  /** Adds another histogram's samples, to pool repeated rounds. */
+  merge(other: LatencyHistogram): void {
+    for (let i = 0; i < BUCKETS; i++)
+      this.counts[i] = (this.counts[i] ?? 0) + (other.counts[i] ?? 0);
+    this.count += other.count;
+  }
+
   /** Upper edge of the bucket holding the p-th percentile sample, in ms. */
   percentile(p: number): number {
     if (this.count === 0) return Number.NaN;

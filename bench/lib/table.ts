@@ -15,7 +15,11 @@ export const count = (v: number): string => fmt(v, 0);
 export function markdownTable(headers: string[], rows: Cell[][]): string {
   const cells = rows.map((r) => r.map((c) => fmt(c)));
   const line = (values: string[]) => `| ${values.join(' | ')} |`;
-  // Right-align columns whose first value is numeric so magnitudes line up.
-  const align = headers.map((_, i) => (/^-?[\d,.]/.test(cells[0]?.[i] ?? '') ? '---:' : '---'));
+  // Right-align columns whose first value is numeric so magnitudes line up (an em dash, a
+  // value this row does not have, does not decide).
+  const align = headers.map((_, i) => {
+    const first = cells.find((r) => r[i] !== '—')?.[i] ?? '';
+    return /^-?[\d,.]/.test(first) ? '---:' : '---';
+  });
   return [line(headers), line(align), ...cells.map(line)].join('\n');
 }
