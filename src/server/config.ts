@@ -51,6 +51,10 @@ export const SETTINGS = {
     schema: integer(100, 1_000_000).default(100_000),
     help: 'events retained per reply stream (start, deltas, end)',
   },
+  COMPLETION_TTL_MS: {
+    schema: integer(1000).default(10 * MINUTE),
+    help: 'how long a streamed /v1/chat/completions reply stays resumable',
+  },
   LLM_PROVIDER: { schema: z.enum(['mock', 'openai']).default('mock'), help: 'model provider' },
   OPENAI_BASE_URL: {
     schema: z.url({ protocol: /^https?$/ }).default('https://api.openai.com/v1'),

@@ -56,6 +56,11 @@ export function createServices(
     ttlMs: config.SESSION_TTL_MS,
   });
   const replies = { log: replyLog, hub: new TopicHub(replyLog) };
+  // Completions are not sessions: nobody resumes one after minutes, so they go sooner.
+  const completionLog = createEventLog(config, {
+    maxEvents: config.REPLY_MAX_EVENTS,
+    ttlMs: config.COMPLETION_TTL_MS,
+  });
   const provider = createProvider(config, metrics.upstreamObserver);
   const limiter = new ConcurrencyLimiter(config.LLM_MAX_CONCURRENCY, config.LLM_QUEUE_MAX);
   metrics.watchGenerations(limiter, provider);
@@ -76,7 +81,7 @@ export function createServices(
       ...counted('chat'),
     }),
     completions: new CompletionService(
-      replies,
+      { log: completionLog, hub: new TopicHub(completionLog) },
       provider,
       limiter,
       generations,
@@ -84,7 +89,12 @@ export function createServices(
     ),
     async close() {
       await generations.drain(0);
-      await Promise.all([topicLog.close(), replyLog.close(), sessionStore.close()]);
+      await Promise.all([
+        topicLog.close(),
+        replyLog.close(),
+        completionLog.close(),
+        sessionStore.close(),
+      ]);
     },
   };
 }

@@ -82,6 +82,8 @@ export class SessionService {
       const model = request.model ?? this.provider.defaultModel;
       const topic = replyTopic(session.id, session.turn);
       await this.#append(topic, 'start', { session_id: session.id, turn: session.turn, model });
+      // Only the latest reply is ever streamed; the earlier one lives on in the messages.
+      if (session.turn > 1) await this.replies.log.delete(replyTopic(session.id, session.turn - 1));
       this.generations.start(generationKey(session.id), (signal) =>
         this.#generate(session, { ...request, model }, signal).finally(release),
       );
@@ -148,9 +150,7 @@ export class SessionService {
     const session = await this.#find(sessionId, owner);
     await this.generations.cancel(generationKey(sessionId));
     await this.store.delete(sessionId);
-    for (let turn = 1; turn <= session.turn; turn++) {
-      await this.replies.log.delete(replyTopic(sessionId, turn));
-    }
+    await this.replies.log.delete(replyTopic(sessionId, session.turn));
   }
 
   /**

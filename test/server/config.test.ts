@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { ConfigError, flagName, loadConfig, SETTINGS } from '../../src/server/config.js';
+
+test('every setting is documented in the README configuration table', () => {
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const undocumented = Object.keys(SETTINGS).filter((name) => !readme.includes(`| \`${name}\` |`));
+  assert.deepEqual(undocumented, []);
+});
+
+test('flags win over the environment, and defaults fill the rest', () => {
+  const config = loadConfig({ PORT: '9000', SESSION_TAKEOVER: 'false' }, { PORT: '9100' });
+  assert.equal(config.PORT, 9100);
+  assert.equal(config.SESSION_TAKEOVER, false);
+  assert.equal(config.HISTORY_MAX_EVENTS, 1000);
+  assert.equal(flagName('HISTORY_MAX_EVENTS'), 'history-max-events');
+});
+
+test('settings of features not built yet are refused rather than ignored', () => {
+  assert.throws(() => loadConfig({ AUTH_JWT_SECRET: 's3cret' }), ConfigError);
+});
