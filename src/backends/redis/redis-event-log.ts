@@ -96,6 +96,7 @@ export class RedisEventLog implements EventLog {
       Math.ceil(this.options.idempotencyTtlMs),
       keys.channel,
     );
+    // Like the memory backend, an append resolves after this process's watchers saw it.
     if (duplicate === 0) await this.#live.delivered(keys.channel, epoch, seq);
     return { id: formatId(epoch, seq), event, duplicate: duplicate === 1 };
   }
@@ -142,7 +143,7 @@ export class RedisEventLog implements EventLog {
     await this.#client.del(keys.log, keys.meta);
   }
 
-  watch(topic: string, listener: LiveListener): Promise<() => void> {
+  async watch(topic: string, listener: LiveListener): Promise<() => void> {
     return this.#live.watch(topicKeys(this.#prefix, topic).channel, listener);
   }
 

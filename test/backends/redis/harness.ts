@@ -1,0 +1,48 @@
+import {
+  RedisEventLog,
+  type RedisEventLogOptions,
+} from '../../../src/backends/redis/redis-event-log.js';
+
+let logs = 0;
+const open = new Set<RedisEventLog>();
+
+/** A key prefix no other log of this run uses, so tests never see each other's topics. */
+export function uniquePrefix(): string {
+  return `test${process.pid}x${++logs}`;
+}
+
+export function createLog(url: string, options: Partial<RedisEventLogOptions> = {}): RedisEventLog {
+  const log = new RedisEventLog({
+    url,
+    keyPrefix: uniquePrefix(),
+    maxEvents: 1000,
+    ttlMs: 60_000,
+    idempotencyTtlMs: 60_000,
+    ...options,
+  });
+  open.add(log);
+  return log;
+}
+
+/**
+ * Closes every log a test left open (e.g. because it failed half-way): a client still
+ * reconnecting to a stopped server would keep the test process alive forever.
+ */
+export async function closeAllLogs(): Promise<void> {
+  await Promise.all([...open].map((log) => log.close()));
+  open.clear();
+}
+
+export const input = (n: number) => ({ event: 'message', data: JSON.stringify({ n }) });
+
+export function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (condition()) resolve();
+      else if (Date.now() > deadline) reject(new Error('condition not met in time'));
+      else setTimeout(check, 10);
+    };
+    check();
+  });
+}
