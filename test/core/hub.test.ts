@@ -1,37 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemoryEventLog } from '../../src/backends/memory/memory-log.js';
-import type { EventBatch } from '../../src/core/batch.js';
 import type { EventLog } from '../../src/core/event-log.js';
-import { type StartFrom, type Subscriber, TopicHub } from '../../src/core/hub.js';
-import type { ResetInfo } from '../../src/core/types.js';
-
-/** Records what the hub hands a transport; optionally pushes back like a full socket. */
-class RecordingSubscriber implements Subscriber {
-  readonly ids: string[] = [];
-  readonly resets: ResetInfo[] = [];
-  batches = 0;
-
-  constructor(readonly pushBackEvery = 0) {}
-
-  send(batch: EventBatch): boolean {
-    this.batches++;
-    for (const event of batch.events) this.ids.push(event.id);
-    return this.pushBackEvery === 0 || this.batches % this.pushBackEvery !== 0;
-  }
-
-  reset(info: ResetInfo): void {
-    this.resets.push(info);
-  }
-
-  drained(): Promise<void> {
-    return new Promise((resolve) => setImmediate(resolve));
-  }
-
-  fail(error: unknown): void {
-    throw error;
-  }
-}
+import { type StartFrom, TopicHub } from '../../src/core/hub.js';
+import { RecordingSubscriber } from '../helpers/recording-subscriber.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -1,7 +1,25 @@
+import { after, before } from 'node:test';
 import {
   RedisEventLog,
   type RedisEventLogOptions,
 } from '../../../src/backends/redis/redis-event-log.js';
+import { type RedisServer, startRedis } from '../../helpers/redis-server.js';
+
+/**
+ * A redis-server of the test file's own, started before its tests and stopped after them,
+ * once every log they opened is closed.
+ */
+export function useRedis(): () => RedisServer {
+  let redis: RedisServer | undefined;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await closeAllLogs();
+    await redis?.stop();
+  });
+  return () => redis as RedisServer;
+}
 
 let logs = 0;
 const open = new Set<RedisEventLog>();

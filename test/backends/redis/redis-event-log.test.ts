@@ -1,33 +1,26 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parseId } from '../../../src/core/ids.js';
 import type { StoredEvent } from '../../../src/core/types.js';
-import { type RedisServer, startRedis } from '../../helpers/redis-server.js';
+import { startRedis } from '../../helpers/redis-server.js';
 import { eventLogContract } from '../event-log-contract.js';
-import { closeAllLogs, createLog, input, uniquePrefix, waitFor } from './harness.js';
+import { createLog, input, uniquePrefix, useRedis, waitFor } from './harness.js';
 
-let redis: RedisServer;
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  await closeAllLogs();
-  await redis.stop();
-});
+const redis = useRedis();
 
 eventLogContract('redis', {
-  create: async ({ maxEvents, ttlMs }) => createLog(redis.url, { maxEvents, ttlMs }),
+  create: async ({ maxEvents, ttlMs }) => createLog(redis().url, { maxEvents, ttlMs }),
 });
 
 describe('redis: across processes', () => {
   test('a second instance reads the same history and resumes exactly', async () => {
     const keyPrefix = uniquePrefix();
-    const first = createLog(redis.url, { keyPrefix });
+    const first = createLog(redis().url, { keyPrefix });
     const ids: string[] = [];
     for (let n = 0; n < 5; n++) ids.push((await first.append('t', input(n))).id);
     await first.close();
 
-    const second = createLog(redis.url, { keyPrefix });
+    const second = createLog(redis().url, { keyPrefix });
     const page = await second.read('t', parseId(ids[1] as string) ?? null, 100);
     assert.equal(page.reset, undefined);
     assert.deepEqual(
@@ -41,8 +34,8 @@ describe('redis: across processes', () => {
 
   test('an append on one instance reaches a watcher on another', async () => {
     const keyPrefix = uniquePrefix();
-    const publisher = createLog(redis.url, { keyPrefix });
-    const watcher = createLog(redis.url, { keyPrefix });
+    const publisher = createLog(redis().url, { keyPrefix });
+    const watcher = createLog(redis().url, { keyPrefix });
     const seen: StoredEvent[] = [];
     const stop = await watcher.watch('session/abc/1', (_epoch, event) => seen.push(event));
     const published = [];
@@ -61,8 +54,8 @@ describe('redis: across processes', () => {
 
   test('an idempotency key is shared by instances', async () => {
     const keyPrefix = uniquePrefix();
-    const a = createLog(redis.url, { keyPrefix });
-    const b = createLog(redis.url, { keyPrefix });
+    const a = createLog(redis().url, { keyPrefix });
+    const b = createLog(redis().url, { keyPrefix });
     const first = await a.append('t', input(1), { idempotencyKey: 'retry-me' });
     const again = await b.append('t', input(1), { idempotencyKey: 'retry-me' });
     assert.deepEqual(again, { ...first, duplicate: true });
@@ -71,7 +64,7 @@ describe('redis: across processes', () => {
   });
 
   test('payloads with newlines and non-ASCII text survive history and live delivery', async () => {
-    const log = createLog(redis.url);
+    const log = createLog(redis().url);
     const data = '{\n  "text": "héllo\\n wörld 🎉",\n  "x": [1, 2]\n}';
     const seen: string[] = [];
     const stop = await log.watch('completion/chatcmpl-x', (_epoch, event) => seen.push(event.data));
@@ -88,7 +81,7 @@ describe('redis: across processes', () => {
 describe('redis: retention and keys', () => {
   test('age trimming drops a large expired backlog at once, while the topic stays alive', async () => {
     const ttlMs = 1_000;
-    const log = createLog(redis.url, { maxEvents: 5_000, ttlMs });
+    const log = createLog(redis().url, { maxEvents: 5_000, ttlMs });
     await Promise.all(Array.from({ length: 1_200 }, (_, n) => log.append('t', input(n))));
     // Later appends keep the topic's keys (and so its epoch) alive while the backlog expires.
     const started = Date.now();
@@ -110,7 +103,7 @@ describe('redis: retention and keys', () => {
   });
 
   test('an idempotency key of a deleted epoch appends anew', async () => {
-    const log = createLog(redis.url);
+    const log = createLog(redis().url);
     const first = await log.append('t', input(1), { idempotencyKey: 'k' });
     await log.delete('t');
     const again = await log.append('t', input(1), { idempotencyKey: 'k' });
@@ -124,7 +117,7 @@ describe('redis: retention and keys', () => {
   });
 
   test('internal names with slashes work; braces, which would break the hash tag, are refused', async () => {
-    const log = createLog(redis.url);
+    const log = createLog(redis().url);
     await log.append('session/abc/1', input(1));
     assert.equal((await log.info('session/abc/1')).length, 1);
     await assert.rejects(log.append('a{b}', input(1)), TypeError);
@@ -134,9 +127,9 @@ describe('redis: retention and keys', () => {
 
 describe('redis: losing data and connections', () => {
   test('after FLUSHALL the next append starts a new epoch and old ids get epoch_mismatch', async () => {
-    const log = createLog(redis.url);
+    const log = createLog(redis().url);
     const old = await log.append('t', input(1));
-    await redis.flushAll();
+    await redis().flushAll();
     assert.deepEqual(await log.head('t'), { epoch: null, seq: 0 });
     const fresh = await log.append('t', input(2));
     assert.notEqual(parseId(fresh.id)?.epoch, parseId(old.id)?.epoch);
@@ -148,9 +141,9 @@ describe('redis: losing data and connections', () => {
 
   test('the topic keys and idempotency keys carry TTLs', async () => {
     const keyPrefix = uniquePrefix();
-    const log = createLog(redis.url, { keyPrefix, ttlMs: 30_000, idempotencyTtlMs: 10_000 });
+    const log = createLog(redis().url, { keyPrefix, ttlMs: 30_000, idempotencyTtlMs: 10_000 });
     await log.append('t', input(1), { idempotencyKey: 'k' });
-    const client = await redis.client();
+    const client = await redis().client();
     for (const key of [`${keyPrefix}:{t}:log`, `${keyPrefix}:{t}:meta`]) {
       const ttl = await client.pttl(key);
       assert.ok(ttl > 25_000 && ttl <= 30_000, `${key} ttl ${ttl}`);
@@ -163,7 +156,7 @@ describe('redis: losing data and connections', () => {
   });
 
   test('one instance opens exactly two connections however many topics it watches', async () => {
-    const client = await redis.client();
+    const client = await redis().client();
     // Connection ids only grow, so the instance's connections are those opened after this one.
     const ids = async () =>
       String(await client.client('LIST'))
@@ -172,7 +165,7 @@ describe('redis: losing data and connections', () => {
         .map((line) => Number(/\bid=(\d+)/.exec(line)?.[1]));
     const newest = Math.max(...(await ids()));
     const countConnections = async () => (await ids()).filter((id) => id > newest).length;
-    const log = createLog(redis.url);
+    const log = createLog(redis().url);
     const stops: Array<() => void> = [];
     for (let n = 0; n < 20; n++) {
       stops.push(await log.watch(`topic-${n % 7}`, () => {}));

@@ -1,55 +1,18 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import type { EventBatch } from '../../../src/core/batch.js';
-import { type StartFrom, type Subscriber, TopicHub } from '../../../src/core/hub.js';
-import type { ResetInfo } from '../../../src/core/types.js';
-import { type RedisServer, startRedis } from '../../helpers/redis-server.js';
-import { closeAllLogs, createLog, input, uniquePrefix, waitFor } from './harness.js';
+import { test } from 'node:test';
+import { type StartFrom, TopicHub } from '../../../src/core/hub.js';
+import { RecordingSubscriber } from '../../helpers/recording-subscriber.js';
+import { createLog, input, uniquePrefix, useRedis, waitFor } from './harness.js';
 
-let redis: RedisServer;
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  await closeAllLogs();
-  await redis.stop();
-});
-
-/** Records what the hub hands a transport; optionally pushes back like a full socket. */
-class RecordingSubscriber implements Subscriber {
-  readonly ids: string[] = [];
-  readonly resets: ResetInfo[] = [];
-  failure: unknown;
-  batches = 0;
-
-  constructor(readonly pushBackEvery = 0) {}
-
-  send(batch: EventBatch): boolean {
-    this.batches++;
-    for (const event of batch.events) this.ids.push(event.id);
-    return this.pushBackEvery === 0 || this.batches % this.pushBackEvery !== 0;
-  }
-
-  reset(info: ResetInfo): void {
-    this.resets.push(info);
-  }
-
-  drained(): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, 1));
-  }
-
-  fail(error: unknown): void {
-    this.failure = error;
-  }
-}
+const redis = useRedis();
 
 const TOTAL = 2_000;
 
 test('hub over Redis: subscribers joining while another instance publishes get exactly the published sequence', async () => {
   const keyPrefix = uniquePrefix();
   const retention = { keyPrefix, maxEvents: 10_000 };
-  const publisher = createLog(redis.url, retention);
-  const local = createLog(redis.url, retention);
+  const publisher = createLog(redis().url, retention);
+  const local = createLog(redis().url, retention);
   const hub = new TopicHub(local, { pageSize: 50 });
   const published: string[] = [];
   const publish = async (count: number) => {
