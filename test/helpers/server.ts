@@ -19,28 +19,8 @@ export async function startTestServer(settings: Settings = {}): Promise<RunningS
   );
 }
 
-export interface Published {
-  readonly id: string;
-  readonly topic: string;
-  readonly event: string;
-}
-
-export async function publish(
-  baseUrl: string,
-  topic: string,
-  data: unknown,
-  options: { event?: string; headers?: Record<string, string> } = {},
-): Promise<Published> {
-  const response = await fetch(`${baseUrl}/v1/topics/${encodeURIComponent(topic)}/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...options.headers },
-    body: JSON.stringify(options.event === undefined ? { data } : { data, event: options.event }),
-  });
-  if (response.status !== 201 && response.status !== 200) {
-    throw new Error(`publish failed: ${response.status} ${await response.text()}`);
-  }
-  return (await response.json()) as Published;
-}
+/** Tests publish with the client library's own `publish`: it is what users call. */
+export { type Published, publish } from '../../src/client/publish.js';
 
 /** Resolves when `predicate` holds, polling; rejects after `timeoutMs` with `what` in the message. */
 export async function waitFor(
