@@ -25,12 +25,17 @@ export async function* withDeadlines(
   parent.addEventListener('abort', forwardAbort, { once: true });
   const firstTokenDue = now() + deadlines.firstTokenMs;
   const iterator = start(attempt.signal)[Symbol.asyncIterator]();
+  // Built once: the idle deadline is the same for every chunk once tokens flow.
+  const idle = {
+    ms: deadlines.idleMs,
+    what: `no data from the upstream for ${deadlines.idleMs} ms`,
+  };
   let flowing = false;
   let finished = false;
   try {
     for (;;) {
       const timeout = flowing
-        ? { ms: deadlines.idleMs, what: `no data from the upstream for ${deadlines.idleMs} ms` }
+        ? idle
         : {
             ms: Math.max(0, firstTokenDue - now()),
             what: `no first token from the upstream within ${deadlines.firstTokenMs} ms`,

@@ -1,31 +1,31 @@
-import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { LlmError } from './provider.js';
 
 /**
- * Maps whatever the OpenAI SDK or the socket threw into an LlmError, deciding what is worth
- * another attempt. Upstream messages are passed on only for requests the upstream judged
- * invalid (they tell the client what to fix); auth failures stay vague, since their text can
- * quote part of the server's key.
+ * Maps what an OpenAI-compatible upstream answered, or how its connection failed, into an
+ * LlmError, deciding what is worth another attempt. Upstream messages are passed on only for
+ * requests the upstream judged invalid (they tell the client what to fix); auth failures stay
+ * vague, since their text can quote part of the server's key.
  */
-export function upstreamFailure(error: unknown): LlmError {
+
+/** Response headers, read by name: a fetch `Headers` or a lookup over `IncomingHttpHeaders`. */
+export interface HeaderLookup {
+  get(name: string): string | null | undefined;
+}
+
+/** No response came: refused, reset or dropped before the status line. */
+export function connectionFailure(error: unknown): LlmError {
   if (error instanceof LlmError) return error;
-  if (error instanceof APIConnectionTimeoutError) {
-    return new LlmError('upstream_timeout', 'the upstream did not answer in time', true);
-  }
-  if (error instanceof APIConnectionError) {
-    return new LlmError(
-      'upstream_unavailable',
-      `cannot reach the upstream${describeCause(error.cause)}`,
-      true,
-    );
-  }
-  if (error instanceof APIError) {
-    return error.status === undefined
-      ? new LlmError('upstream_error', 'the upstream reported an error mid-stream', true)
-      : statusFailure(error.status, error);
-  }
+  return new LlmError(
+    'upstream_unavailable',
+    `cannot reach the upstream${describeCause(error)}`,
+    true,
+  );
+}
+
+/** The socket failed while the body streamed: a reset, a dropped connection. */
+export function midStreamFailure(error: unknown): LlmError {
+  if (error instanceof LlmError) return error;
   if (error instanceof SyntaxError) return malformedChunk();
-  // The socket failed while the body streamed: a reset, a dropped connection.
   return new LlmError(
     'upstream_error',
     `the upstream connection failed mid-stream${describeCause(error)}`,
@@ -33,8 +33,14 @@ export function upstreamFailure(error: unknown): LlmError {
   );
 }
 
-function statusFailure(status: number, error: APIError): LlmError {
-  const retryAfterMs = retryAfter(error.headers);
+/** An `{"error": …}` event inside a 200 stream. */
+export function streamedError(): LlmError {
+  return new LlmError('upstream_error', 'the upstream reported an error mid-stream', true);
+}
+
+/** A non-2xx answer; `body` is its parsed JSON (OpenAI's `{"error": {"message"}}`), if any. */
+export function statusFailure(status: number, headers: HeaderLookup, body: unknown): LlmError {
+  const retryAfterMs = retryAfter(headers);
   if (status === 429) {
     return new LlmError(
       'upstream_rate_limited',
@@ -60,7 +66,8 @@ function statusFailure(status: number, error: APIError): LlmError {
       `the upstream refused the server's credentials (${status})`,
     );
   }
-  const detail = (error.error as { message?: unknown } | undefined)?.message;
+  const error = (body as { error?: { message?: unknown } | null } | null | undefined)?.error;
+  const detail = typeof error === 'object' && error !== null ? error.message : undefined;
   return new LlmError(
     'invalid_request',
     `the upstream rejected the request (${status})${typeof detail === 'string' ? `: ${detail}` : ''}`,
@@ -73,7 +80,10 @@ export function malformedChunk(): LlmError {
 }
 
 /** `retry-after-ms` (OpenAI's own, precise) or `Retry-After` in seconds or as an HTTP date. */
-export function retryAfter(headers: Headers | undefined, now = Date.now()): number | undefined {
+export function retryAfter(
+  headers: HeaderLookup | undefined,
+  now = Date.now(),
+): number | undefined {
   const milliseconds = Number.parseFloat(headers?.get('retry-after-ms') ?? '');
   if (Number.isFinite(milliseconds) && milliseconds >= 0) return milliseconds;
   const value = headers?.get('retry-after')?.trim();
@@ -84,7 +94,7 @@ export function retryAfter(headers: Headers | undefined, now = Date.now()): numb
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** The first system error code down the cause chain (`ECONNREFUSED`, `UND_ERR_SOCKET`…). */
+/** The first system error code down the cause chain (`ECONNREFUSED`, `ECONNRESET`…). */
 function describeCause(error: unknown): string {
   for (let cause = error, depth = 0; cause instanceof Object && depth < 4; depth++) {
     const { code } = cause as { code?: unknown };

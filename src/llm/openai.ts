@@ -1,6 +1,14 @@
-import OpenAI from 'openai';
-import type { ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
-import { malformedChunk, upstreamFailure } from './openai-errors.js';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createParser } from 'eventsource-parser';
+import {
+  connectionFailure,
+  type HeaderLookup,
+  malformedChunk,
+  midStreamFailure,
+  statusFailure,
+  streamedError,
+} from './openai-errors.js';
 import {
   type GenerateRequest,
   type GenerationChunk,
@@ -11,9 +19,10 @@ import {
 
 export const OPENAI_DEFAULT_MODEL = 'gpt-4o-mini';
 
-/** setTimeout's longest delay: the SDK's own timer must never fire first (withResilience owns
- *  timeouts), and anything longer would overflow to 1 ms. */
-const NO_SDK_TIMEOUT_MS = 2 ** 31 - 1;
+/** Events parsed but not yet consumed beyond which the response is paused (backpressure). */
+const MAX_QUEUED_EVENTS = 64;
+/** Enough of an error body to find its message in; the rest is not kept. */
+const MAX_ERROR_BODY_CHARS = 64 * 1024;
 
 export interface OpenAiProviderOptions {
   /** Up to and including `/v1`, e.g. `https://api.openai.com/v1`. */
@@ -23,54 +32,160 @@ export interface OpenAiProviderOptions {
   readonly defaultModel: string;
 }
 
+interface ChatCompletionRequestBody {
+  readonly model: string;
+  readonly messages: readonly { readonly role: string; readonly content: string }[];
+  readonly stream: true;
+  readonly stream_options: { readonly include_usage: true };
+  readonly temperature?: number;
+  readonly max_tokens?: number;
+}
+
 /**
  * Any OpenAI-compatible upstream, over streaming `/chat/completions`. One attempt per
  * `generate`, no retries and no timeouts of its own: that policy lives in `withResilience`.
+ *
+ * Streaming goes over plain `node:http(s)` with a keep-alive agent and `eventsource-parser`,
+ * not the official `openai` SDK: the SDK adds undici fetch, web streams and several nested
+ * async generators per token. Measured with `node dist/bench/run.js gateway` (2 CPUs): the
+ * SDK path gave 0.28× direct throughput (44k vs 164k tokens/s) and added 2.7 ms to TTFT p50,
+ * this one 0.48× (69k vs 157k tokens/s) and 1.6 ms, with streamhub CPU per token 26 → 15 µs.
  */
 export class OpenAiProvider implements LlmProvider {
   readonly name = 'openai';
   readonly defaultModel: string;
-  readonly #client: OpenAI;
+  readonly #url: URL;
+  readonly #headers: Readonly<Record<string, string>>;
+  readonly #request: typeof httpRequest;
+  readonly #agent: HttpAgent;
 
   constructor(options: OpenAiProviderOptions) {
     this.defaultModel = options.defaultModel;
-    this.#client = new OpenAI({
-      baseURL: options.baseURL,
-      // The SDK insists on a key; without one it gets a placeholder that is never sent.
-      apiKey: options.apiKey || 'none',
-      ...(options.apiKey ? {} : { defaultHeaders: { Authorization: null } }),
-      // The SDK would otherwise pick an admin key up from the environment and send it along.
-      adminAPIKey: null,
-      maxRetries: 0,
-      timeout: NO_SDK_TIMEOUT_MS,
-    });
+    this.#url = new URL(`${options.baseURL.replace(/\/+$/, '')}/chat/completions`);
+    this.#headers = {
+      accept: 'application/json',
+      'content-type': 'application/json',
+      ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
+    };
+    const https = this.#url.protocol === 'https:';
+    this.#request = https ? httpsRequest : httpRequest;
+    // No socket cap of its own (concurrency is bounded by the limiter); idle sockets are kept
+    // for the next generation, which then skips the TCP (and TLS) handshake.
+    const agentOptions = { keepAlive: true, maxSockets: Number.POSITIVE_INFINITY };
+    this.#agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
   }
 
   models(): readonly string[] {
     return [this.defaultModel];
   }
 
+  /**
+   * One async generator per request and no other layer: the socket's callbacks parse the SSE
+   * framing into `events` and wake the generator, which turns each event into a chunk.
+   */
   async *generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
+    const { signal } = request;
+    signal.throwIfAborted();
+    const body = JSON.stringify(requestBody(request));
+    /** The `data` of each SSE event received; `events[read]` is the next to handle. */
+    const events: string[] = [];
+    let read = 0;
+    let response: IncomingMessage | undefined;
+    let ended = false;
+    let failed = false;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const resolve = wake;
+      wake = undefined;
+      resolve?.();
+    };
+    const fail = (error: unknown) => {
+      if (failed || ended) return;
+      failed = true;
+      failure = error;
+      notify();
+    };
+    const parser = createParser({ onEvent: (event) => void events.push(event.data) });
+
+    // The signal destroys the request, so the upstream sees its connection close.
+    const req = this.#request(this.#url, {
+      method: 'POST',
+      agent: this.#agent,
+      headers: { ...this.#headers, 'content-length': Buffer.byteLength(body) },
+      signal,
+    });
+    req.on('error', fail);
+    req.on('response', (res) => {
+      response = res;
+      res.setEncoding('utf8');
+      res.on('error', fail);
+      res.on('close', () => {
+        if (!res.complete) fail(new Error('the upstream response closed before it ended'));
+      });
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status > 299) {
+        let text = '';
+        res.on('data', (chunk: string) => {
+          if (text.length < MAX_ERROR_BODY_CHARS) text += chunk;
+        });
+        res.on('end', () => fail(statusFailure(status, headerLookup(res), parseJson(text))));
+        return;
+      }
+      res.on('data', (chunk: string) => {
+        parser.feed(chunk);
+        if (read === events.length) return;
+        notify();
+        if (events.length - read > MAX_QUEUED_EVENTS) res.pause();
+      });
+      res.on('end', () => {
+        ended = true;
+        notify();
+      });
+    });
+    req.end(body);
+
     let finishReason: string | undefined;
     let usage: Usage | null = null;
+    let done = false;
     try {
-      const stream = await this.#client.chat.completions.create(requestBody(request), {
-        signal: request.signal,
-      });
-      for await (const raw of stream) {
-        const chunk = readChunk(raw);
-        if (chunk.content) yield { type: 'delta', content: chunk.content };
-        finishReason = chunk.finishReason ?? finishReason;
-        usage = chunk.usage ?? usage;
+      for (;;) {
+        while (read < events.length) {
+          signal.throwIfAborted();
+          const data = events[read++] as string;
+          if (data.startsWith('[DONE]')) {
+            done = true;
+            break;
+          }
+          const chunk = readChunk(JSON.parse(data));
+          if (chunk.content) yield { type: 'delta', content: chunk.content };
+          finishReason = chunk.finishReason ?? finishReason;
+          usage = chunk.usage ?? usage;
+        }
+        if (done) break;
+        events.length = 0;
+        read = 0;
+        if (failed) throw failure;
+        if (ended) break;
+        if (response?.isPaused()) response.resume();
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
       }
     } catch (error) {
-      request.signal.throwIfAborted();
+      signal.throwIfAborted();
       // Lost after the finish reason, only the usage trailer or [DONE] is missing: the reply
       // itself is complete, so it is reported as finished.
-      if (finishReason === undefined) throw upstreamFailure(error);
+      if (finishReason === undefined) {
+        throw response === undefined ? connectionFailure(error) : midStreamFailure(error);
+      }
+    } finally {
+      if (response?.complete)
+        response.resume(); // read to its end: the socket goes back to the pool
+      else if (done && response) release(req, response);
+      else req.destroy(); // stopped early (error, abort, consumer gone): close the request
     }
-    // The SDK ends an aborted stream quietly, as if it were complete.
-    request.signal.throwIfAborted();
+    signal.throwIfAborted();
     if (finishReason === undefined) {
       throw new LlmError(
         'upstream_error',
@@ -82,7 +197,33 @@ export class OpenAiProvider implements LlmProvider {
   }
 }
 
-function requestBody(request: GenerateRequest): ChatCompletionCreateParamsStreaming {
+/** After `[DONE]` only the end of the chunked body should follow: wait a moment for it, so the
+ *  socket can be reused, then give up on it. */
+function release(req: ReturnType<typeof httpRequest>, res: IncomingMessage): void {
+  const timer = setTimeout(() => req.destroy(), 1000);
+  timer.unref();
+  res.once('close', () => clearTimeout(timer));
+  res.resume();
+}
+
+function headerLookup(res: IncomingMessage): HeaderLookup {
+  return {
+    get: (name) => {
+      const value = res.headers[name.toLowerCase()];
+      return Array.isArray(value) ? value.join(', ') : value;
+    },
+  };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function requestBody(request: GenerateRequest): ChatCompletionRequestBody {
   return {
     model: request.model,
     messages: request.messages.map(({ role, content }) => ({ role, content })),
@@ -99,12 +240,13 @@ interface ChunkContent {
   readonly usage: Usage | undefined;
 }
 
-/** Reads one `chat.completion.chunk` defensively: the SDK parses JSON but checks no shape. */
+/** Reads one `chat.completion.chunk` defensively: JSON says nothing of its shape. */
 function readChunk(raw: unknown): ChunkContent {
-  const chunk = raw as { choices?: unknown; usage?: unknown } | null;
-  if (typeof chunk !== 'object' || chunk === null || !Array.isArray(chunk.choices ?? [])) {
-    throw malformedChunk();
-  }
+  const chunk = raw as { choices?: unknown; usage?: unknown; error?: unknown } | null;
+  if (typeof chunk !== 'object' || chunk === null) throw malformedChunk();
+  // What the SDK turned into an APIError without a status: an error reported mid-stream.
+  if (chunk.error) throw streamedError();
+  if (!Array.isArray(chunk.choices ?? [])) throw malformedChunk();
   const choice = (chunk.choices as unknown[] | undefined)?.[0] as
     | { delta?: { content?: unknown }; finish_reason?: unknown }
     | undefined;
