@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
-import type { RunningServer } from '../../src/server/server.js';
 import { assertApiError, request } from '../helpers/http.js';
-import { DEFAULT_REPLY, MockUpstream, tokenize, upstream } from '../helpers/mock-upstream.js';
-import { startTestServer } from '../helpers/server.js';
+import { DEFAULT_REPLY, tokenize, upstream } from '../helpers/mock-upstream.js';
+import { useServerBehindUpstream } from '../helpers/upstream-server.js';
 import {
   chunksOf,
   contentOf,
@@ -17,28 +16,13 @@ import {
 } from './harness.js';
 
 describe('the front door over a real OpenAI-compatible upstream', { timeout: 60_000 }, () => {
-  let mock: MockUpstream;
-  let server: RunningServer;
-  before(async () => {
-    mock = await MockUpstream.start();
-    server = await startTestServer({
-      LLM_PROVIDER: 'openai',
-      OPENAI_BASE_URL: mock.baseURL,
-      OPENAI_API_KEY: 'upstream-key',
-      LLM_MAX_RETRIES: '0',
-      LLM_BREAKER_FAILURES: '1000',
-    });
-  });
-  after(async () => {
-    await server.shutdown();
-    await mock.close();
-  });
+  const env = useServerBehindUpstream({ LLM_MAX_RETRIES: '0', LLM_BREAKER_FAILURES: '1000' });
   afterEach(() => {
-    mock.defaultBehaviour = upstream.ok();
+    env.mock.defaultBehaviour = upstream.ok();
   });
 
   test('a streamed completion relays the upstream reply', async () => {
-    const client = postCompletion(server, {
+    const client = postCompletion(env.server, {
       messages: userMessages('hello'),
       stream_options: { include_usage: true },
     });
@@ -48,8 +32,8 @@ describe('the front door over a real OpenAI-compatible upstream', { timeout: 60_
   });
 
   test('an upstream failure mid-stream ends with an error chunk and no [DONE]', async () => {
-    mock.enqueue(upstream.resetAfterTokens(3));
-    const client = postCompletion(server, { messages: userMessages('fail half way') });
+    env.mock.enqueue(upstream.resetAfterTokens(3));
+    const client = postCompletion(env.server, { messages: userMessages('fail half way') });
     await client.closed;
     assert.equal(client.status, 200);
     assert.ok(
@@ -65,14 +49,14 @@ describe('the front door over a real OpenAI-compatible upstream', { timeout: 60_
     assert.equal(typeof error.message, 'string');
 
     // A resume of the failed completion ends the same way.
-    const resumed = resumeCompletion(server, client.headers['x-stream-id'] as string);
+    const resumed = resumeCompletion(env.server, client.headers['x-stream-id'] as string);
     await resumed.closed;
     assert.deepEqual(resumed.events, client.events);
   });
 
   test('the SDK throws on that error chunk instead of ending quietly', async () => {
-    mock.enqueue(upstream.resetAfterTokens(2));
-    const stream = await sdkClient(server).chat.completions.create({
+    env.mock.enqueue(upstream.resetAfterTokens(2));
+    const stream = await sdkClient(env.server).chat.completions.create({
       model: 'gpt-4o-mini',
       messages: userMessages('fail for the sdk'),
       stream: true,
@@ -92,8 +76,8 @@ describe('the front door over a real OpenAI-compatible upstream', { timeout: 60_
   });
 
   test('a non-streamed completion answers an upstream failure with 502', async () => {
-    mock.enqueue(upstream.status500());
-    const response = await request(`${server.url}/v1/chat/completions`, {
+    env.mock.enqueue(upstream.status500());
+    const response = await request(`${env.server.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ messages: userMessages('fail whole') }),
@@ -102,8 +86,8 @@ describe('the front door over a real OpenAI-compatible upstream', { timeout: 60_
   });
 
   test('an unavailable upstream is 503 with its Retry-After', async () => {
-    mock.enqueue(upstream.status(503, { 'retry-after': '7' }));
-    const response = await request(`${server.url}/v1/chat/completions`, {
+    env.mock.enqueue(upstream.status(503, { 'retry-after': '7' }));
+    const response = await request(`${env.server.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ messages: userMessages('unavailable') }),
