@@ -7,7 +7,8 @@ export class StreamhubError extends Error {
     readonly kind: ErrorKind,
     readonly code: string,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }

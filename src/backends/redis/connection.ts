@@ -1,4 +1,7 @@
-import { Redis } from 'ioredis';
+import { Redis, ReplyError } from 'ioredis';
+import { StreamhubError } from '../../core/errors.js';
+import { LiveChannels } from './live-channels.js';
+import { classicPubSub, type PubSubMode, shardedPubSub } from './pubsub.js';
 
 export interface ConnectionOptions {
   readonly url?: string;
@@ -6,6 +9,12 @@ export interface ConnectionOptions {
   readonly createClient?: () => Redis;
   /** Bounds every command, so a hung Redis fails requests instead of stalling them. */
   readonly commandTimeoutMs?: number;
+  /** How long a command waits for a (re)connecting Redis before failing (default 1 s). */
+  readonly connectWaitMs?: number;
+  /** Sharded Pub/Sub (`SSUBSCRIBE`/`SPUBLISH`, Redis 7), which scales on a Redis Cluster. */
+  readonly shardedPubSub?: boolean;
+  /** How often quiet live channels are checked for a lost last message (default 2 s). */
+  readonly healIntervalMs?: number;
 }
 
 /**
@@ -13,7 +22,7 @@ export interface ConnectionOptions {
  * false`): during an outage publishes and reads fail at once and the server answers 503,
  * instead of piling up requests that would all run late. ioredis keeps reconnecting.
  */
-export function createClient(options: ConnectionOptions): Redis {
+function createClient(options: ConnectionOptions): Redis {
   if (options.createClient !== undefined) return options.createClient();
   return new Redis(options.url ?? 'redis://127.0.0.1:6379', {
     enableOfflineQueue: false,
@@ -22,6 +31,79 @@ export function createClient(options: ConnectionOptions): Redis {
     connectTimeout: 5_000,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
   });
+}
+
+/**
+ * The two connections one process needs, however many logs and stores use them: one for
+ * commands and one for Pub/Sub, so a process never holds a Redis connection per client.
+ */
+export class RedisConnection {
+  readonly client: Redis;
+  readonly subscriber: Redis;
+  readonly pubSub: PubSubMode;
+  readonly live: LiveChannels;
+  readonly #clientGate: ReadyGate;
+  readonly #subscriberGate: ReadyGate;
+
+  constructor(readonly options: ConnectionOptions) {
+    this.client = createClient(options);
+    this.subscriber = this.client.duplicate();
+    this.pubSub = options.shardedPubSub === true ? shardedPubSub : classicPubSub;
+    const waitMs = options.connectWaitMs ?? 1_000;
+    this.#clientGate = new ReadyGate(this.client, waitMs);
+    this.#subscriberGate = new ReadyGate(this.subscriber, waitMs);
+    this.live = new LiveChannels(this.subscriber, this.#subscriberGate, this.pubSub, {
+      healIntervalMs: options.healIntervalMs ?? 2_000,
+    });
+  }
+
+  /**
+   * Runs commands once the connection is up. Failing to reach Redis becomes the client-facing
+   * `backend_unavailable` (503); an error Redis itself answered is a bug and stays as it is.
+   */
+  async command<T>(run: (client: Redis) => Promise<T>): Promise<T> {
+    try {
+      await this.#clientGate.wait();
+      return await run(this.client);
+    } catch (error) {
+      if (error instanceof ReplyError || error instanceof StreamhubError) throw error;
+      throw new StreamhubError('unavailable', 'backend_unavailable', 'the backend is unavailable', {
+        cause: error,
+      });
+    }
+  }
+
+  /**
+   * Hears a channel for as long as the connection lives, subscribing again after every
+   * reconnect (and after a first connect that failed).
+   */
+  listen(channel: string, onMessage: (message: string) => void): void {
+    this.subscriber.on(this.pubSub.messageEvent, (name: string, message: string) => {
+      if (name === channel) onMessage(message);
+    });
+    const subscribe = () => {
+      this.pubSub.subscribe(this.subscriber, channel).catch(() => {});
+    };
+    this.subscriber.on('ready', subscribe);
+    if (this.subscriber.status === 'ready') subscribe();
+    else if (this.subscriber.status === 'wait') this.subscriber.connect().catch(() => {});
+  }
+
+  /** Both connections answer; a (re)connecting one gets the short connect wait first. */
+  async isReady(): Promise<boolean> {
+    try {
+      await Promise.all([this.#clientGate.wait(), this.#subscriberGate.wait()]);
+      await Promise.all([this.client.ping(), this.subscriber.ping()]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.live.close();
+    await Promise.all([closeClient(this.client), closeClient(this.subscriber)]);
+  }
 }
 
 /**
@@ -78,7 +160,7 @@ export class ReadyGate {
 }
 
 /** Ends a connection politely when it is up, at once otherwise. */
-export async function closeClient(client: Redis): Promise<void> {
+async function closeClient(client: Redis): Promise<void> {
   if (client.status === 'end') return;
   if (client.status === 'ready') {
     try {

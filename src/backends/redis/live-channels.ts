@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { LiveListener } from '../../core/event-log.js';
 import type { ReadyGate } from './connection.js';
-import { parseLiveMessage } from './wire.js';
+import type { PubSubMode } from './pubsub.js';
+import { type LiveMessage, parseLiveMessage } from './wire.js';
 
 /** An append of this process waiting until its own event has reached local watchers. */
 interface DeliveryWaiter {
@@ -9,6 +10,12 @@ interface DeliveryWaiter {
   readonly seq: number;
   readonly done: () => void;
 }
+
+/**
+ * Fetches the newest event of a channel's topic when it is not the last one dispatched
+ * (`lastEpoch`, `lastSeq`), so that a message Pub/Sub dropped is noticed.
+ */
+export type Healer = (lastEpoch: string, lastSeq: number) => Promise<LiveMessage | undefined>;
 
 /** The local watchers of one channel. */
 class Channel {
@@ -19,14 +26,21 @@ class Channel {
   /** The last event dispatched: its message may arrive before the append's own reply. */
   lastEpoch = '';
   lastSeq = 0;
+  lastDispatchAt = 0;
+  healing = false;
+
+  constructor(readonly heal: Healer) {}
 
   hasDispatched(epoch: string, seq: number): boolean {
     return this.lastEpoch === epoch && this.lastSeq >= seq;
   }
 
+  /** In order and once: a healed event may race with its own late live message. */
   dispatch(epoch: string, event: Parameters<LiveListener>[1]): void {
+    if (this.hasDispatched(epoch, event.seq)) return;
     this.lastEpoch = epoch;
     this.lastSeq = event.seq;
+    this.lastDispatchAt = Date.now();
     for (const listener of this.listeners) listener(epoch, event);
     if (this.waiters.length === 0) return;
     const still: DeliveryWaiter[] = [];
@@ -43,37 +57,57 @@ class Channel {
   }
 }
 
+export interface LiveChannelsOptions {
+  /** Quiet channels are checked for a missed last message this often. */
+  readonly healIntervalMs: number;
+  /** An append waits at most this long for its own event to come back (Pub/Sub may drop it). */
+  readonly deliveryWaitMs?: number;
+}
+
 /**
  * Live notification over ONE subscriber connection for all topics of a process: the first
  * watcher of a channel subscribes, the last one unsubscribes, and each message is parsed once
  * and handed to every local listener of its channel, in order.
+ *
+ * Pub/Sub is at-most-once (a reconnect loses what was published meanwhile). A lost message
+ * followed by another shows as a jump in sequence numbers, which the hub fills from the log;
+ * a lost *last* message is found by healing: after a reconnect and periodically for quiet
+ * channels, the topic's newest event is fetched and dispatched if it was not yet.
  */
 export class LiveChannels {
   readonly #channels = new Map<string, Channel>();
+  readonly #healTimer: NodeJS.Timeout;
 
   constructor(
     readonly subscriber: Redis,
     readonly gate: ReadyGate,
-    /** An append waits at most this long for its own event to come back (Pub/Sub may drop it). */
-    readonly deliveryWaitMs = 1_000,
+    readonly pubSub: PubSubMode,
+    readonly options: LiveChannelsOptions,
   ) {
-    subscriber.on('message', (channelName: string, message: string) => {
+    subscriber.on(pubSub.messageEvent, (channelName: string, message: string) => {
       const channel = this.#channels.get(channelName);
       const live = channel === undefined ? undefined : parseLiveMessage(message);
       if (live !== undefined) channel?.dispatch(live.epoch, live.event);
     });
+    subscriber.on('ready', () => this.#healAll(0));
+    this.#healTimer = setInterval(
+      () => this.#healAll(options.healIntervalMs),
+      options.healIntervalMs,
+    ).unref();
   }
 
   /** Resolves once Redis confirmed the subscription, so no later publish can be missed. */
-  async watch(channelName: string, listener: LiveListener): Promise<() => void> {
+  async watch(channelName: string, listener: LiveListener, heal: Healer): Promise<() => void> {
     // Wrapped so that the same function can watch twice and be stopped once per watch.
     const own: LiveListener = (epoch, event) => listener(epoch, event);
     let channel = this.#channels.get(channelName);
     if (channel === undefined) {
-      const created = new Channel();
+      const created = new Channel(heal);
       channel = created;
       this.#channels.set(channelName, created);
-      created.subscribed = this.gate.wait().then(() => this.subscriber.subscribe(channelName));
+      created.subscribed = this.gate
+        .wait()
+        .then(() => this.pubSub.subscribe(this.subscriber, channelName));
       // A failed subscription is forgotten, so that the next watch tries again.
       created.subscribed.catch(() => {
         if (this.#channels.get(channelName) === created) this.#channels.delete(channelName);
@@ -105,8 +139,9 @@ export class LiveChannels {
     const channel = this.#channels.get(channelName);
     if (channel === undefined || channel.listeners.size === 0) return Promise.resolve();
     if (channel.hasDispatched(epoch, seq)) return Promise.resolve();
+    const waitMs = this.options.deliveryWaitMs ?? 1_000;
     return new Promise((resolve) => {
-      const timer = setTimeout(done, this.deliveryWaitMs);
+      const timer = setTimeout(done, waitMs);
       function done() {
         clearTimeout(timer);
         resolve();
@@ -120,8 +155,31 @@ export class LiveChannels {
   }
 
   close(): void {
+    clearInterval(this.#healTimer);
     for (const channel of this.#channels.values()) channel.releaseWaiters();
     this.#channels.clear();
+  }
+
+  /** Heals every channel quiet for at least `quietMs`; a failed check waits for the next. */
+  #healAll(quietMs: number): void {
+    const now = Date.now();
+    for (const channel of this.#channels.values()) {
+      if (channel.healing || now - channel.lastDispatchAt < quietMs) continue;
+      channel.healing = true;
+      const since = channel.lastDispatchAt;
+      channel
+        .heal(channel.lastEpoch, channel.lastSeq)
+        .then((live) => {
+          // A message that came meanwhile is newer than what the check saw.
+          if (live !== undefined && channel.lastDispatchAt === since) {
+            channel.dispatch(live.epoch, live.event);
+          }
+        })
+        .catch(() => {})
+        .finally(() => {
+          channel.healing = false;
+        });
+    }
   }
 
   #unwatch(channelName: string, channel: Channel, listener: LiveListener): void {
@@ -132,6 +190,6 @@ export class LiveChannels {
     // Commands on one connection run in order, so a later re-SUBSCRIBE of the same channel
     // still wins. If the connection is down this fails; ioredis may then re-subscribe the
     // channel on reconnect, and its messages are dropped here as no local channel matches.
-    this.subscriber.unsubscribe(channelName).catch(() => {});
+    this.pubSub.unsubscribe(this.subscriber, channelName).catch(() => {});
   }
 }

@@ -10,20 +10,20 @@ import type {
 import { formatId, newEpoch, type Position } from '../../core/ids.js';
 import { headOf, type LogBounds, planRead } from '../../core/resume.js';
 import type { EventInput, TopicInfo } from '../../core/types.js';
-import { type ConnectionOptions, closeClient, createClient, ReadyGate } from './connection.js';
+import { type ConnectionOptions, RedisConnection } from './connection.js';
 import { topicKeys } from './keys.js';
 import { LiveChannels } from './live-channels.js';
 import { APPEND_SCRIPT, READ_SCRIPT } from './scripts.js';
-import { eventFromEntry, type StreamEntry } from './wire.js';
+import { eventFromEntry, type LiveMessage, type StreamEntry } from './wire.js';
 
 export interface RedisEventLogOptions extends ConnectionOptions {
+  /** Shared with the process's other logs and stores; without it the log opens its own. */
+  readonly connection?: RedisConnection;
   /** Namespace of every key and channel (default `sh`), so several logs can share a Redis. */
   readonly keyPrefix?: string;
   readonly maxEvents: number;
   readonly ttlMs: number;
   readonly idempotencyTtlMs: number;
-  /** How long a command waits for a (re)connecting Redis before failing (default 1 s). */
-  readonly connectWaitMs?: number;
 }
 
 type AppendReply = [epoch: string, seq: number, event: string, duplicate: 0 | 1];
@@ -59,45 +59,40 @@ interface LogView {
  * comes back with a new epoch, as with the memory backend.
  */
 export class RedisEventLog implements EventLog {
-  readonly #client: ScriptedRedis;
-  readonly #subscriber: Redis;
-  readonly #clientGate: ReadyGate;
-  readonly #subscriberGate: ReadyGate;
-  readonly #live: LiveChannels;
+  readonly #connection: RedisConnection;
+  readonly #ownsConnection: boolean;
   readonly #prefix: string;
 
   constructor(readonly options: RedisEventLogOptions) {
     this.#prefix = options.keyPrefix ?? 'sh';
-    const client = createClient(options);
+    this.#ownsConnection = options.connection === undefined;
+    this.#connection = options.connection ?? new RedisConnection(options);
+    const client = this.#connection.client;
     client.defineCommand('streamhubAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
     client.defineCommand('streamhubRead', { numberOfKeys: 2, lua: READ_SCRIPT });
-    this.#client = client as ScriptedRedis;
-    this.#subscriber = client.duplicate();
-    const waitMs = options.connectWaitMs ?? 1_000;
-    this.#clientGate = new ReadyGate(client, waitMs);
-    this.#subscriberGate = new ReadyGate(this.#subscriber, waitMs);
-    this.#live = new LiveChannels(this.#subscriber, this.#subscriberGate);
   }
 
   async append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult> {
     const keys = topicKeys(this.#prefix, topic);
     const idempotencyKey = options?.idempotencyKey;
-    await this.#clientGate.wait();
-    const [epoch, seq, event, duplicate] = await this.#client.streamhubAppend(
-      keys.meta,
-      keys.log,
-      keys.idem + (idempotencyKey ?? ''),
-      newEpoch(),
-      input.event,
-      input.data,
-      this.options.maxEvents,
-      Math.ceil(this.options.ttlMs),
-      idempotencyKey === undefined ? '0' : '1',
-      Math.ceil(this.options.idempotencyTtlMs),
-      keys.channel,
+    const [epoch, seq, event, duplicate] = await this.#scripted((client) =>
+      client.streamhubAppend(
+        keys.meta,
+        keys.log,
+        keys.idem + (idempotencyKey ?? ''),
+        newEpoch(),
+        input.event,
+        input.data,
+        this.options.maxEvents,
+        Math.ceil(this.options.ttlMs),
+        idempotencyKey === undefined ? '0' : '1',
+        Math.ceil(this.options.idempotencyTtlMs),
+        keys.channel,
+        this.#connection.pubSub.publishCommand,
+      ),
     );
     // Like the memory backend, an append resolves after this process's watchers saw it.
-    if (duplicate === 0) await this.#live.delivered(keys.channel, epoch, seq);
+    if (duplicate === 0) await this.#connection.live.delivered(keys.channel, epoch, seq);
     return { id: formatId(epoch, seq), event, duplicate: duplicate === 1 };
   }
 
@@ -122,8 +117,9 @@ export class RedisEventLog implements EventLog {
 
   async head(topic: string): Promise<Position> {
     const keys = topicKeys(this.#prefix, topic);
-    await this.#clientGate.wait();
-    const [epoch, seq] = await this.#client.hmget(keys.meta, 'epoch', 'seq');
+    const [epoch, seq] = await this.#connection.command((client) =>
+      client.hmget(keys.meta, 'epoch', 'seq'),
+    );
     return epoch == null ? { epoch: null, seq: 0 } : { epoch, seq: Number(seq ?? 0) };
   }
 
@@ -138,29 +134,38 @@ export class RedisEventLog implements EventLog {
 
   async delete(topic: string): Promise<void> {
     const keys = topicKeys(this.#prefix, topic);
-    await this.#clientGate.wait();
     // Idempotency keys stay: they name their epoch, and a new epoch ignores them.
-    await this.#client.del(keys.log, keys.meta);
+    await this.#connection.command((client) => client.del(keys.log, keys.meta));
   }
 
   async watch(topic: string, listener: LiveListener): Promise<() => void> {
-    return this.#live.watch(topicKeys(this.#prefix, topic).channel, listener);
+    const channel = topicKeys(this.#prefix, topic).channel;
+    return this.#connection.live.watch(channel, listener, (epoch, seq) =>
+      this.#newestAfter(topic, epoch, seq),
+    );
   }
 
-  /** Both connections answer; a (re)connecting one gets the short connect wait first. */
-  async isReady(): Promise<boolean> {
-    try {
-      await Promise.all([this.#clientGate.wait(), this.#subscriberGate.wait()]);
-      await Promise.all([this.#client.ping(), this.#subscriber.ping()]);
-      return true;
-    } catch {
-      return false;
-    }
+  isReady(): Promise<boolean> {
+    return this.#connection.isReady();
   }
 
   async close(): Promise<void> {
-    this.#live.close();
-    await Promise.all([closeClient(this.#client), closeClient(this.#subscriber)]);
+    if (this.#ownsConnection) await this.#connection.close();
+  }
+
+  /** The topic's newest event, unless it is `(epoch, seq)` or older: for healing lost live messages. */
+  async #newestAfter(topic: string, epoch: string, seq: number): Promise<LiveMessage | undefined> {
+    const head = await this.head(topic);
+    if (head.epoch === null || head.seq === 0 || (head.epoch === epoch && head.seq <= seq)) {
+      return undefined;
+    }
+    const page = await this.read(topic, { epoch: head.epoch, seq: head.seq - 1 }, 1);
+    const event = page.events[0];
+    return event === undefined ? undefined : { epoch: page.head.epoch ?? head.epoch, event };
+  }
+
+  #scripted<T>(run: (client: ScriptedRedis) => Promise<T>): Promise<T> {
+    return this.#connection.command((client) => run(client as ScriptedRedis));
   }
 
   async #view(
@@ -169,14 +174,15 @@ export class RedisEventLog implements EventLog {
     start: Position | undefined,
     limit: number,
   ): Promise<LogView> {
-    await this.#clientGate.wait();
-    const [epoch, firstSeq, lastSeq, afterSeq, entries] = await this.#client.streamhubRead(
-      meta,
-      log,
-      start?.epoch ?? '',
-      start?.seq ?? -1,
-      limit,
-      Math.ceil(this.options.ttlMs),
+    const [epoch, firstSeq, lastSeq, afterSeq, entries] = await this.#scripted((client) =>
+      client.streamhubRead(
+        meta,
+        log,
+        start?.epoch ?? '',
+        start?.seq ?? -1,
+        limit,
+        Math.ceil(this.options.ttlMs),
+      ),
     );
     return { bounds: { epoch, firstSeq, lastSeq }, afterSeq, entries };
   }

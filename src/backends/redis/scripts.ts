@@ -42,7 +42,7 @@ end
 /**
  * KEYS: meta, log, idempotency key (ignored unless ARGV[6] is '1').
  * ARGV: candidate epoch, event type, data, max events, ttl ms, use idempotency, idempotency
- * ttl ms, channel.
+ * ttl ms, channel, publish command (`PUBLISH` or `SPUBLISH`).
  * Returns {epoch, seq, event type, duplicate (0/1)}.
  *
  * Lua has no good randomness, so the caller passes a fresh epoch every time; it is used only
@@ -81,7 +81,7 @@ redis.call('PEXPIRE', log, ttl)
 if use_idem then
   redis.call('SET', idem, epoch .. '\\n' .. seq .. '\\n' .. event_type, 'PX', ARGV[7])
 end
-redis.call('PUBLISH', ARGV[8],
+redis.call(ARGV[9], ARGV[8],
   epoch .. '\\n' .. seq .. '\\n' .. string.format('%d', now) .. '\\n' .. event_type .. '\\n' .. data)
 return {epoch, seq, event_type, 0}
 `;
