@@ -20,6 +20,17 @@ export const SETTINGS = {
     schema: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
     help: 'Redis server (BACKEND=redis)',
   },
+  REDIS_KEY_PREFIX: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,64}$/)
+      .default('sh'),
+    help: 'prefix of every Redis key and channel, so deployments can share a Redis',
+  },
+  REDIS_SHARDED_PUBSUB: {
+    schema: boolean.default(false),
+    help: 'use sharded Pub/Sub (Redis 7, for Redis Cluster) instead of classic Pub/Sub',
+  },
   HISTORY_MAX_EVENTS: {
     schema: integer(1, 10_000_000).default(1000),
     help: 'events retained per topic',
@@ -43,6 +54,10 @@ export const SETTINGS = {
     help: 'a new stream of a chat session supersedes older ones (false: many viewers)',
   },
   SESSION_TTL_MS: { schema: integer(1000).default(DAY), help: 'idle chat sessions expire after' },
+  SESSION_LEASE_MS: {
+    schema: integer(300, 10 * MINUTE).default(10_000),
+    help: 'a reply whose generating process is silent this long ends with generator_lost',
+  },
   SESSION_MAX_MESSAGES: {
     schema: integer(2, 10_000).default(200),
     help: 'messages kept per session (oldest dropped; the system prompt is kept)',

@@ -1,5 +1,8 @@
 import { MemoryEventLog } from '../backends/memory/memory-log.js';
 import { MemorySessionStore } from '../backends/memory/memory-session-store.js';
+import { RedisConnection } from '../backends/redis/connection.js';
+import { RedisEventLog } from '../backends/redis/redis-event-log.js';
+import { RedisSessionStore } from '../backends/redis/redis-session-store.js';
 import type { EventLog } from '../core/event-log.js';
 import { type LiveLog, TopicHub } from '../core/hub.js';
 import type { SessionStore } from '../core/session-store.js';
@@ -8,7 +11,7 @@ import { RunningGenerations } from '../llm/running.js';
 import { CompletionService } from '../openai-compat/completion-service.js';
 import { SessionService } from '../sessions/session-service.js';
 import { TopicService } from '../topics/topic-service.js';
-import { type Config, ConfigError } from './config.js';
+import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
 import { createProvider, type ServerProvider } from './provider.js';
 
@@ -25,19 +28,55 @@ export interface Services {
   close(): Promise<void>;
 }
 
-/** A backend's event log with the given retention (topics and replies retain differently). */
-function createEventLog(config: Config, retention: { maxEvents: number; ttlMs: number }): EventLog {
-  if (config.BACKEND === 'redis') {
-    throw new ConfigError('BACKEND=redis: the Redis backend is not available in this version yet');
-  }
-  return new MemoryEventLog({ ...retention, idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS });
+interface Retention {
+  readonly maxEvents: number;
+  readonly ttlMs: number;
 }
 
-function createSessionStore(config: Config): SessionStore {
-  return new MemorySessionStore({
-    ttlMs: config.SESSION_TTL_MS,
-    maxMessages: config.SESSION_MAX_MESSAGES,
+/** Where everything is stored: the logs by what they hold, and the sessions. */
+interface Backend {
+  log(name: 'topic' | 'reply' | 'completion', retention: Retention): EventLog;
+  readonly sessionStore: SessionStore;
+  /** Closes what the logs and the store share (the Redis connection), after them. */
+  close(): Promise<void>;
+}
+
+function memoryBackend(config: Config): Backend {
+  return {
+    log: (_name, retention) =>
+      new MemoryEventLog({ ...retention, idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS }),
+    sessionStore: new MemorySessionStore({
+      ttlMs: config.SESSION_TTL_MS,
+      maxMessages: config.SESSION_MAX_MESSAGES,
+    }),
+    close: async () => {},
+  };
+}
+
+/** One Redis connection pair for the whole process, each kind of log under its own prefix. */
+function redisBackend(config: Config): Backend {
+  const connection = new RedisConnection({
+    url: config.REDIS_URL,
+    shardedPubSub: config.REDIS_SHARDED_PUBSUB,
   });
+  const prefix = config.REDIS_KEY_PREFIX;
+  return {
+    log: (name, retention) =>
+      new RedisEventLog({
+        connection,
+        keyPrefix: `${prefix}:${name}`,
+        ...retention,
+        idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
+      }),
+    sessionStore: new RedisSessionStore({
+      connection,
+      keyPrefix: `${prefix}:session`,
+      ttlMs: config.SESSION_TTL_MS,
+      maxMessages: config.SESSION_MAX_MESSAGES,
+      leaseMs: config.SESSION_LEASE_MS,
+    }),
+    close: () => connection.close(),
+  };
 }
 
 /** `onInternalError` hears of failures of streamhub itself while recording a reply. */
@@ -46,18 +85,19 @@ export function createServices(
   metrics: Metrics,
   onInternalError: (error: unknown) => void,
 ): Services {
-  const topicLog = createEventLog(config, {
+  const backend = config.BACKEND === 'redis' ? redisBackend(config) : memoryBackend(config);
+  const topicLog = backend.log('topic', {
     maxEvents: config.HISTORY_MAX_EVENTS,
     ttlMs: config.HISTORY_TTL_MS,
   });
   const topicHub = new TopicHub(topicLog, { observer: metrics.hubObserver });
-  const replyLog = createEventLog(config, {
+  const replyLog = backend.log('reply', {
     maxEvents: config.REPLY_MAX_EVENTS,
     ttlMs: config.SESSION_TTL_MS,
   });
   const replies = { log: replyLog, hub: new TopicHub(replyLog) };
   // Completions are not sessions: nobody resumes one after minutes, so they go sooner.
-  const completionLog = createEventLog(config, {
+  const completionLog = backend.log('completion', {
     maxEvents: config.REPLY_MAX_EVENTS,
     ttlMs: config.COMPLETION_TTL_MS,
   });
@@ -65,10 +105,17 @@ export function createServices(
   const limiter = new ConcurrencyLimiter(config.LLM_MAX_CONCURRENCY, config.LLM_QUEUE_MAX);
   metrics.watchGenerations(limiter, provider);
   const generations = new RunningGenerations(onInternalError);
-  const sessionStore = createSessionStore(config);
+  const sessionStore = backend.sessionStore;
   const counted = (feature: string) => ({
     onGeneration: (outcome: string) => metrics.generations.inc({ feature, outcome }),
     onDelta: () => metrics.generatedDeltas.inc({ feature }),
+  });
+  const sessions = new SessionService(sessionStore, replies, provider, limiter, generations, {
+    takeover: config.SESSION_TAKEOVER,
+    onInternalError,
+    lostCheckMs: Math.max(100, config.SESSION_LEASE_MS / 2),
+    cancelWaitMs: config.SESSION_LEASE_MS,
+    ...counted('chat'),
   });
   return {
     topicLog: { log: topicLog, hub: topicHub },
@@ -76,10 +123,7 @@ export function createServices(
     provider,
     generations,
     topics: new TopicService(topicLog, topicHub, () => metrics.published.inc()),
-    sessions: new SessionService(sessionStore, replies, provider, limiter, generations, {
-      takeover: config.SESSION_TAKEOVER,
-      ...counted('chat'),
-    }),
+    sessions,
     completions: new CompletionService(
       { log: completionLog, hub: new TopicHub(completionLog) },
       provider,
@@ -89,12 +133,14 @@ export function createServices(
     ),
     async close() {
       await generations.drain(0);
+      sessions.close();
       await Promise.all([
         topicLog.close(),
         replyLog.close(),
         completionLog.close(),
         sessionStore.close(),
       ]);
+      await backend.close();
     },
   };
 }

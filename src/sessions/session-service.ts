@@ -37,6 +37,10 @@ export interface SessionServiceOptions {
   readonly onDelta?: () => void;
   /** A failure of streamhub itself (e.g. the backend) while recording a reply. */
   readonly onInternalError?: (error: unknown) => void;
+  /** How often sessions watched here are checked for a generator that was lost elsewhere. */
+  readonly lostCheckMs?: number;
+  /** How long a cancel waits for another process's generator to record its end. */
+  readonly cancelWaitMs?: number;
 }
 
 /** Each turn's reply has a log of its own; the name cannot clash with a topic (no `/`). */
@@ -51,6 +55,7 @@ export function replyTopic(sessionId: string, turn: number): string {
  */
 export class SessionService {
   readonly #viewers: ViewerRegistry;
+  readonly #lostCheck: NodeJS.Timeout;
 
   constructor(
     readonly store: SessionStore,
@@ -61,7 +66,15 @@ export class SessionService {
     readonly generations: RunningGenerations,
     readonly options: SessionServiceOptions,
   ) {
-    this.#viewers = new ViewerRegistry(options.takeover);
+    this.#viewers = new ViewerRegistry(options.takeover, store);
+    this.#lostCheck = setInterval(
+      () => void this.#endLostWatched().catch((error) => options.onInternalError?.(error)),
+      options.lostCheckMs ?? 1_000,
+    ).unref();
+  }
+
+  close(): void {
+    clearInterval(this.#lostCheck);
   }
 
   /** Appends the user message and starts the reply; resolves to the reply log's topic. */
@@ -70,7 +83,10 @@ export class SessionService {
     const release = await this.limiter.acquire().catch(overloadedOrRethrow);
     try {
       const existing = await this.store.get(request.sessionId);
-      if (existing !== undefined) this.#checkOwner(existing, owner);
+      if (existing !== undefined) {
+        this.#checkOwner(existing, owner);
+        if (existing.generatorLost) await this.#endLost(existing);
+      }
       const session = await this.store.beginTurn(request.sessionId, {
         content: request.content,
         system: request.system,
@@ -113,18 +129,33 @@ export class SessionService {
     return { topic, from };
   }
 
-  /** Streams a reply log to a viewer until the reply ends; older viewers are superseded. */
-  watch(sessionId: string, topic: string, from: StartFrom, viewer: ReplyViewer): void {
-    this.#viewers.add(sessionId, viewer);
+  /**
+   * A number for a stream about to open: with takeover on, it supersedes every older stream
+   * of the session on any process. Taken before the stream opens, so a failure is an error.
+   */
+  claimViewer(sessionId: string): Promise<number> {
+    return this.#viewers.claim(sessionId);
+  }
+
+  /** Streams a reply log to a viewer until the reply ends. */
+  watch(
+    sessionId: string,
+    claim: number,
+    topic: string,
+    from: StartFrom,
+    viewer: ReplyViewer,
+  ): void {
+    this.#viewers.add(sessionId, claim, viewer);
     const subscription = this.replies.hub.subscribe(topic, from, viewer.subscriber);
     viewer.onClose(() => subscription.close());
   }
 
   async cancel(sessionId: string, owner: string | null): Promise<void> {
-    await this.#find(sessionId, owner);
-    if (!(await this.generations.cancel(generationKey(sessionId)))) {
+    const session = await this.#find(sessionId, owner);
+    if (!session.generating) {
       throw new StreamhubError('conflict', 'not_generating', 'no reply is being generated');
     }
+    await this.#stop(session);
   }
 
   async view(sessionId: string, owner: string | null): Promise<SessionView> {
@@ -148,7 +179,7 @@ export class SessionService {
   /** Deletes the session, cancelling a running reply first. */
   async delete(sessionId: string, owner: string | null): Promise<void> {
     const session = await this.#find(sessionId, owner);
-    await this.generations.cancel(generationKey(sessionId));
+    if (session.generating) await this.#stop(session);
     await this.store.delete(sessionId);
     await this.replies.log.delete(replyTopic(sessionId, session.turn));
   }
@@ -164,8 +195,12 @@ export class SessionService {
   ): Promise<void> {
     const topic = replyTopic(session.id, session.turn);
     let reply = '';
+    // Losing the turn stops the generation too; its end is then recorded by whoever ended it.
+    const stop = () => void this.generations.cancel(generationKey(session.id));
+    const release = this.store.holdTurn(session.id, session.turn, { cancel: stop, lost: stop });
     const end = async (type: ReplyEventType, data: unknown, outcome: GenerationOutcome) => {
-      await this.store.endTurn(session.id, session.turn, reply);
+      release();
+      if (!(await this.store.endTurn(session.id, session.turn, reply))) return;
       await this.#append(topic, type, data);
       this.options.onGeneration?.(outcome);
     };
@@ -176,19 +211,68 @@ export class SessionService {
       maxTokens: request.maxTokens,
       signal,
     };
-    await runGeneration(this.provider, generateRequest, {
-      delta: async (content) => {
-        reply += content;
-        this.options.onDelta?.();
-        await this.#append(topic, 'delta', { content });
-      },
-      finish: (finishReason, usage) => end('done', { finish_reason: finishReason, usage }, 'done'),
-      fail: (error) => end('error', { code: error.code, message: error.message }, 'error'),
-      cancelled: () =>
-        abortedByShutdown(signal)
-          ? end('error', { code: 'server_shutdown', message: 'the server shut down' }, 'error')
-          : end('abort', { reason: 'cancelled' }, 'cancelled'),
+    try {
+      await runGeneration(this.provider, generateRequest, {
+        delta: async (content) => {
+          reply += content;
+          this.options.onDelta?.();
+          await this.#append(topic, 'delta', { content });
+        },
+        finish: (finishReason, usage) =>
+          end('done', { finish_reason: finishReason, usage }, 'done'),
+        fail: (error) => end('error', { code: error.code, message: error.message }, 'error'),
+        cancelled: () =>
+          abortedByShutdown(signal)
+            ? end('error', { code: 'server_shutdown', message: 'the server shut down' }, 'error')
+            : end('abort', { reason: 'cancelled' }, 'cancelled'),
+      });
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Stops a running reply and waits until its end is recorded: here directly, on another
+   * process through the store (bounded, as that process may die meanwhile).
+   */
+  async #stop(session: SessionState): Promise<void> {
+    if (session.generatorLost) {
+      await this.#endLost(session);
+      return;
+    }
+    if (await this.generations.cancel(generationKey(session.id))) return;
+    await this.store.requestCancel(session.id, session.turn);
+    const deadline = Date.now() + (this.options.cancelWaitMs ?? 5_000);
+    while (Date.now() < deadline) {
+      const now = await this.store.get(session.id);
+      if (now === undefined || !now.generating || now.turn !== session.turn) return;
+      if (now.generatorLost) return void (await this.#endLost(now));
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
+  /**
+   * Ends a reply whose generator was lost: the partial reply is kept, and the reply log ends
+   * with `error` `generator_lost`, so no stream waits forever. Any process may find the loss;
+   * the store lets exactly one of them record it.
+   */
+  async #endLost(session: SessionState): Promise<void> {
+    const partial = await this.#partialReply(session);
+    if (!(await this.store.endLostTurn(session.id, session.turn, partial))) return;
+    await this.#append(replyTopic(session.id, session.turn), 'error', {
+      code: 'generator_lost',
+      message: 'the server generating this reply stopped; send the message again',
     });
+    this.options.onGeneration?.('error');
+  }
+
+  /** Checks the sessions watched here whose reply is generated elsewhere. */
+  async #endLostWatched(): Promise<void> {
+    for (const sessionId of this.#viewers.watched()) {
+      if (this.generations.has(generationKey(sessionId))) continue;
+      const session = await this.store.get(sessionId);
+      if (session?.generatorLost) await this.#endLost(session);
+    }
   }
 
   async #append(topic: string, type: ReplyEventType, data: unknown): Promise<void> {
@@ -212,11 +296,15 @@ export class SessionService {
 
   async #find(sessionId: string, owner: string | null): Promise<SessionState> {
     checkSessionId(sessionId);
-    const session = await this.store.get(sessionId);
+    let session = await this.store.get(sessionId);
     if (session === undefined) {
       throw new StreamhubError('not_found', 'session_not_found', `no session ${sessionId}`);
     }
     this.#checkOwner(session, owner);
+    if (session.generatorLost) {
+      await this.#endLost(session);
+      session = (await this.store.get(sessionId)) ?? session;
+    }
     return session;
   }
 

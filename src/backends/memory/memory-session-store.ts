@@ -2,6 +2,7 @@ import type {
   SessionState,
   SessionStore,
   StoredMessage,
+  TurnControl,
   TurnInput,
 } from '../../core/session-store.js';
 
@@ -13,9 +14,15 @@ export interface MemorySessionStoreOptions {
   readonly now?: () => number;
 }
 
-/** Sessions in a Map, swept for idle expiry. */
+/**
+ * Sessions in a Map, swept for idle expiry. Everything runs in this one process: a turn's
+ * generator cannot be lost without the store going with it, and cancelling is local.
+ */
 export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, SessionState>();
+  readonly #claimListeners: Array<(id: string, claim: number) => void> = [];
+  /** One counter for all sessions: claims are only ever compared within a session. */
+  #claims = 0;
   readonly #sweeper: NodeJS.Timeout;
   readonly #now: () => number;
 
@@ -48,9 +55,13 @@ export class MemorySessionStore implements SessionStore {
     return next;
   }
 
-  async endTurn(id: string, turn: number, reply: string): Promise<void> {
+  holdTurn(_id: string, _turn: number, _control: TurnControl): () => void {
+    return () => {};
+  }
+
+  async endTurn(id: string, turn: number, reply: string): Promise<boolean> {
     const session = this.#sessions.get(id);
-    if (session === undefined || session.turn !== turn) return;
+    if (session === undefined || session.turn !== turn || !session.generating) return false;
     const messages: StoredMessage[] =
       reply === ''
         ? [...session.messages]
@@ -61,6 +72,23 @@ export class MemorySessionStore implements SessionStore {
       generating: false,
       updatedAt: this.#now(),
     });
+    return true;
+  }
+
+  async endLostTurn(): Promise<boolean> {
+    return false;
+  }
+
+  async requestCancel(): Promise<void> {}
+
+  async claimViewer(id: string): Promise<number> {
+    const claim = ++this.#claims;
+    for (const listener of this.#claimListeners) listener(id, claim);
+    return claim;
+  }
+
+  onViewerClaimed(listener: (id: string, claim: number) => void): void {
+    this.#claimListeners.push(listener);
   }
 
   async delete(id: string): Promise<boolean> {
@@ -101,6 +129,7 @@ function newSession(id: string, owner: string | null, now: number): SessionState
     system: null,
     turn: 0,
     generating: false,
+    generatorLost: false,
     createdAt: now,
     updatedAt: now,
   };

@@ -67,7 +67,7 @@ export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): voi
       },
       OWNER,
     );
-    streamReply(request, reply, deps, body.session_id, topic, { kind: 'start' });
+    await streamReply(request, reply, deps, body.session_id, topic, { kind: 'start' });
   });
 
   app.post<{ Body: ResumeBody }>(
@@ -111,17 +111,18 @@ async function resume(
   lastEventId: string | undefined,
 ): Promise<void> {
   const { topic, from } = await deps.sessions.resumePoint(sessionId, lastEventId, OWNER);
-  streamReply(request, reply, deps, sessionId, topic, from);
+  await streamReply(request, reply, deps, sessionId, topic, from);
 }
 
-function streamReply(
+async function streamReply(
   request: FastifyRequest,
   reply: FastifyReply,
   deps: SessionRouteDeps,
   sessionId: string,
   topic: string,
   from: StartFrom,
-): void {
+): Promise<void> {
+  const claim = await deps.sessions.claimViewer(sessionId);
   const stream = openSse(request, reply, deps);
-  deps.sessions.watch(sessionId, topic, from, sseReplyViewer(stream));
+  deps.sessions.watch(sessionId, claim, topic, from, sseReplyViewer(stream));
 }

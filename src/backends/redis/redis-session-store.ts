@@ -1,0 +1,231 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import type {
+  SessionState,
+  SessionStore,
+  StoredMessage,
+  TurnControl,
+  TurnInput,
+} from '../../core/session-store.js';
+import { type ConnectionOptions, RedisConnection } from './connection.js';
+import {
+  BEGIN_TURN_SCRIPT,
+  END_TURN_SCRIPT,
+  GET_SESSION_SCRIPT,
+  RENEW_TURN_SCRIPT,
+} from './session-scripts.js';
+
+export interface RedisSessionStoreOptions extends ConnectionOptions {
+  /** Shared with the process's logs; without it the store opens its own. */
+  readonly connection?: RedisConnection;
+  /** Namespace of every key and channel (default `sh:session`). */
+  readonly keyPrefix?: string;
+  /** Idle sessions expire after this long. */
+  readonly ttlMs: number;
+  readonly maxMessages: number;
+  /** A generating process that stops renewing its hold for this long has lost the turn. */
+  readonly leaseMs: number;
+}
+
+/** A session as the scripts return it: state hash (flat), messages, lease held. */
+type Snapshot = [fields: string[], messages: string[], leased: 0 | 1];
+
+interface ScriptedRedis extends Redis {
+  sessionGet(...args: (string | number)[]): Promise<Snapshot | null>;
+  sessionBegin(...args: (string | number)[]): Promise<[status: 1 | 0 | -1, Snapshot]>;
+  sessionEnd(...args: (string | number)[]): Promise<0 | 1>;
+  sessionRenew(...args: (string | number)[]): Promise<-1 | 0 | 1>;
+}
+
+interface HeldTurn {
+  readonly turn: number;
+  readonly control: TurnControl;
+}
+
+/**
+ * Sessions shared by every process: state and messages in Redis, the generating turn held
+ * under a lease (`SET PX`, renewed by its process) so that exactly one process generates and
+ * a process that dies is noticed. Cancels and viewer claims travel over one Pub/Sub channel
+ * that every process hears; a cancel is also left in Redis for the lease renewal to find, so
+ * a message lost while the generator's connection blinked still stops the reply.
+ */
+export class RedisSessionStore implements SessionStore {
+  readonly #connection: RedisConnection;
+  readonly #ownsConnection: boolean;
+  readonly #prefix: string;
+  readonly #signals: string;
+  /** This process's lease token. */
+  readonly #holder = `${hostname()}:${process.pid}:${randomUUID()}`;
+  readonly #held = new Map<string, HeldTurn>();
+  readonly #claimListeners: Array<(id: string, claim: number) => void> = [];
+
+  constructor(readonly options: RedisSessionStoreOptions) {
+    this.#prefix = options.keyPrefix ?? 'sh:session';
+    this.#signals = `${this.#prefix}:signals`;
+    this.#ownsConnection = options.connection === undefined;
+    this.#connection = options.connection ?? new RedisConnection(options);
+    const client = this.#connection.client;
+    client.defineCommand('sessionGet', { numberOfKeys: 3, lua: GET_SESSION_SCRIPT });
+    client.defineCommand('sessionBegin', { numberOfKeys: 3, lua: BEGIN_TURN_SCRIPT });
+    client.defineCommand('sessionEnd', { numberOfKeys: 3, lua: END_TURN_SCRIPT });
+    client.defineCommand('sessionRenew', { numberOfKeys: 4, lua: RENEW_TURN_SCRIPT });
+    this.#connection.listen(this.#signals, (message) => this.#onSignal(message));
+  }
+
+  async get(id: string): Promise<SessionState | undefined> {
+    const snapshot = await this.#scripted((client) => client.sessionGet(...this.#keys(id)));
+    return snapshot === null ? undefined : sessionFrom(id, snapshot);
+  }
+
+  async beginTurn(id: string, input: TurnInput): Promise<SessionState | undefined> {
+    const message: StoredMessage = { role: 'user', content: input.content };
+    const [status, snapshot] = await this.#scripted((client) =>
+      client.sessionBegin(
+        ...this.#keys(id),
+        Date.now(),
+        Math.ceil(this.options.ttlMs),
+        this.options.maxMessages,
+        Math.ceil(this.options.leaseMs),
+        this.#holder,
+        JSON.stringify(message),
+        input.owner ?? '',
+        input.system ?? '',
+        input.system === undefined ? '0' : '1',
+      ),
+    );
+    return status === 1 ? sessionFrom(id, snapshot) : undefined;
+  }
+
+  holdTurn(id: string, turn: number, control: TurnControl): () => void {
+    this.#held.set(id, { turn, control });
+    let cancelled = false;
+    const renew = async () => {
+      const outcome = await this.#scripted((client) =>
+        client.sessionRenew(
+          ...this.#keys(id),
+          this.#key(id, 'cancel'),
+          this.#holder,
+          turn,
+          Math.ceil(this.options.leaseMs),
+          Math.ceil(this.options.ttlMs),
+        ),
+      ).catch(() => 0 as const); // Redis unreachable: try again next time; the lease decides.
+      if (outcome === -1) {
+        release();
+        control.lost();
+      } else if (outcome === 1 && !cancelled) {
+        cancelled = true;
+        control.cancel();
+      }
+    };
+    const timer = setInterval(renew, Math.max(10, this.options.leaseMs / 3)).unref();
+    const release = () => {
+      clearInterval(timer);
+      if (this.#held.get(id)?.turn === turn) this.#held.delete(id);
+    };
+    return release;
+  }
+
+  endTurn(id: string, turn: number, reply: string): Promise<boolean> {
+    return this.#end(id, turn, reply, this.#holder);
+  }
+
+  endLostTurn(id: string, turn: number, reply: string): Promise<boolean> {
+    return this.#end(id, turn, reply, '');
+  }
+
+  async requestCancel(id: string, turn: number): Promise<void> {
+    await this.#connection.command(async (client) => {
+      await client.set(this.#key(id, 'cancel'), turn, 'PX', Math.ceil(this.options.leaseMs * 2));
+      await this.#connection.pubSub.publish(client, this.#signals, `cancel\n${id}\n${turn}`);
+    });
+  }
+
+  async claimViewer(id: string): Promise<number> {
+    const key = this.#key(id, 'claims');
+    return this.#connection.command(async (client) => {
+      const [[, claim]] = (await client
+        .multi()
+        .incr(key)
+        .pexpire(key, Math.ceil(this.options.ttlMs))
+        .exec()) as [[unknown, number], unknown];
+      await this.#connection.pubSub.publish(client, this.#signals, `claim\n${id}\n${claim}`);
+      return claim;
+    });
+  }
+
+  onViewerClaimed(listener: (id: string, claim: number) => void): void {
+    this.#claimListeners.push(listener);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const keys = [...this.#keys(id), this.#key(id, 'cancel'), this.#key(id, 'claims')];
+    const deleted = await this.#connection.command((client) => client.del(...keys));
+    return deleted > 0;
+  }
+
+  async close(): Promise<void> {
+    this.#held.clear();
+    if (this.#ownsConnection) await this.#connection.close();
+  }
+
+  async #end(id: string, turn: number, reply: string, holder: string): Promise<boolean> {
+    const message: StoredMessage = { role: 'assistant', content: reply };
+    const ended = await this.#scripted((client) =>
+      client.sessionEnd(
+        ...this.#keys(id),
+        turn,
+        reply === '' ? '' : JSON.stringify(message),
+        holder,
+        Date.now(),
+        Math.ceil(this.options.ttlMs),
+        this.options.maxMessages,
+      ),
+    );
+    return ended === 1;
+  }
+
+  #onSignal(message: string): void {
+    const [kind, id, value] = message.split('\n');
+    if (id === undefined || value === undefined) return;
+    if (kind === 'claim') {
+      for (const listener of this.#claimListeners) listener(id, Number(value));
+    } else if (kind === 'cancel') {
+      const held = this.#held.get(id);
+      if (held?.turn === Number(value)) held.control.cancel();
+    }
+  }
+
+  /** The state, messages and lease keys, in the order every script takes them. */
+  #keys(id: string): [string, string, string] {
+    return [`${this.#prefix}:{${id}}`, this.#key(id, 'messages'), this.#key(id, 'lease')];
+  }
+
+  /** The hash tag keeps all keys of a session in one cluster slot, as the scripts need. */
+  #key(id: string, name: string): string {
+    return `${this.#prefix}:{${id}}:${name}`;
+  }
+
+  #scripted<T>(run: (client: ScriptedRedis) => Promise<T>): Promise<T> {
+    return this.#connection.command((client) => run(client as ScriptedRedis));
+  }
+}
+
+function sessionFrom(id: string, [fields, messages, leased]: Snapshot): SessionState {
+  const state = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2)
+    state.set(fields[i] as string, fields[i + 1] as string);
+  const generating = state.get('generating') === '1';
+  return {
+    id,
+    owner: state.get('owner') ?? null,
+    system: state.get('system') ?? null,
+    messages: messages.map((message) => JSON.parse(message) as StoredMessage),
+    turn: Number(state.get('turn') ?? 0),
+    generating,
+    generatorLost: generating && leased === 0,
+    createdAt: Number(state.get('created')),
+    updatedAt: Number(state.get('updated') ?? state.get('created')),
+  };
+}
