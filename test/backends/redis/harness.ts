@@ -3,6 +3,10 @@ import {
   RedisEventLog,
   type RedisEventLogOptions,
 } from '../../../src/backends/redis/redis-event-log.js';
+import {
+  RedisSessionStore,
+  type RedisSessionStoreOptions,
+} from '../../../src/backends/redis/redis-session-store.js';
 import { type RedisServer, startRedis } from '../../helpers/redis-server.js';
 
 /**
@@ -22,11 +26,27 @@ export function useRedis(): () => RedisServer {
 }
 
 let logs = 0;
-const open = new Set<RedisEventLog>();
+const open = new Set<{ close(): Promise<void> }>();
 
 /** A key prefix no other log of this run uses, so tests never see each other's topics. */
 export function uniquePrefix(): string {
   return `test${process.pid}x${++logs}`;
+}
+
+export function createSessionStore(
+  url: string,
+  options: Partial<RedisSessionStoreOptions> = {},
+): RedisSessionStore {
+  const store = new RedisSessionStore({
+    url,
+    keyPrefix: uniquePrefix(),
+    ttlMs: 60_000,
+    maxMessages: 100,
+    leaseMs: 10_000,
+    ...options,
+  });
+  open.add(store);
+  return store;
 }
 
 export function createLog(url: string, options: Partial<RedisEventLogOptions> = {}): RedisEventLog {
@@ -43,7 +63,7 @@ export function createLog(url: string, options: Partial<RedisEventLogOptions> = 
 }
 
 /**
- * Closes every log a test left open (e.g. because it failed half-way): a client still
+ * Closes every log and store a test left open (e.g. because it failed half-way): a client still
  * reconnecting to a stopped server would keep the test process alive forever.
  */
 export async function closeAllLogs(): Promise<void> {

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { TurnControl } from '../../../src/core/session-store.js';
+import { sessionStoreContract, waitUntil } from '../session-store-contract.js';
+import { createSessionStore, uniquePrefix, useRedis } from './harness.js';
+
+const redis = useRedis();
+
+sessionStoreContract('redis', {
+  create: async ({ maxMessages }) => createSessionStore(redis().url, { maxMessages }),
+});
+
+const turn = (content: string) => ({ content, owner: null });
+
+/** Two stores on one Redis, as two streamhub processes would have. */
+function twoProcesses(leaseMs: number) {
+  const keyPrefix = uniquePrefix();
+  return [
+    createSessionStore(redis().url, { keyPrefix, leaseMs }),
+    createSessionStore(redis().url, { keyPrefix, leaseMs }),
+  ] as const;
+}
+
+function recordingControl() {
+  const heard: string[] = [];
+  const control: TurnControl = {
+    cancel: () => heard.push('cancel'),
+    lost: () => heard.push('lost'),
+  };
+  return { heard, control };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('redis sessions: one generator at a time, under a lease', () => {
+  test('another process sees the turn; a held turn stays alive past its lease', async () => {
+    const [a, b] = twoProcesses(300);
+    await a.beginTurn('s', turn('hi'));
+    const { heard, control } = recordingControl();
+    const release = a.holdTurn('s', 1, control);
+    assert.equal(await b.beginTurn('s', turn('mine?')), undefined, 'busy on every process');
+    await sleep(900);
+    const seen = await b.get('s');
+    assert.equal(seen?.generating, true);
+    assert.equal(seen?.generatorLost, false, 'renewed by its holder');
+    release();
+    assert.equal(await a.endTurn('s', 1, 'hello'), true);
+    assert.deepEqual(heard, []);
+    assert.equal((await b.get('s'))?.generating, false);
+  });
+
+  test('a turn whose holder stops renewing is lost; exactly one process ends it', async () => {
+    const [a, b] = twoProcesses(300);
+    await a.beginTurn('s', turn('hi'));
+    // No holdTurn: as if the generating process died right after starting.
+    await sleep(450);
+    const lost = await b.get('s');
+    assert.equal(lost?.generatorLost, true);
+    const results = await Promise.all([
+      b.endLostTurn('s', 1, 'partial'),
+      a.endLostTurn('s', 1, 'partial'),
+    ]);
+    assert.deepEqual(results.sort(), [false, true]);
+    assert.equal(await a.endTurn('s', 1, 'too late'), false, 'the old holder cannot end it');
+    const ended = await b.get('s');
+    assert.equal(ended?.generating, false);
+    assert.deepEqual(
+      ended?.messages.map((m) => m.content),
+      ['hi', 'partial'],
+    );
+    assert.equal((await b.beginTurn('s', turn('again')))?.turn, 2, 'the session goes on');
+  });
+
+  test('a lost turn cannot be ended as lost while its holder renews', async () => {
+    const [a, b] = twoProcesses(300);
+    await a.beginTurn('s', turn('hi'));
+    const release = a.holdTurn('s', 1, recordingControl().control);
+    await sleep(400);
+    assert.equal(await b.endLostTurn('s', 1, ''), false);
+    release();
+  });
+
+  test('a holder whose turn was ended elsewhere hears that it lost it', async () => {
+    const [a, b] = twoProcesses(300);
+    await a.beginTurn('s', turn('hi'));
+    const client = await redis().client();
+    // The lease vanishes (as after a long pause of the holder) and another process ends it.
+    await client.del(`${a.options.keyPrefix}:{s}:lease`);
+    assert.equal(await b.endLostTurn('s', 1, ''), true);
+    const { heard, control } = recordingControl();
+    const release = a.holdTurn('s', 1, control);
+    await waitUntil(() => heard.length > 0);
+    release();
+    assert.deepEqual(heard, ['lost']);
+  });
+
+  test('a cancel reaches the holder on another process, through Pub/Sub or the lease', async () => {
+    const [a, b] = twoProcesses(600);
+    await a.beginTurn('s', turn('hi'));
+    const live = recordingControl();
+    const release = a.holdTurn('s', 1, live.control);
+    const started = Date.now();
+    await b.requestCancel('s', 1);
+    await waitUntil(() => live.heard.length > 0);
+    assert.ok(Date.now() - started < 150, 'Pub/Sub is faster than the lease renewal');
+    release();
+    await a.endTurn('s', 1, '');
+
+    // A cancel sent while nobody listened (the holder's connection blinked) is still found.
+    await a.beginTurn('s', turn('again'));
+    await b.requestCancel('s', 2);
+    await sleep(200); // Its Pub/Sub message has come and gone.
+    const late = recordingControl();
+    const releaseLate = a.holdTurn('s', 2, late.control);
+    await waitUntil(() => late.heard.length > 0);
+    releaseLate();
+    assert.deepEqual(late.heard, ['cancel']);
+    assert.deepEqual(live.heard, ['cancel']);
+  });
+
+  test('viewer claims of one process are heard by the others', async () => {
+    const [a, b] = twoProcesses(1_000);
+    const heardByA: number[] = [];
+    a.onViewerClaimed((id, claim) => {
+      if (id === 's') heardByA.push(claim);
+    });
+    const claim = await b.claimViewer('s');
+    await waitUntil(() => heardByA.length === 1);
+    assert.deepEqual(heardByA, [claim]);
+    assert.ok((await a.claimViewer('s')) > claim);
+  });
+
+  test('every key of a session carries the idle TTL', async () => {
+    const keyPrefix = uniquePrefix();
+    const store = createSessionStore(redis().url, { keyPrefix, ttlMs: 30_000 });
+    await store.beginTurn('s', turn('hi'));
+    await store.endTurn('s', 1, 'hello');
+    await store.claimViewer('s');
+    const client = await redis().client();
+    for (const key of [`{s}`, '{s}:messages', '{s}:claims']) {
+      const ttl = await client.pttl(`${keyPrefix}:${key}`);
+      assert.ok(ttl > 25_000 && ttl <= 30_000, `${key} ttl ${ttl}`);
+    }
+  });
+});
