@@ -1,9 +1,16 @@
+import { StreamhubError } from './errors.js';
 import type { Position } from './ids.js';
 import type { EventInput, ResetInfo, StoredEvent, TopicInfo } from './types.js';
 
 export interface AppendOptions {
   /** Retrying with a key already used on the topic appends nothing and returns the original. */
   readonly idempotencyKey?: string;
+  /**
+   * Ends the log: every later append is refused with `log_ended` until the log is deleted.
+   * A reply's last event is final, so a generator that lost its turn (a process that froze
+   * past its lease) cannot add to a reply that was already ended for it.
+   */
+  readonly final?: boolean;
 }
 
 export interface AppendResult {
@@ -52,4 +59,8 @@ export interface EventLog {
   watch(topic: string, listener: LiveListener): Promise<() => void>;
   isReady(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+export function logEndedError(topic: string): StreamhubError {
+  return new StreamhubError('conflict', 'log_ended', `${topic} has ended`);
 }

@@ -32,7 +32,7 @@ export class CompletionRecorder implements GenerationSink {
   async finish(finishReason: string, usage: Usage | null): Promise<void> {
     await this.#chunk({}, finishReason);
     if (this.includeUsage) await this.#append('chunk', usageChunk(this.identity, usage));
-    await this.log.append(this.topic, { event: 'done', data: DONE_SENTINEL });
+    await this.log.append(this.topic, { event: 'done', data: DONE_SENTINEL }, { final: true });
   }
 
   fail(error: LlmError): Promise<void> {
@@ -56,6 +56,7 @@ export class CompletionRecorder implements GenerationSink {
   }
 
   async #append(type: CompletionEventType, payload: unknown): Promise<void> {
-    await this.log.append(this.topic, { event: type, data: JSON.stringify(payload) });
+    const final = type === 'error';
+    await this.log.append(this.topic, { event: type, data: JSON.stringify(payload) }, { final });
   }
 }

@@ -55,7 +55,9 @@ export function toApiError(error: unknown): ApiError {
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const apiError = toApiError(error);
-    if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+    // An outage answers every request with 503: one line each, not a stack trace each.
+    if (apiError.status === 503) request.log.warn({ code: apiError.code }, apiError.message);
+    else if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
     reply.code(apiError.status).headers(apiError.headers).send(apiError.toJSON());
   });
   app.setNotFoundHandler((request, reply) => {

@@ -8,7 +8,12 @@ import { type GenerationOutcome, runGeneration } from '../llm/generation.js';
 import type { ConcurrencyLimiter } from '../llm/limiter.js';
 import { type ChatMessage, LlmError, type LlmProvider } from '../llm/provider.js';
 import { abortedByShutdown, type RunningGenerations } from '../llm/running.js';
-import { endsReply, type ReplyEventType, type ReplyViewer } from './reply-stream.js';
+import {
+  endsReply,
+  isFinalReplyEvent,
+  type ReplyEventType,
+  type ReplyViewer,
+} from './reply-stream.js';
 import { ViewerRegistry } from './viewers.js';
 
 export interface ChatRequest {
@@ -276,7 +281,8 @@ export class SessionService {
   }
 
   async #append(topic: string, type: ReplyEventType, data: unknown): Promise<void> {
-    await this.replies.log.append(topic, { event: type, data: JSON.stringify(data) });
+    const event = { event: type, data: JSON.stringify(data) };
+    await this.replies.log.append(topic, event, { final: isFinalReplyEvent(type) });
   }
 
   async #partialReply(session: SessionState): Promise<string> {

@@ -157,6 +157,22 @@ export function eventLogContract(name: string, options: ContractOptions): void {
         assert.deepEqual(alsoSeen, [1, 2, 3]);
       }));
 
+    test('a final append ends the log until it is deleted', () =>
+      withLog({}, async (log) => {
+        await log.append('t', input(1));
+        const last = await log.append('t', input(2), { final: true, idempotencyKey: 'end' });
+        await assert.rejects(log.append('t', input(3)), { code: 'log_ended' });
+        assert.deepEqual(
+          await log.append('t', input(2), { final: true, idempotencyKey: 'end' }),
+          { ...last, duplicate: true },
+          'a retried final append still gets its answer',
+        );
+        assert.equal((await log.info('t')).lastId, last.id);
+        await log.append('u', input(1));
+        await log.delete('t');
+        assert.equal(parseId((await log.append('t', input(4))).id)?.seq, 1);
+      }));
+
     test('is ready', () => withLog({}, async (log) => assert.equal(await log.isReady(), true)));
   });
 }

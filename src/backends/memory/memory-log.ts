@@ -1,10 +1,11 @@
-import type {
-  AppendOptions,
-  AppendResult,
-  EventLog,
-  LiveListener,
-  ReadFrom,
-  ReadResult,
+import {
+  type AppendOptions,
+  type AppendResult,
+  type EventLog,
+  type LiveListener,
+  logEndedError,
+  type ReadFrom,
+  type ReadResult,
 } from '../../core/event-log.js';
 import { formatId, newEpoch, type Position } from '../../core/ids.js';
 import { headOf, type LogBounds, planRead } from '../../core/resume.js';
@@ -26,6 +27,7 @@ export interface MemoryLogOptions {
 class TopicLog {
   epoch: string | null = null;
   lastSeq = 0;
+  ended = false;
   readonly events = new RingBuffer<StoredEvent>();
   readonly listeners = new Set<LiveListener>();
 
@@ -75,7 +77,9 @@ export class MemoryEventLog implements EventLog {
         return { id: seen.id, event: seen.event, duplicate: true };
       }
     }
+    if (log.ended) throw logEndedError(topic);
     const stored = this.#store(log, input, now);
+    log.ended = options?.final === true;
     if (key !== undefined) {
       const epoch = log.epoch as string;
       this.#idempotency.remember(topic, key, { epoch, id: stored.id, event: stored.event }, now);
@@ -111,6 +115,7 @@ export class MemoryEventLog implements EventLog {
     if (log === undefined) return;
     log.epoch = null;
     log.lastSeq = 0;
+    log.ended = false;
     log.events.clear();
     if (log.idle) this.#topics.delete(topic);
   }

@@ -89,10 +89,16 @@ export class RedisConnection {
     else if (this.subscriber.status === 'wait') this.subscriber.connect().catch(() => {});
   }
 
-  /** Both connections answer; a (re)connecting one gets the short connect wait first. */
+  /**
+   * Both connections are up and answer. A connection that was up and is reconnecting counts
+   * as not ready at once, so a readiness probe with a short timeout gets its 503 in time;
+   * only the first connect after start-up is waited for briefly.
+   */
   async isReady(): Promise<boolean> {
+    const gates = [this.#clientGate, this.#subscriberGate];
+    if (gates.some((gate) => gate.lost)) return false;
     try {
-      await Promise.all([this.#clientGate.wait(), this.#subscriberGate.wait()]);
+      await Promise.all(gates.map((gate) => gate.wait()));
       await Promise.all([this.client.ping(), this.subscriber.ping()]);
       return true;
     } catch {
@@ -113,12 +119,14 @@ export class RedisConnection {
 export class ReadyGate {
   readonly #waiters = new Set<() => void>();
   #lastError: unknown;
+  #wasReady = false;
 
   constructor(
     readonly client: Redis,
     readonly waitMs: number,
   ) {
     client.on('ready', () => {
+      this.#wasReady = true;
       for (const wake of this.#waiters) wake();
       this.#waiters.clear();
     });
@@ -131,6 +139,11 @@ export class ReadyGate {
 
   get ready(): boolean {
     return this.client.status === 'ready';
+  }
+
+  /** It was up and is not now (as opposed to still making its first connection). */
+  get lost(): boolean {
+    return this.#wasReady && !this.ready;
   }
 
   wait(): Promise<void> {

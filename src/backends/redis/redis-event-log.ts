@@ -1,18 +1,18 @@
 import type { Redis } from 'ioredis';
-import type {
-  AppendOptions,
-  AppendResult,
-  EventLog,
-  LiveListener,
-  ReadFrom,
-  ReadResult,
+import {
+  type AppendOptions,
+  type AppendResult,
+  type EventLog,
+  type LiveListener,
+  logEndedError,
+  type ReadFrom,
+  type ReadResult,
 } from '../../core/event-log.js';
 import { formatId, newEpoch, type Position } from '../../core/ids.js';
 import { headOf, type LogBounds, planRead } from '../../core/resume.js';
 import type { EventInput, TopicInfo } from '../../core/types.js';
 import { type ConnectionOptions, RedisConnection } from './connection.js';
 import { topicKeys } from './keys.js';
-import { LiveChannels } from './live-channels.js';
 import { APPEND_SCRIPT, READ_SCRIPT } from './scripts.js';
 import { eventFromEntry, type LiveMessage, type StreamEntry } from './wire.js';
 
@@ -26,7 +26,7 @@ export interface RedisEventLogOptions extends ConnectionOptions {
   readonly idempotencyTtlMs: number;
 }
 
-type AppendReply = [epoch: string, seq: number, event: string, duplicate: 0 | 1];
+type AppendReply = [epoch: string, seq: number, event: string, outcome: 0 | 1 | 2];
 type ReadReply = [
   epoch: string | null,
   firstSeq: number,
@@ -75,7 +75,7 @@ export class RedisEventLog implements EventLog {
   async append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult> {
     const keys = topicKeys(this.#prefix, topic);
     const idempotencyKey = options?.idempotencyKey;
-    const [epoch, seq, event, duplicate] = await this.#scripted((client) =>
+    const [epoch, seq, event, outcome] = await this.#scripted((client) =>
       client.streamhubAppend(
         keys.meta,
         keys.log,
@@ -89,11 +89,13 @@ export class RedisEventLog implements EventLog {
         Math.ceil(this.options.idempotencyTtlMs),
         keys.channel,
         this.#connection.pubSub.publishCommand,
+        options?.final === true ? '1' : '0',
       ),
     );
+    if (outcome === 2) throw logEndedError(topic);
     // Like the memory backend, an append resolves after this process's watchers saw it.
-    if (duplicate === 0) await this.#connection.live.delivered(keys.channel, epoch, seq);
-    return { id: formatId(epoch, seq), event, duplicate: duplicate === 1 };
+    if (outcome === 0) await this.#connection.live.delivered(keys.channel, epoch, seq);
+    return { id: formatId(epoch, seq), event, duplicate: outcome === 1 };
   }
 
   async read(topic: string, from: ReadFrom, limit: number): Promise<ReadResult> {

@@ -42,8 +42,9 @@ end
 /**
  * KEYS: meta, log, idempotency key (ignored unless ARGV[6] is '1').
  * ARGV: candidate epoch, event type, data, max events, ttl ms, use idempotency, idempotency
- * ttl ms, channel, publish command (`PUBLISH` or `SPUBLISH`).
- * Returns {epoch, seq, event type, duplicate (0/1)}.
+ * ttl ms, channel, publish command (`PUBLISH` or `SPUBLISH`), final ('1' ends the log).
+ * Returns {epoch, seq, event type, outcome}: outcome 0 = appended, 1 = duplicate (the
+ * original's seq and type), 2 = refused because the log has ended.
  *
  * Lua has no good randomness, so the caller passes a fresh epoch every time; it is used only
  * when the topic has no meta (never written, deleted, expired or flushed).
@@ -64,6 +65,8 @@ if epoch and use_idem then
   end
 end
 
+if epoch and redis.call('HGET', meta, 'ended') == '1' then return {epoch, 0, event_type, 2} end
+
 if not epoch then
   epoch = ARGV[1]
   -- A stream that outlived its meta would refuse the new epoch's ids, which restart at 1.
@@ -71,6 +74,7 @@ if not epoch then
   redis.call('HSET', meta, 'epoch', epoch)
 end
 local seq = redis.call('HINCRBY', meta, 'seq', 1)
+if ARGV[10] == '1' then redis.call('HSET', meta, 'ended', '1') end
 local now = now_ms()
 -- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
 redis.call('XADD', log, 'MAXLEN', max_events, string.format('%d-0', seq),
