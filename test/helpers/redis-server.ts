@@ -8,17 +8,35 @@ import { Redis } from 'ioredis';
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
-  /** Kills the server (like a crash); its data is gone, as nothing is persisted. */
+  /** Kills the server (like a crash) and removes its directory: its data is gone. */
   stop(): Promise<void>;
-  /** Starts it again on the same port, empty; stops it first if it is running. */
+  /**
+   * Starts it again on the same port; stops it first if it is running (as `halt()` does).
+   * It comes back empty, or with its data when started with `persist`.
+   */
   restart(): Promise<void>;
+  /**
+   * Stops the server until `start()`: with `persist` by SIGTERM, so it writes its append-only
+   * file and exits cleanly; otherwise it is killed and its data is gone.
+   */
+  halt(): Promise<void>;
+  /** Starts a halted server again on the same port (a no-op while it runs). */
+  start(): Promise<void>;
   flushAll(): Promise<void>;
   /** A plain client for inspecting the server; closed by `stop()`. */
   client(): Promise<Redis>;
 }
 
-/** A port that was free a moment ago; redis-server failing to bind is retried by the caller. */
-function freePort(): Promise<number> {
+export interface RedisOptions {
+  /**
+   * Persist every write (`--appendonly yes --appendfsync always`) so that data survives
+   * `halt()`/`restart()`. Default: nothing is persisted.
+   */
+  readonly persist?: boolean;
+}
+
+/** A port that was free a moment ago; a server failing to bind is retried by the caller. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -59,10 +77,13 @@ async function ping(port: number): Promise<boolean> {
   }
 }
 
-async function spawnServer(port: number, dir: string): Promise<ChildProcess> {
+async function spawnServer(port: number, dir: string, persist: boolean): Promise<ChildProcess> {
+  const persistence = persist
+    ? ['--appendonly', 'yes', '--appendfsync', 'always']
+    : ['--appendonly', 'no'];
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence],
     { cwd: dir, stdio: 'ignore' },
   );
   running.add(child);
@@ -80,23 +101,26 @@ async function spawnServer(port: number, dir: string): Promise<ChildProcess> {
   throw new Error(`redis-server did not answer on port ${port}`);
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
-    child.kill('SIGKILL');
+    child.kill(signal);
   });
 }
 
-/** Starts a private redis-server on a free port, persisting nothing, in a temp directory. */
-export async function startRedis(): Promise<RedisServer> {
+/**
+ * Starts a private redis-server on a free port in a temp directory, persisting nothing unless
+ * `persist` is set.
+ */
+export async function startRedis({ persist = false }: RedisOptions = {}): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'streamhub-redis-'));
   let port = 0;
   let child: ChildProcess | undefined;
   for (let attempt = 0; child === undefined; attempt++) {
     port = await freePort();
     try {
-      child = await spawnServer(port, dir);
+      child = await spawnServer(port, dir, persist);
     } catch (error) {
       if (attempt >= 4) throw error;
     }
@@ -104,6 +128,15 @@ export async function startRedis(): Promise<RedisServer> {
   let current: ChildProcess | undefined = child;
   const clients: Redis[] = [];
   const url = `redis://127.0.0.1:${port}`;
+  const halt = async () => {
+    if (current !== undefined) await stopChild(current, persist ? 'SIGTERM' : 'SIGKILL');
+    current = undefined;
+  };
+  const start = async () => {
+    if (current !== undefined) return;
+    await mkdir(dir, { recursive: true });
+    current = await spawnServer(port, dir, persist);
+  };
   return {
     url,
     port,
@@ -114,11 +147,11 @@ export async function startRedis(): Promise<RedisServer> {
       await rm(dir, { recursive: true, force: true });
     },
     async restart() {
-      if (current !== undefined) await stopChild(current);
-      current = undefined;
-      await mkdir(dir, { recursive: true });
-      current = await spawnServer(port, dir);
+      await halt();
+      await start();
     },
+    halt,
+    start,
     async flushAll() {
       const client = new Redis(url);
       try {

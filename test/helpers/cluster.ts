@@ -1,0 +1,200 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { after, before } from 'node:test';
+import { CLI } from './process.js';
+import { freePort, type RedisOptions, type RedisServer, startRedis } from './redis-server.js';
+
+/** How much of each process's output is kept for failure messages. */
+const OUTPUT_TAIL_CHARS = 8000;
+const START_TIMEOUT_MS = 15_000;
+
+/**
+ * Several `streamhub serve` processes, each on a port of its own that it keeps across
+ * restarts, so clients can reconnect to the same URL.
+ */
+export interface Cluster {
+  /** `http://127.0.0.1:<port>` of each process, by index. */
+  readonly urls: readonly string[];
+  /** Sends `signal` to process `index` and waits until it has exited. */
+  kill(index: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Sends `signal` to process `index` without waiting, e.g. SIGSTOP and SIGCONT to freeze it. */
+  signal(index: number, signal: NodeJS.Signals): void;
+  /** Starts process `index` again on its port (killing it first if it runs) and waits until it
+   *  answers `/healthz`. */
+  restart(index: number): Promise<void>;
+  /** Processes that exited without being told to (crashes), with their output. */
+  readonly crashes: readonly string[];
+  /** Kills every process; safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+interface Member {
+  readonly index: number;
+  readonly port: number;
+  child: ChildProcess | undefined;
+  output: string;
+  /** Set while the cluster itself stops the process, so its exit is not a crash. */
+  stopping: boolean;
+}
+
+const running = new Set<ChildProcess>();
+// A crashed test run must not leave servers behind.
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+async function healthy(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
+    await response.arrayBuffer();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Spawns a member's process and resolves once it answers `/healthz`. */
+async function launch(
+  member: Member,
+  env: Record<string, string>,
+  crashes: string[],
+): Promise<void> {
+  const url = `http://127.0.0.1:${member.port}`;
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(member.port)], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  member.child = child;
+  member.stopping = false;
+  running.add(child);
+  const record = (chunk: string) => {
+    member.output = (member.output + chunk).slice(-OUTPUT_TAIL_CHARS);
+  };
+  child.stdout?.setEncoding('utf8').on('data', record);
+  child.stderr?.setEncoding('utf8').on('data', record);
+  child.once('exit', (code, signal) => {
+    running.delete(child);
+    if (!member.stopping) {
+      crashes.push(
+        `process ${member.index} (${url}) exited (${code ?? signal}):\n${member.output}`,
+      );
+    }
+  });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (!(await healthy(url))) {
+    if (exited(child) || Date.now() > deadline) {
+      member.stopping = true;
+      child.kill('SIGKILL');
+      throw new Error(`streamhub on port ${member.port} did not start:\n${member.output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function terminate(member: Member, signal: NodeJS.Signals): Promise<void> {
+  const child = member.child;
+  member.child = undefined;
+  if (child === undefined || exited(child)) return Promise.resolve();
+  member.stopping = true;
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+/**
+ * Starts `count` streamhub processes (LOG_LEVEL=warn unless `env` says otherwise) on free
+ * ports, in parallel; resolves once every one answers `/healthz`.
+ */
+export async function startCluster(count: number, env: Record<string, string>): Promise<Cluster> {
+  const crashes: string[] = [];
+  const members: Member[] = [];
+  const startMember = async (index: number) => {
+    for (let attempt = 0; ; attempt++) {
+      const member: Member = {
+        index,
+        port: await freePort(),
+        child: undefined,
+        output: '',
+        stopping: false,
+      };
+      try {
+        await launch(member, env, crashes);
+        return member;
+      } catch (error) {
+        // The port may have been taken between choosing it and binding it.
+        if (attempt >= 2) throw error;
+      }
+    }
+  };
+  const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => startMember(i)));
+  for (const result of started) if (result.status === 'fulfilled') members.push(result.value);
+  let stopped = false;
+  const cluster: Cluster = {
+    urls: members.map((member) => `http://127.0.0.1:${member.port}`),
+    crashes,
+    kill: (index, signal = 'SIGKILL') => terminate(memberAt(members, index), signal),
+    signal(index, signal) {
+      memberAt(members, index).child?.kill(signal);
+    },
+    async restart(index) {
+      const member = memberAt(members, index);
+      await terminate(member, 'SIGKILL');
+      // A test that failed half-way must not bring back a process once the cluster is stopped.
+      if (stopped) throw new Error('the cluster is stopped');
+      await launch(member, env, crashes);
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all(members.map((member) => terminate(member, 'SIGKILL')));
+    },
+  };
+  const failure = started.find((result) => result.status === 'rejected');
+  if (failure !== undefined) {
+    await cluster.stop();
+    throw failure.reason;
+  }
+  return cluster;
+}
+
+function memberAt(members: readonly Member[], index: number): Member {
+  const member = members[index];
+  if (member === undefined) throw new RangeError(`no process ${index} in the cluster`);
+  return member;
+}
+
+export interface RedisCluster {
+  readonly redis: RedisServer;
+  readonly cluster: Cluster;
+}
+
+/**
+ * For the enclosing block: a private redis-server and `count` streamhub processes with
+ * BACKEND=redis on it, started before the tests and stopped after them, whatever happened.
+ * The `after` hook fails if a process crashed (exited without being told to).
+ */
+export function useRedisCluster(
+  count: number,
+  env: Record<string, string>,
+  redisOptions: RedisOptions = {},
+): () => RedisCluster {
+  let redis: RedisServer | undefined;
+  let cluster: Cluster | undefined;
+  before(async () => {
+    redis = await startRedis(redisOptions);
+    cluster = await startCluster(count, { BACKEND: 'redis', REDIS_URL: redis.url, ...env });
+  });
+  after(async () => {
+    const crashes = [...(cluster?.crashes ?? [])];
+    await cluster?.stop();
+    await redis?.stop();
+    if (crashes.length > 0) throw new Error(`streamhub crashed:\n${crashes.join('\n')}`);
+  });
+  return () => {
+    if (redis === undefined || cluster === undefined) throw new Error('cluster not started');
+    return { redis, cluster };
+  };
+}
