@@ -12,3 +12,14 @@ export class StreamhubError extends Error {
     super(message, options);
   }
 }
+
+/** The backend (e.g. Redis) cannot be reached; answered as 503 `backend_unavailable`. */
+export class BackendUnavailableError extends StreamhubError {
+  constructor(
+    /** The request never reached the backend, so trying it again cannot apply it twice. */
+    readonly unsent: boolean,
+    options?: ErrorOptions,
+  ) {
+    super('unavailable', 'backend_unavailable', 'the backend is unavailable', options);
+  }
+}

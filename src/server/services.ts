@@ -115,6 +115,8 @@ export function createServices(
     onInternalError,
     lostCheckMs: Math.max(100, config.SESSION_LEASE_MS / 2),
     cancelWaitMs: config.SESSION_LEASE_MS,
+    // Within the lease, so that a generator riding out an outage is not declared lost.
+    appendRetryMs: config.SESSION_LEASE_MS / 2,
     ...counted('chat'),
   });
   return {

@@ -1,4 +1,4 @@
-import { StreamhubError } from '../core/errors.js';
+import { BackendUnavailableError, StreamhubError } from '../core/errors.js';
 import type { EventLog } from '../core/event-log.js';
 import { resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom } from '../core/hub.js';
@@ -46,6 +46,8 @@ export interface SessionServiceOptions {
   readonly lostCheckMs?: number;
   /** How long a cancel waits for another process's generator to record its end. */
   readonly cancelWaitMs?: number;
+  /** How long a reply's append keeps trying while the backend is unreachable (default 0). */
+  readonly appendRetryMs?: number;
 }
 
 /** Each turn's reply has a log of its own; the name cannot clash with a topic (no `/`). */
@@ -280,9 +282,23 @@ export class SessionService {
     }
   }
 
+  /**
+   * Appends to a reply log, riding out a short backend outage: an append that never reached
+   * the backend is tried again (it cannot be applied twice) for up to `appendRetryMs`.
+   */
   async #append(topic: string, type: ReplyEventType, data: unknown): Promise<void> {
     const event = { event: type, data: JSON.stringify(data) };
-    await this.replies.log.append(topic, event, { final: isFinalReplyEvent(type) });
+    const deadline = Date.now() + (this.options.appendRetryMs ?? 0);
+    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+      try {
+        await this.replies.log.append(topic, event, { final: isFinalReplyEvent(type) });
+        return;
+      } catch (error) {
+        const retry = error instanceof BackendUnavailableError && error.unsent;
+        if (!retry || Date.now() + delay > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   async #partialReply(session: SessionState): Promise<string> {

@@ -1,5 +1,5 @@
 import { Redis, ReplyError } from 'ioredis';
-import { StreamhubError } from '../../core/errors.js';
+import { BackendUnavailableError, StreamhubError } from '../../core/errors.js';
 import { LiveChannels } from './live-channels.js';
 import { classicPubSub, type PubSubMode, shardedPubSub } from './pubsub.js';
 
@@ -64,12 +64,14 @@ export class RedisConnection {
   async command<T>(run: (client: Redis) => Promise<T>): Promise<T> {
     try {
       await this.#clientGate.wait();
+    } catch (error) {
+      throw new BackendUnavailableError(true, { cause: error });
+    }
+    try {
       return await run(this.client);
     } catch (error) {
       if (error instanceof ReplyError || error instanceof StreamhubError) throw error;
-      throw new StreamhubError('unavailable', 'backend_unavailable', 'the backend is unavailable', {
-        cause: error,
-      });
+      throw new BackendUnavailableError(isUnsent(error), { cause: error });
     }
   }
 
@@ -170,6 +172,11 @@ export class ReadyGate {
       cause: this.#lastError,
     });
   }
+}
+
+/** ioredis refuses a command at once, without sending it, while the connection is down. */
+function isUnsent(error: unknown): boolean {
+  return error instanceof Error && error.message.includes("Stream isn't writeable");
 }
 
 /** Ends a connection politely when it is up, at once otherwise. */
