@@ -1,4 +1,4 @@
-import { BackendUnavailableError, StreamhubError } from '../core/errors.js';
+import { StreamhubError } from '../core/errors.js';
 import type { EventLog } from '../core/event-log.js';
 import { resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom } from '../core/hub.js';
@@ -8,12 +8,8 @@ import { type GenerationOutcome, runGeneration } from '../llm/generation.js';
 import type { ConcurrencyLimiter } from '../llm/limiter.js';
 import { type ChatMessage, LlmError, type LlmProvider } from '../llm/provider.js';
 import { abortedByShutdown, type RunningGenerations } from '../llm/running.js';
-import {
-  endsReply,
-  isFinalReplyEvent,
-  type ReplyEventType,
-  type ReplyViewer,
-} from './reply-stream.js';
+import { endsReply, type ReplyEventType, type ReplyViewer } from './reply-stream.js';
+import { ReplyWriter } from './reply-writer.js';
 import { ViewerRegistry } from './viewers.js';
 
 export interface ChatRequest {
@@ -104,11 +100,12 @@ export class SessionService {
       }
       const model = request.model ?? this.provider.defaultModel;
       const topic = replyTopic(session.id, session.turn);
-      await this.#append(topic, 'start', { session_id: session.id, turn: session.turn, model });
+      const writer = new ReplyWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0);
+      await writer.append('start', { session_id: session.id, turn: session.turn, model });
       // Only the latest reply is ever streamed; the earlier one lives on in the messages.
       if (session.turn > 1) await this.replies.log.delete(replyTopic(session.id, session.turn - 1));
       this.generations.start(generationKey(session.id), (signal) =>
-        this.#generate(session, { ...request, model }, signal).finally(release),
+        this.#generate(session, writer, { ...request, model }, signal).finally(release),
       );
       return topic;
     } catch (error) {
@@ -197,10 +194,10 @@ export class SessionService {
    */
   async #generate(
     session: SessionState,
+    writer: ReplyWriter,
     request: ChatRequest & { model: string },
     signal: AbortSignal,
   ): Promise<void> {
-    const topic = replyTopic(session.id, session.turn);
     let reply = '';
     // Losing the turn stops the generation too; its end is then recorded by whoever ended it.
     const stop = () => void this.generations.cancel(generationKey(session.id));
@@ -208,7 +205,7 @@ export class SessionService {
     const end = async (type: ReplyEventType, data: unknown, outcome: GenerationOutcome) => {
       release();
       if (!(await this.store.endTurn(session.id, session.turn, reply))) return;
-      await this.#append(topic, type, data);
+      await writer.append(type, data);
       this.options.onGeneration?.(outcome);
     };
     const generateRequest = {
@@ -223,7 +220,7 @@ export class SessionService {
         delta: async (content) => {
           reply += content;
           this.options.onDelta?.();
-          await this.#append(topic, 'delta', { content });
+          await writer.append('delta', { content });
         },
         finish: (finishReason, usage) =>
           end('done', { finish_reason: finishReason, usage }, 'done'),
@@ -266,7 +263,8 @@ export class SessionService {
   async #endLost(session: SessionState): Promise<void> {
     const partial = await this.#partialReply(session);
     if (!(await this.store.endLostTurn(session.id, session.turn, partial))) return;
-    await this.#append(replyTopic(session.id, session.turn), 'error', {
+    const topic = replyTopic(session.id, session.turn);
+    await new ReplyWriter(this.replies.log, topic, 0).append('error', {
       code: 'generator_lost',
       message: 'the server generating this reply stopped; send the message again',
     });
@@ -279,25 +277,6 @@ export class SessionService {
       if (this.generations.has(generationKey(sessionId))) continue;
       const session = await this.store.get(sessionId);
       if (session?.generatorLost) await this.#endLost(session);
-    }
-  }
-
-  /**
-   * Appends to a reply log, riding out a short backend outage: an append that never reached
-   * the backend is tried again (it cannot be applied twice) for up to `appendRetryMs`.
-   */
-  async #append(topic: string, type: ReplyEventType, data: unknown): Promise<void> {
-    const event = { event: type, data: JSON.stringify(data) };
-    const deadline = Date.now() + (this.options.appendRetryMs ?? 0);
-    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
-      try {
-        await this.replies.log.append(topic, event, { final: isFinalReplyEvent(type) });
-        return;
-      } catch (error) {
-        const retry = error instanceof BackendUnavailableError && error.unsent;
-        if (!retry || Date.now() + delay > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, delay));
-      }
     }
   }
 
