@@ -79,16 +79,39 @@ export class RedisConnection {
    * Hears a channel for as long as the connection lives, subscribing again after every
    * reconnect (and after a first connect that failed).
    */
-  listen(channel: string, onMessage: (message: string) => void): void {
+  listen(channel: string, onMessage: (message: string) => void): Listening {
     this.subscriber.on(this.pubSub.messageEvent, (name: string, message: string) => {
       if (name === channel) onMessage(message);
     });
+    let subscribed = false;
+    let confirm = () => {};
+    const confirmed = new Promise<void>((resolve) => {
+      confirm = resolve;
+    });
     const subscribe = () => {
-      this.pubSub.subscribe(this.subscriber, channel).catch(() => {});
+      this.pubSub
+        .subscribe(this.subscriber, channel)
+        .then(() => {
+          subscribed = true;
+          confirm();
+        })
+        .catch(() => {});
     };
     this.subscriber.on('ready', subscribe);
     if (this.subscriber.status === 'ready') subscribe();
     else if (this.subscriber.status === 'wait') this.subscriber.connect().catch(() => {});
+    return {
+      confirmed: (waitMs) =>
+        subscribed
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, waitMs);
+              void confirmed.then(() => {
+                clearTimeout(timer);
+                resolve();
+              });
+            }),
+    };
   }
 
   /**
@@ -112,6 +135,12 @@ export class RedisConnection {
     this.live.close();
     await Promise.all([closeClient(this.client), closeClient(this.subscriber)]);
   }
+}
+
+/** A channel heard for the connection's life. */
+export interface Listening {
+  /** Resolves once Redis first confirmed the subscription, or after `waitMs` at the latest. */
+  confirmed(waitMs: number): Promise<void>;
 }
 
 /**

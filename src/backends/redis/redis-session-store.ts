@@ -8,7 +8,7 @@ import type {
   TurnControl,
   TurnInput,
 } from '../../core/session-store.js';
-import { type ConnectionOptions, RedisConnection } from './connection.js';
+import { type ConnectionOptions, type Listening, RedisConnection } from './connection.js';
 import {
   BEGIN_TURN_SCRIPT,
   END_TURN_SCRIPT,
@@ -59,6 +59,7 @@ export class RedisSessionStore implements SessionStore {
   readonly #holder = `${hostname()}:${process.pid}:${randomUUID()}`;
   readonly #held = new Map<string, HeldTurn>();
   readonly #claimListeners: Array<(id: string, claim: number) => void> = [];
+  readonly #signalsHeard: Listening;
 
   constructor(readonly options: RedisSessionStoreOptions) {
     this.#prefix = options.keyPrefix ?? 'sh:session';
@@ -70,7 +71,9 @@ export class RedisSessionStore implements SessionStore {
     client.defineCommand('sessionBegin', { numberOfKeys: 3, lua: BEGIN_TURN_SCRIPT });
     client.defineCommand('sessionEnd', { numberOfKeys: 3, lua: END_TURN_SCRIPT });
     client.defineCommand('sessionRenew', { numberOfKeys: 4, lua: RENEW_TURN_SCRIPT });
-    this.#connection.listen(this.#signals, (message) => this.#onSignal(message));
+    this.#signalsHeard = this.#connection.listen(this.#signals, (message) =>
+      this.#onSignal(message),
+    );
   }
 
   async get(id: string): Promise<SessionState | undefined> {
@@ -144,6 +147,9 @@ export class RedisSessionStore implements SessionStore {
 
   async claimViewer(id: string): Promise<number> {
     const key = this.#key(id, 'claims');
+    // A viewer may only exist here once this process hears newer claims (just started:
+    // waits for the subscription; bounded, as a down subscriber must not block streams).
+    await this.#signalsHeard.confirmed(1_000);
     return this.#connection.command(async (client) => {
       const [[, claim]] = (await client
         .multi()
