@@ -145,6 +145,8 @@ export class TopicSocket {
       message: known ? error.message : 'internal server error',
       ref,
     });
+    // An outage of the backend is not the client's fault, and must not get it disconnected.
+    if (known && error.kind === 'unavailable') return;
     const now = Date.now();
     if (now - this.#windowStart > STRIKE_WINDOW_MS) {
       this.#windowStart = now;
