@@ -1,12 +1,35 @@
+const DEFAULT_RETRY_MS = 1000;
+const DEFAULT_MAX_RETRY_MS = 30_000;
+const MIN_SUGGESTED_RETRY_MS = 100;
+
 /** Exponential backoff with full jitter: a delay drawn uniformly from [0, min(max, base·2ⁿ)). */
 export class Backoff {
   #failures = 0;
+  #followsServer = false;
 
   constructor(
     public baseMs: number,
     readonly maxMs: number,
     readonly random: () => number = Math.random,
   ) {}
+
+  /**
+   * The delays of a reconnecting stream: based on `retryMs` when given, else on the server's
+   * `retry:` suggestion (see `suggest`), 1 s until it makes one; at most `maxRetryMs` (30 s).
+   */
+  static forReconnection(retryMs?: number, maxRetryMs?: number): Backoff {
+    const backoff = new Backoff(retryMs ?? DEFAULT_RETRY_MS, maxRetryMs ?? DEFAULT_MAX_RETRY_MS);
+    backoff.#followsServer = retryMs === undefined;
+    return backoff;
+  }
+
+  /**
+   * The server's suggested reconnection delay (an SSE `retry:` field) becomes the base, unless
+   * the user chose one. A floor, so that a server suggesting 0 cannot make a failing loop spin.
+   */
+  suggest(ms: number): void {
+    if (this.#followsServer) this.baseMs = Math.max(ms, MIN_SUGGESTED_RETRY_MS);
+  }
 
   next(): number {
     // Past 2³⁰ the cap has long been reached; stop growing the exponent before it overflows.

@@ -1,10 +1,10 @@
 /**
- * The streamhub client: publish to topics and subscribe to them over SSE or WebSocket, with
- * automatic reconnection and resumption. No dependencies and no Node-only APIs, so it runs in
- * Node ≥ 20 and in browsers alike.
+ * The streamhub client: publish to topics and subscribe to them over SSE or WebSocket, and
+ * stream chat replies, with automatic reconnection and resumption. No dependencies and no
+ * Node-only APIs, so it runs in Node ≥ 20 and in browsers alike (docs/client.md).
  *
  * ```ts
- * import { publish, subscribe } from 'streamhub/client';
+ * import { createChat, publish, subscribe } from 'streamhub/client';
  *
  * const subscription = subscribe('http://127.0.0.1:8080', 'chat.room1', {
  *   fromStart: true,
@@ -14,8 +14,22 @@
  * });
  * await publish('http://127.0.0.1:8080', 'chat.room1', { text: 'hello' });
  * subscription.close();
+ *
+ * const chat = createChat('http://127.0.0.1:8080');
+ * for await (const event of chat.send('session-1', 'hello')) {
+ *   if (event.type === 'delta') console.log(event.content);
+ * }
  * ```
  */
+export {
+  type ChatClient,
+  type ChatClientOptions,
+  createChat,
+  type ReplyEvent,
+  type ReplyStream,
+  type ResumeOptions,
+  type SendOptions,
+} from './chat.js';
 export { StreamhubClientError } from './errors.js';
 export { type Published, type PublishOptions, publish } from './publish.js';
 export { type SseMessage, SseParser, type SseParserHandlers } from './sse-parser.js';

@@ -12,10 +12,49 @@ import type {
 } from './types.js';
 import { checkBaseUrl } from './urls.js';
 
-const DEFAULT_RETRY_MS = 1000;
-const DEFAULT_MAX_RETRY_MS = 30_000;
-const DEFAULT_IDLE_TIMEOUT_MS = 45_000;
-const MIN_SUGGESTED_RETRY_MS = 100;
+/** Three of the server's default heartbeat intervals. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 45_000;
+
+export interface ReconnectLoop {
+  /** Aborting it ends the loop (also while it waits): `reconnect` then resolves. */
+  readonly signal: AbortSignal;
+  readonly backoff: Backoff;
+  /**
+   * Opens one connection and settles when it ends: resolves `true` when the stream is over
+   * for good, `false` to reconnect; rejects with an error, retried when `retryable`.
+   */
+  connect(): Promise<boolean>;
+  /** Whether a failure is worth another attempt. Default: the error's `retryable`. */
+  retryable?(error: StreamhubClientError): boolean;
+  /** Before waiting `delayMs` for the next attempt; `error` is absent after a clean end. */
+  waiting?(delayMs: number, error: StreamhubClientError | undefined): void;
+  /** After that wait, as the next attempt starts. */
+  retrying?(): void;
+}
+
+/**
+ * Connects again and again, with backoff between attempts, until a connection reports the
+ * stream over or the signal aborts (resolves), or a failure is not worth retrying (rejects with
+ * it as a StreamhubClientError). Callers reset the backoff when a connection is established.
+ */
+export async function reconnect(loop: ReconnectLoop): Promise<void> {
+  const { signal, backoff } = loop;
+  while (!signal.aborted) {
+    let error: StreamhubClientError | undefined;
+    try {
+      if (await loop.connect()) return;
+    } catch (caught) {
+      if (signal.aborted) return;
+      error = asClientError(caught);
+      if (!(loop.retryable?.(error) ?? error.retryable)) throw error;
+    }
+    if (signal.aborted) return;
+    const delayMs = backoff.next();
+    loop.waiting?.(delayMs, error);
+    await sleep(delayMs, signal);
+    if (!signal.aborted) loop.retrying?.();
+  }
+}
 
 /** What a transport gets for one connection attempt. */
 export interface Attempt {
@@ -65,10 +104,7 @@ export function startSubscription(
   let state: ConnectionState = 'connecting';
   const fetchImpl = options.fetch ?? globalFetch;
   const headers = options.headers ?? {};
-  const backoff = new Backoff(
-    options.retryMs ?? DEFAULT_RETRY_MS,
-    options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS,
-  );
+  const backoff = Backoff.forReconnection(options.retryMs, options.maxRetryMs);
 
   const setState = (next: ConnectionState, info: StateInfo = {}) => {
     state = next;
@@ -101,8 +137,7 @@ export function startSubscription(
       if (options.onReset) invoke(options.onReset, notice);
     },
     suggestRetry(ms) {
-      // A floor, so that a server suggesting 0 cannot make a failing reconnect loop spin.
-      if (options.retryMs === undefined) backoff.baseMs = Math.max(ms, MIN_SUGGESTED_RETRY_MS);
+      backoff.suggest(ms);
     },
   };
 
@@ -120,27 +155,19 @@ export function startSubscription(
     else lastEventId = lastId;
   };
 
-  const run = async (): Promise<void> => {
-    while (!signal.aborted) {
-      let error: StreamhubClientError | undefined;
-      try {
-        await pinLiveStart();
-        await connect(attempt);
-      } catch (caught) {
-        if (signal.aborted) break;
-        error = asClientError(caught);
-        if (!error.retryable) throw error;
-      }
-      if (signal.aborted) break;
-      const delayMs = backoff.next();
-      setState('reconnecting', error === undefined ? { delayMs } : { error, delayMs });
-      await sleep(delayMs, signal);
-      if (!signal.aborted) setState('connecting');
-    }
-  };
-
   setState('connecting');
-  const closed = run().then(
+  const closed = reconnect({
+    signal,
+    backoff,
+    async connect() {
+      await pinLiveStart();
+      await connect(attempt);
+      return false;
+    },
+    waiting: (delayMs, error) =>
+      setState('reconnecting', error === undefined ? { delayMs } : { error, delayMs }),
+    retrying: () => setState('connecting'),
+  }).then(
     () => setState('closed'),
     (error: StreamhubClientError) => {
       setState('closed', { error });

@@ -1,9 +1,7 @@
-import { protocolError } from './errors.js';
 import { parseJson, toResetNotice } from './frames.js';
-import { fetchOk } from './http.js';
-import { withIdleTimeout } from './idle.js';
 import { type Attempt, startSubscription } from './session.js';
-import { type SseMessage, SseParser } from './sse-parser.js';
+import { readEventStream } from './sse-fetch.js';
+import type { SseMessage } from './sse-parser.js';
 import type { SubscribeOptions, Subscription } from './types.js';
 import { topicUrl } from './urls.js';
 
@@ -28,31 +26,17 @@ export function subscribe(baseUrl: string, topic: string, options: SubscribeOpti
 }
 
 function connectSse(attempt: Attempt): Promise<void> {
-  return withIdleTimeout(attempt.signal, attempt.idleTimeoutMs, async (idle) => {
-    const response = await fetchOk(attempt.fetch, sseUrl(attempt), {
-      headers: sseHeaders(attempt),
-      signal: idle.signal,
-    });
-    const type = response.headers.get('content-type') ?? '';
-    if (!type.startsWith('text/event-stream') || response.body === null) {
-      throw protocolError(`expected an event stream, got ${type || 'no content type'}`);
-    }
-    attempt.opened();
-    const reader = response.body.getReader();
-    const parser = new SseParser({
-      onMessage: (message) => onMessage(attempt, message),
-      onRetry: (ms) => attempt.suggestRetry(ms),
-    });
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        idle.kick();
-        parser.write(value);
-      }
-    } finally {
-      reader.cancel().catch(() => {});
-    }
+  const request = {
+    fetch: attempt.fetch,
+    url: sseUrl(attempt),
+    init: { headers: sseHeaders(attempt) },
+    signal: attempt.signal,
+    idleTimeoutMs: attempt.idleTimeoutMs,
+  };
+  return readEventStream(request, {
+    opened: () => attempt.opened(),
+    message: (message) => onMessage(attempt, message),
+    retry: (ms) => attempt.suggestRetry(ms),
   });
 }
 
@@ -72,7 +56,7 @@ function sseUrl(attempt: Attempt): string {
 }
 
 function sseHeaders(attempt: Attempt): Record<string, string> {
-  const headers: Record<string, string> = { ...attempt.headers, accept: 'text/event-stream' };
+  const headers: Record<string, string> = { ...attempt.headers };
   if (attempt.lastEventId !== undefined) headers['last-event-id'] = attempt.lastEventId;
   return headers;
 }

@@ -9,22 +9,35 @@ export function checkBaseUrl(baseUrl: string): void {
 }
 
 /**
- * `{baseUrl}/v1/topics/{topic}{suffix}?{query}`. The base may carry a path prefix (a server
- * behind a reverse proxy), so paths are appended rather than resolved against it.
+ * `{baseUrl}{path}?{query}`, for a `path` whose parts are already encoded. The base may carry a
+ * path prefix (a server behind a reverse proxy), so paths are appended rather than resolved
+ * against it.
  */
+export function apiUrl(
+  baseUrl: string,
+  path: string,
+  query: Record<string, string | undefined> = {},
+): string {
+  const url = new URL(`${baseUrl.replace(/\/+$/, '')}${path}`);
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined) url.searchParams.set(name, value);
+  }
+  return url.href;
+}
+
+/** `{baseUrl}/v1/topics/{topic}{suffix}?{query}`. */
 export function topicUrl(
   baseUrl: string,
   topic: string,
   suffix = '',
   query: Record<string, string | undefined> = {},
 ): string {
-  const url = new URL(
-    `${baseUrl.replace(/\/+$/, '')}/v1/topics/${encodeURIComponent(topic)}${suffix}`,
-  );
-  for (const [name, value] of Object.entries(query)) {
-    if (value !== undefined) url.searchParams.set(name, value);
-  }
-  return url.href;
+  return apiUrl(baseUrl, `/v1/topics/${encodeURIComponent(topic)}${suffix}`, query);
+}
+
+/** `{baseUrl}/v1/sessions/{sessionId}{suffix}`. */
+export function sessionUrl(baseUrl: string, sessionId: string, suffix = ''): string {
+  return apiUrl(baseUrl, `/v1/sessions/${encodeURIComponent(sessionId)}${suffix}`);
 }
 
 /** The same URL with the WebSocket scheme matching the HTTP one. */
