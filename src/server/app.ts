@@ -4,10 +4,11 @@ import type { EventLog } from '../core/event-log.js';
 import type { TopicHub } from '../core/hub.js';
 import { ConnectionRegistry } from '../transports/connections.js';
 import type { Config } from './config.js';
+import { demoPage } from './demo/plugin.js';
 import { installErrorHandling } from './errors.js';
 import { Metrics } from './metrics.js';
 import { openAiCompatRoutes } from './routes/openai-compat.js';
-import { operationRoutes } from './routes/operations.js';
+import { operationRoutes, statsRoute } from './routes/operations.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { topicRoutes } from './routes/topics.js';
 import { createServices, type Services } from './services.js';
@@ -60,6 +61,8 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   });
   const streams = { connections, metrics, config };
   operationRoutes(app, services.topicLog.log, metrics);
+  const { generations, topicLog } = services;
+  statsRoute(app, { metrics, connections, hub: topicLog.hub, generations });
   topicRoutes(app, { ...streams, service: services.topics });
   sessionRoutes(app, { ...streams, sessions: services.sessions });
   openAiCompatRoutes(app, {
@@ -67,6 +70,7 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     completions: services.completions,
     provider: services.provider,
   });
+  await app.register(demoPage);
   const { log, hub } = services.topicLog;
   return { app, log, hub, connections, metrics, services };
 }

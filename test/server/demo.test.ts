@@ -1,0 +1,294 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { mockReply } from '../../src/llm/mock.js';
+import { CLIENT_DIR } from '../../src/server/demo/plugin.js';
+import type { RunningServer } from '../../src/server/server.js';
+import { request, uniqueTopic } from '../helpers/http.js';
+import { publish, startTestServer } from '../helpers/server.js';
+
+/** Debian's package; CI installs it (.ci/run). */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** Set to a path (e.g. docs/demo.png) to save the mid-reply screenshot there. */
+const SCREENSHOT = process.env.STREAMHUB_DEMO_SCREENSHOT;
+/** Slow enough to act in the middle of a reply: 78+ tokens (of at most 80) last 3.9 s. */
+const TOKENS_PER_SEC = 20;
+const LONG_REPLY_TOKENS = 78;
+const PATIENCE_MS = 10_000;
+
+let server: RunningServer;
+let browser: Browser;
+
+before(async () => {
+  server = await startTestServer({ MOCK_TOKENS_PER_SEC: String(TOKENS_PER_SEC) });
+});
+
+after(() => server?.shutdown());
+
+/** Fails (never skips) without a browser: CI installs one. */
+async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `the demo page tests need Chromium at ${CHROMIUM}: apt-get install -y chromium ` +
+        '(as .ci/run does), or point CHROMIUM_PATH at one',
+    );
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-gpu',
+    ],
+  });
+}
+
+/** A first question whose mock reply is long enough to reload, stop or take over half-way. */
+function longQuestion(topic: string): { question: string; reply: string } {
+  for (let n = 1; ; n++) {
+    const question = `Tell me about ${topic}, part ${n}`;
+    const tokens = mockReply([{ role: 'user', content: question }]);
+    if (tokens.length >= LONG_REPLY_TOKENS) return { question, reply: tokens.join('') };
+  }
+}
+
+/** Another (blank) tab in the same browser profile; `openDemo` loads the page in it. */
+type NewTab = () => Promise<Page>;
+
+async function openDemo(page: Page): Promise<Page> {
+  await page.goto(`${server.url}/`);
+  return page;
+}
+
+/**
+ * Runs `run` on the demo page in a fresh browser profile (its own localStorage, so its own chat
+ * session); `newTab` opens more tabs. An error in any tab's page or console fails the test.
+ */
+async function onDemoPage(run: (page: Page, newTab: NewTab) => Promise<void>): Promise<void> {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 860 } });
+  context.setDefaultTimeout(PATIENCE_MS);
+  const errors: Error[] = [];
+  const newTab = async () => {
+    const page = await context.newPage();
+    page.on('pageerror', (error) => errors.push(error));
+    // Failed requests (a missing module, a 404) and CSP violations are console errors.
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(new Error(message.text()));
+    });
+    return page;
+  };
+  try {
+    await run(await openDemo(await newTab()), newTab);
+  } finally {
+    await context.close();
+  }
+  assert.deepEqual(errors, []);
+}
+
+async function subscribeOnPage(page: Page, topic: string): Promise<void> {
+  await page.fill('#topic-name', topic);
+  await page.click('#topic-subscribe');
+  await page.waitForSelector('#topic-state[data-state="open"]');
+}
+
+async function ask(page: Page, question: string): Promise<void> {
+  await page.fill('#chat-input', question);
+  await page.press('#chat-input', 'Enter');
+}
+
+const REPLY = '#chat-log li:last-child .reply';
+
+/** The text of the first element `selector` matches. */
+async function textOf(page: Page, selector: string): Promise<string> {
+  return (await page.locator(selector).first().textContent()) ?? '';
+}
+
+function replyText(page: Page): Promise<string> {
+  return textOf(page, REPLY);
+}
+
+/** Waits until the reply on the page holds at least `words` words. */
+async function waitForWords(page: Page, words: number): Promise<void> {
+  await page.waitForFunction(
+    ([selector, count]) =>
+      (document.querySelector(selector as string)?.textContent?.split(' ').length ?? 0) >= count,
+    [REPLY, words] as const,
+  );
+}
+
+async function waitForChatState(page: Page, state: string): Promise<void> {
+  await page.waitForSelector(`#chat-status[data-state="${state}"]`);
+}
+
+interface SessionView {
+  status: string;
+  messages: { role: string; content: string }[];
+}
+
+async function sessionOnServer(page: Page): Promise<SessionView> {
+  const sessionId = await textOf(page, '#chat-session');
+  const result = await request(`${server.url}/v1/sessions/${encodeURIComponent(sessionId)}`);
+  assert.equal(result.status, 200, result.text);
+  return result.json as SessionView;
+}
+
+async function assertPageShowsStoredReply(page: Page): Promise<string> {
+  const text = await replyText(page);
+  const session = await sessionOnServer(page);
+  assert.equal(session.status, 'idle');
+  assert.equal(session.messages.at(-1)?.role, 'assistant');
+  assert.equal(text, session.messages.at(-1)?.content);
+  return text;
+}
+
+test('the client library the page imports is browser-ready: relative imports only', () => {
+  const files = readdirSync(CLIENT_DIR).filter((name) => name.endsWith('.js'));
+  assert.ok(files.includes('index.js') && files.includes('chat.js'), files.join(', '));
+  const imports = /^(?:import|export)[^'";]*?from '([^']+)'|^import '([^']+)'/gm;
+  for (const name of files) {
+    const code = readFileSync(join(CLIENT_DIR, name), 'utf8');
+    for (const [, from, bare] of code.matchAll(imports)) {
+      assert.match(from ?? bare ?? '', /^\.\/[\w-]+\.js$/, `${name} imports ${from ?? bare}`);
+    }
+    assert.doesNotMatch(code, /\bimport\(|\brequire\(/, `${name} loads modules dynamically`);
+  }
+});
+
+test('GET /v1/stats summarises the process in JSON', async () => {
+  const first = await request(`${server.url}/v1/stats`);
+  assert.equal(first.status, 200, first.text);
+  const stats = first.json as Record<string, unknown>;
+  assert.deepEqual(Object.keys(stats).sort(), [
+    'connections',
+    'events',
+    'generations',
+    'per_second',
+    'subscribers',
+    'uptime_s',
+  ]);
+  assert.deepEqual(Object.keys(stats.connections as object).sort(), ['sse', 'ws']);
+  await publish(server.url, uniqueTopic('demo.stats'), { n: 1 });
+  const second = (await request(`${server.url}/v1/stats`)).json as typeof stats;
+  const published = (json: typeof stats) => (json.events as { published: number }).published;
+  assert.equal(published(second), published(stats) + 1);
+});
+
+describe('demo page in Chromium', () => {
+  before(async () => {
+    browser = await launchChromium();
+  });
+  after(() => browser?.close());
+
+  test('a reply reloaded mid-way continues where it was: no repeated or missing text', async () => {
+    const { question, reply } = longQuestion('reloading');
+    await onDemoPage(async (page) => {
+      await ask(page, question);
+      await waitForWords(page, 8);
+      const before = await replyText(page);
+      await page.reload();
+      const restored = await replyText(page);
+      assert.ok(restored.startsWith(before), `${JSON.stringify(restored)} after ${before}`);
+      await waitForChatState(page, 'done');
+      const text = await assertPageShowsStoredReply(page);
+      assert.equal(text, reply);
+      assert.ok(text.length > restored.length, 'the reply was still running at the reload');
+      assert.equal(await page.locator('#chat-log li').count(), 1);
+    });
+  });
+
+  test('a second tab takes the reply over; the first shows it and can take it back', async () => {
+    const { question, reply } = longQuestion('two tabs');
+    await onDemoPage(async (first, newTab) => {
+      // Opened beforehand: under load, the reply must still run after the tabs' back and forth.
+      const second = await newTab();
+      await ask(first, question);
+      await waitForWords(first, 3);
+      await openDemo(second);
+      await waitForChatState(first, 'superseded');
+      assert.match(await textOf(first, '#chat-status'), /another tab/);
+      assert.ok(await first.locator('#chat-takeback').isVisible());
+      assert.equal(await second.locator('#chat-status').getAttribute('data-state'), 'streaming');
+
+      await first.click('#chat-takeback');
+      await waitForChatState(second, 'superseded');
+      await waitForChatState(first, 'done');
+      assert.equal(await assertPageShowsStoredReply(first), reply);
+      // The superseded tab follows the conversation through the shared storage.
+      await waitForChatState(second, 'done');
+      assert.equal(await replyText(second), reply);
+    });
+  });
+
+  test('Stop cancels the reply: the page ends cancelled and the server is idle', async () => {
+    const { question, reply } = longQuestion('stopping');
+    await onDemoPage(async (page) => {
+      await ask(page, question);
+      await waitForWords(page, 5);
+      await page.click('#chat-stop');
+      await waitForChatState(page, 'cancelled');
+      const text = await assertPageShowsStoredReply(page);
+      assert.ok(reply.startsWith(text) && text.length < reply.length, text);
+      assert.ok(await page.locator('#chat-send').isEnabled());
+    });
+  });
+
+  test('topic console: subscribe, publish JSON, see events with their ids live', async () => {
+    const topic = uniqueTopic('demo');
+    await onDemoPage(async (page) => {
+      await subscribeOnPage(page, topic);
+
+      await page.fill('#publish-event', 'greeting');
+      await page.fill('#publish-data', '{"hello": "from the page"}');
+      await page.click('#publish-send');
+      const id = await page.locator('#publish-result[data-id]').getAttribute('data-id');
+      const row = await textOf(page, `#topic-events li[data-id="${id}"]`);
+      assert.equal(row, `${id} greeting {"hello":"from the page"}`);
+
+      const outside = await publish(server.url, topic, { from: 'outside' });
+      const outsideRow = await textOf(page, `#topic-events li[data-id="${outside.id}"]`);
+      assert.equal(outsideRow, `${outside.id} message {"from":"outside"}`);
+
+      await page.fill('#publish-data', '{not json');
+      await page.click('#publish-send');
+      assert.match(await textOf(page, '#publish-result'), /^Not valid JSON/);
+
+      // The status strip counts this page's own streams.
+      await page.waitForFunction(
+        () => Number(document.querySelector('[data-stat="subscribers"]')?.textContent) >= 1,
+      );
+      await page.click('#topic-subscribe');
+      await page.waitForSelector('#topic-state[data-state="closed"]');
+    });
+  });
+
+  test('the page mid-reply (saved when STREAMHUB_DEMO_SCREENSHOT names a file)', async () => {
+    const topic = uniqueTopic('demo.screenshot');
+    await onDemoPage(async (page) => {
+      await subscribeOnPage(page, topic);
+      for (const data of [
+        { symbol: 'ACME', price: 41.5 },
+        { symbol: 'ACME', price: 42 },
+      ]) {
+        await publish(server.url, topic, data, { event: 'tick' });
+      }
+      await page.waitForSelector('#topic-events li:nth-child(2)');
+      await ask(page, longQuestion('the demo').question);
+      await waitForWords(page, 20);
+      // The status strip has rates once it has two samples a second apart.
+      await page.waitForFunction(
+        () => Number(document.querySelector('[data-stat="deltas"]')?.textContent) > 0,
+      );
+      const image = await page.screenshot();
+      assert.equal(image.subarray(1, 4).toString(), 'PNG');
+      if (SCREENSHOT) writeFileSync(SCREENSHOT, image);
+      await page.click('#chat-stop');
+      await waitForChatState(page, 'cancelled');
+    });
+  });
+});
