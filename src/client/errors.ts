@@ -1,9 +1,9 @@
 /**
  * A failure reported by the streamhub client. `status` is the HTTP status of the server's
- * answer, or 0 when there was none (network failure, dropped connection); `code` is the
- * server's snake_case error code (contract §0), or one of the client's own:
- * `network_error`, `idle_timeout` (connection presumed dead), `protocol_error`, and
- * `http_<status>` for an answer without a JSON error body.
+ * answer (for a WebSocket `error` frame, that of the same refusal over HTTP), or 0 when there
+ * was none (network failure, dropped connection); `code` is the server's snake_case error code
+ * (contract §0), or one of the client's own: `network_error`, `idle_timeout` (connection
+ * presumed dead), `protocol_error`, and `http_<status>` for an answer without a JSON error body.
  */
 export class StreamhubClientError extends Error {
   override readonly name = 'StreamhubClientError';

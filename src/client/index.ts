@@ -1,7 +1,8 @@
 /**
- * The streamhub client: publish to topics and subscribe to them over SSE or WebSocket, and
- * stream chat replies, with automatic reconnection and resumption. No dependencies and no
- * Node-only APIs, so it runs in Node ≥ 20 and in browsers alike (docs/client.md).
+ * The streamhub client: publish to topics and subscribe to them over SSE or WebSocket (a
+ * socket per topic, or many topics on one with `connectMux`), and stream chat replies, with
+ * automatic reconnection and resumption. No dependencies and no Node-only APIs, so it runs in
+ * Node ≥ 20 and in browsers alike (docs/client.md).
  *
  * ```ts
  * import { createChat, publish, subscribe } from 'streamhub/client';
@@ -31,15 +32,16 @@ export {
   type SendOptions,
 } from './chat.js';
 export { StreamhubClientError } from './errors.js';
+export {
+  connectMux,
+  type MuxConnection,
+  type MuxOptions,
+  type MuxPublishOptions,
+} from './mux.js';
 export { type Published, type PublishOptions, publish } from './publish.js';
 export { type SseMessage, SseParser, type SseParserHandlers } from './sse-parser.js';
 export { subscribe } from './subscribe.js';
-export {
-  type SubscribeWsOptions,
-  subscribeWs,
-  type WebSocketConstructor,
-  type WebSocketLike,
-} from './subscribe-ws.js';
+export { type SubscribeWsOptions, subscribeWs } from './subscribe-ws.js';
 export type {
   ConnectionState,
   ResetNotice,
@@ -47,4 +49,6 @@ export type {
   SubscribeOptions,
   Subscription,
   TopicEvent,
+  TopicSubscriptionOptions,
 } from './types.js';
+export type { WebSocketConstructor, WebSocketLike } from './websocket.js';

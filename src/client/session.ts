@@ -9,6 +9,7 @@ import type {
   SubscribeOptions,
   Subscription,
   TopicEvent,
+  TopicSubscriptionOptions,
 } from './types.js';
 import { checkBaseUrl } from './urls.js';
 
@@ -56,18 +57,22 @@ export async function reconnect(loop: ReconnectLoop): Promise<void> {
   }
 }
 
-/** What a transport gets for one connection attempt. */
-export interface Attempt {
+/** The server, and how to reach it. */
+export interface Endpoint {
   readonly baseUrl: string;
-  readonly topic: string;
   readonly headers: Record<string, string>;
   readonly fetch: typeof fetch;
+  readonly idleTimeoutMs: number;
+}
+
+/** What a transport gets for one connection attempt. */
+export interface Attempt extends Endpoint {
+  readonly topic: string;
   /** Aborted when the subscription is closed. */
   readonly signal: AbortSignal;
   /** Resume after this id when set; else replay all history when `fromStart`. */
   readonly lastEventId: string | undefined;
   readonly fromStart: boolean;
-  readonly idleTimeoutMs: number;
   /** The connection is established: later failures start the backoff afresh. */
   opened(): void;
   event(event: TopicEvent): void;
@@ -93,100 +98,163 @@ export function startSubscription(
   connect: Connect,
 ): Subscription {
   checkBaseUrl(baseUrl);
-  const controller = new AbortController();
-  const { signal } = controller;
-  const abort = () => controller.abort();
-  if (options.signal?.aborted) abort();
-  options.signal?.addEventListener('abort', abort, { once: true });
-
-  let lastEventId = options.lastEventId || undefined;
-  let fromStart = options.fromStart ?? false;
-  let state: ConnectionState = 'connecting';
-  const fetchImpl = options.fetch ?? globalFetch;
-  const headers = options.headers ?? {};
+  const cursor = new TopicCursor(topic, options);
   const backoff = Backoff.forReconnection(options.retryMs, options.maxRetryMs);
-
-  const setState = (next: ConnectionState, info: StateInfo = {}) => {
-    state = next;
-    if (options.onStateChange) invoke(options.onStateChange, next, info);
-  };
-
-  const attempt: Attempt = {
+  const endpoint: Endpoint = {
     baseUrl,
+    headers: options.headers ?? {},
+    fetch: options.fetch ?? globalFetch,
+    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  };
+  const attempt: Attempt = {
+    ...endpoint,
     topic,
-    headers,
-    fetch: fetchImpl,
-    signal,
+    signal: cursor.signal,
     get lastEventId() {
-      return lastEventId;
+      return cursor.lastEventId;
     },
     get fromStart() {
-      return fromStart;
+      return cursor.fromStart;
     },
-    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     opened() {
       backoff.reset();
-      setState('open');
+      cursor.report.set('open');
     },
-    event(event) {
-      // Advanced before the callback runs, so an event is never delivered twice, even if it throws.
-      lastEventId = event.id;
-      invoke(options.onEvent, event);
-    },
-    reset(notice) {
-      if (options.onReset) invoke(options.onReset, notice);
-    },
-    suggestRetry(ms) {
-      backoff.suggest(ms);
-    },
+    event: (event) => cursor.event(event),
+    reset: (notice) => cursor.reset(notice),
+    suggestRetry: (ms) => backoff.suggest(ms),
   };
+  cursor.report.set('connecting');
+  const run = reconnect({
+    signal: cursor.signal,
+    backoff,
+    async connect() {
+      await cursor.pinLiveStart(endpoint);
+      await connect(attempt);
+      return false;
+    },
+    waiting: (delayMs, error) => cursor.report.reconnecting(delayMs, error),
+    retrying: () => cursor.report.set('connecting'),
+  });
+  return cursor.follow(run);
+}
+
+/** A connection state, and the callback told of each change. */
+export class StateReport {
+  state: ConnectionState = 'connecting';
+
+  constructor(readonly listener: ((state: ConnectionState, info: StateInfo) => void) | undefined) {}
+
+  set(next: ConnectionState, info: StateInfo = {}): void {
+    this.state = next;
+    if (this.listener) invoke(this.listener, next, info);
+  }
+
+  /** Waiting `delayMs` before the next attempt, after `error` (absent after a clean end). */
+  reconnecting(delayMs: number, error: StreamhubClientError | undefined): void {
+    this.set('reconnecting', error === undefined ? { delayMs } : { error, delayMs });
+  }
+}
+
+/**
+ * What one subscription is over any transport: its position in the topic, its state, its
+ * callbacks and its end. `close()`, or an abort of the owner's signal, aborts `signal`.
+ */
+export class TopicCursor {
+  readonly report: StateReport;
+  readonly #controller = new AbortController();
+  readonly #options: TopicSubscriptionOptions;
+  #lastEventId: string | undefined;
+  #fromStart: boolean;
+
+  constructor(
+    readonly topic: string,
+    options: TopicSubscriptionOptions,
+  ) {
+    this.#options = options;
+    this.report = new StateReport(options.onStateChange);
+    this.#lastEventId = options.lastEventId || undefined;
+    this.#fromStart = options.fromStart ?? false;
+    if (options.signal?.aborted) this.close();
+    options.signal?.addEventListener('abort', this.close, { once: true });
+  }
+
+  readonly close = (): void => this.#controller.abort();
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get lastEventId(): string | undefined {
+    return this.#lastEventId;
+  }
+
+  get fromStart(): boolean {
+    return this.#fromStart;
+  }
+
+  event(event: TopicEvent): void {
+    // Advanced before the callback runs, so an event is never delivered twice, even if it throws.
+    this.#lastEventId = event.id;
+    invoke(this.#options.onEvent, event);
+  }
+
+  reset(notice: ResetNotice): void {
+    if (this.#options.onReset) invoke(this.#options.onReset, notice);
+  }
 
   /**
    * A live-only subscription pins its start to the topic's current last id before connecting,
    * so a reconnect before its first event resumes from there instead of going live again and
    * silently skipping what was published while it was disconnected.
    */
-  const pinLiveStart = async () => {
-    if (lastEventId !== undefined || fromStart) return;
-    const lastId = await withIdleTimeout(signal, attempt.idleTimeoutMs, (idle) =>
-      fetchLastId({ baseUrl, topic, headers, fetch: fetchImpl, signal: idle.signal }),
+  async pinLiveStart(endpoint: Endpoint): Promise<void> {
+    if (this.#lastEventId !== undefined || this.#fromStart) return;
+    const lastId = await withIdleTimeout(this.signal, endpoint.idleTimeoutMs, (idle) =>
+      fetchLastId({ ...endpoint, topic: this.topic, signal: idle.signal }),
     );
-    if (lastId === null) fromStart = true;
-    else lastEventId = lastId;
-  };
+    if (lastId === null) this.#fromStart = true;
+    else this.#lastEventId = lastId;
+  }
 
-  setState('connecting');
-  const closed = reconnect({
-    signal,
-    backoff,
-    async connect() {
-      await pinLiveStart();
-      await connect(attempt);
-      return false;
-    },
-    waiting: (delayMs, error) =>
-      setState('reconnecting', error === undefined ? { delayMs } : { error, delayMs }),
-    retrying: () => setState('connecting'),
-  }).then(
-    () => setState('closed'),
-    (error: StreamhubClientError) => {
-      setState('closed', { error });
-      if (options.onError) invoke(options.onError, error);
-      throw error;
-    },
-  );
-  closed.catch(() => {}).finally(() => options.signal?.removeEventListener('abort', abort));
+  /**
+   * The subscription whose life is `run`: it resolves when the subscription was closed, rejects
+   * with the non-retryable error that stopped it.
+   */
+  follow(run: Promise<void>): Subscription {
+    const { report } = this;
+    const closed = run.then(
+      () => report.set('closed'),
+      (error: StreamhubClientError) => {
+        report.set('closed', { error });
+        if (this.#options.onError) invoke(this.#options.onError, error);
+        throw error;
+      },
+    );
+    closed
+      .catch(() => {})
+      .finally(() => this.#options.signal?.removeEventListener('abort', this.close));
+    const cursor = this;
+    return {
+      get lastEventId() {
+        return cursor.lastEventId;
+      },
+      get state() {
+        return report.state;
+      },
+      closed,
+      close: this.close,
+    };
+  }
+}
 
-  return {
-    get lastEventId() {
-      return lastEventId;
-    },
-    get state() {
-      return state;
-    },
-    closed,
-    close: abort,
-  };
+/** Where a connection starts (query parameters or frame fields, contract §2 and §3). */
+export function startFields(cursor: {
+  readonly lastEventId: string | undefined;
+  readonly fromStart: boolean;
+}): { last_event_id?: string; from?: 'start' } {
+  if (cursor.lastEventId !== undefined) return { last_event_id: cursor.lastEventId };
+  return cursor.fromStart ? { from: 'start' } : {};
 }
 
 function asClientError(error: unknown): StreamhubClientError {
@@ -199,7 +267,7 @@ function asClientError(error: unknown): StreamhubClientError {
  * Runs a user callback. Its exception is rethrown on its own task, like an exception in an
  * EventTarget listener: reported, but it neither breaks the stream nor is swallowed.
  */
-function invoke<A extends unknown[]>(callback: (...args: A) => void, ...args: A): void {
+export function invoke<A extends unknown[]>(callback: (...args: A) => void, ...args: A): void {
   try {
     callback(...args);
   } catch (error) {

@@ -35,13 +35,12 @@ export interface StateInfo {
   readonly delayMs?: number;
 }
 
-export interface SubscribeOptions {
+/** Where a subscription to a topic starts, and what it reports: the same over every transport. */
+export interface TopicSubscriptionOptions {
   /** Resume after this event id. Wins over `fromStart`, as on the server. */
   readonly lastEventId?: string;
   /** Replay every retained event first. Default: only events published from now on. */
   readonly fromStart?: boolean;
-  /** Sent with every HTTP request, e.g. `Authorization`. */
-  readonly headers?: Record<string, string>;
   /** Called for each event, in order, exactly once per event id. */
   readonly onEvent: (event: TopicEvent) => void;
   readonly onReset?: (notice: ResetNotice) => void;
@@ -50,6 +49,11 @@ export interface SubscribeOptions {
   readonly onError?: (error: StreamhubClientError) => void;
   /** Aborting it closes the subscription, like `close()`. */
   readonly signal?: AbortSignal;
+}
+
+export interface SubscribeOptions extends TopicSubscriptionOptions {
+  /** Sent with every HTTP request, e.g. `Authorization`. */
+  readonly headers?: Record<string, string>;
   /** The `fetch` to use; default: the global one. */
   readonly fetch?: typeof fetch;
   /** Base reconnection delay. Default: the server's `retry:` suggestion, else 1000 ms. */
