@@ -1,5 +1,12 @@
 /** What went wrong, independent of the protocol that reports it (HTTP status, WS error frame). */
-export type ErrorKind = 'invalid' | 'not_found' | 'conflict' | 'too_large' | 'unavailable';
+export type ErrorKind =
+  | 'invalid'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'too_large'
+  | 'rate_limited'
+  | 'unavailable';
 
 /** An error meant for the client: a stable snake_case code and a human message. */
 export class StreamhubError extends Error {
@@ -10,6 +17,21 @@ export class StreamhubError extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
+  }
+}
+
+/**
+ * Refused by a limit (a rate, a connection cap): trying again after `retryAfterMs` may succeed.
+ * Answered with `Retry-After` over HTTP and `retry_after_ms` in a WebSocket error frame.
+ */
+export class LimitError extends StreamhubError {
+  constructor(
+    kind: 'rate_limited' | 'unavailable',
+    code: string,
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(kind, code, message);
   }
 }
 

@@ -1,20 +1,26 @@
 import fastifyWebsocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { EventLog } from '../core/event-log.js';
 import type { TopicHub } from '../core/hub.js';
 import { ConnectionRegistry } from '../transports/connections.js';
+import { Authenticator } from './auth/authenticator.js';
+import { installAuth, requestForLog } from './auth/hook.js';
 import type { Config } from './config.js';
+import { registerCors } from './cors.js';
 import { demoPage } from './demo/plugin.js';
-import { installErrorHandling } from './errors.js';
+import { installErrorHandling, toApiError } from './errors.js';
+import { Limits } from './limits/limits.js';
 import { Metrics } from './metrics.js';
 import { openAiCompatRoutes } from './routes/openai-compat.js';
 import { operationRoutes, statsRoute } from './routes/operations.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { topicRoutes } from './routes/topics.js';
 import { createServices, type Services } from './services.js';
+import { installValidation } from './validation.js';
 
 /** Room for the JSON envelope around a `data` of MAX_BODY_BYTES in a WebSocket frame. */
 const WS_FRAME_OVERHEAD = 1024;
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface Streamhub {
   readonly app: FastifyInstance;
@@ -24,6 +30,7 @@ export interface Streamhub {
   readonly connections: ConnectionRegistry;
   readonly metrics: Metrics;
   readonly services: Services;
+  readonly limits: Limits;
 }
 
 /** Wires backends, features and routes into one Fastify app (not yet listening). */
@@ -34,18 +41,34 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     app.log.error({ err: error }, 'recording a reply failed'),
   );
 
+  const auth = Authenticator.fromSettings(config);
+  const limits = new Limits(config, metrics.registry);
   const app = Fastify({
-    logger: { level: config.LOG_LEVEL },
+    logger: { level: config.LOG_LEVEL, serializers: { req: requestForLog } },
     bodyLimit: config.MAX_BODY_BYTES,
     // Names are up to 128 chars, which percent-encoding can triple; Fastify's default of 100
     // would answer 414 for valid topics and session ids.
     routerOptions: { maxParamLength: 1024 },
-    // An unknown field is a client's mistake to report, not to drop silently (Fastify's default).
-    ajv: { customOptions: { removeAdditional: false } },
     // Closing idle keep-alive sockets lets shutdown finish promptly.
     forceCloseConnections: 'idle',
+    // A request (head and body) must arrive within this; streams are unaffected, as the
+    // timeout ends once the request is received. Fastify's default, 0, let a client hold a
+    // connection for ever by trickling a body.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Fastify's own routing errors answer in the contract's shape, like every other error.
+    frameworkErrors: (error, _request, reply) => {
+      const apiError = toApiError(error);
+      (reply as FastifyReply).code(apiError.status).send(apiError.toJSON());
+    },
+    // Larger request heads are refused by Node's parser, answered 431 in the contract's shape.
+    http: { maxHeaderSize: config.MAX_HEADER_BYTES },
+    clientErrorHandler: limits.answerClientError,
+    trustProxy: config.TRUST_PROXY,
   });
   installErrorHandling(app);
+  installValidation(app);
+  // First of the hooks: preflights are answered before auth, and every answer has CORS headers.
+  await registerCors(app, config.CORS_ORIGINS);
   // Every API body is JSON: anything else is 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
   app.addHook('onResponse', async (request, reply) => {
@@ -59,11 +82,13 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD, perMessageDeflate: false },
   });
+  installAuth(app, auth);
+  await limits.install(app);
   const streams = { connections, metrics, config };
   operationRoutes(app, services.topicLog.log, metrics);
   const { generations, topicLog } = services;
   statsRoute(app, { metrics, connections, hub: topicLog.hub, generations });
-  topicRoutes(app, { ...streams, service: services.topics });
+  topicRoutes(app, { ...streams, service: services.topics, auth, limits });
   sessionRoutes(app, { ...streams, sessions: services.sessions });
   openAiCompatRoutes(app, {
     ...streams,
@@ -72,5 +97,5 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   });
   await app.register(demoPage);
   const { log, hub } = services.topicLog;
-  return { app, log, hub, connections, metrics, services };
+  return { app, log, hub, connections, metrics, services, limits };
 }

@@ -1,4 +1,13 @@
 import { z } from 'zod';
+import {
+  apiKeysSchema,
+  conflictingJwtSettings,
+  jwtSecretSchema,
+  publicKeyFileSchema,
+  SECRET_SETTINGS,
+} from './auth/settings.js';
+import { corsOriginsSchema } from './cors.js';
+import { trustProxySchema } from './limits/client-key.js';
 
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max);
@@ -15,6 +24,14 @@ const DAY = 24 * 60 * MINUTE;
 export const SETTINGS = {
   PORT: { schema: integer(0, 65_535).default(8080), help: 'TCP port to listen on' },
   HOST: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface to bind' },
+  TRUST_PROXY: {
+    schema: trustProxySchema.default(false),
+    help: 'take client IPs from X-Forwarded-For of these proxies (true, hop count, addresses/CIDRs)',
+  },
+  CORS_ORIGINS: {
+    schema: corsOriginsSchema.optional(),
+    help: 'origins allowed cross-origin access, comma-separated, or * (unset: none)',
+  },
   BACKEND: { schema: z.enum(['memory', 'redis']).default('memory'), help: 'event log backend' },
   REDIS_URL: {
     schema: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
@@ -40,6 +57,38 @@ export const SETTINGS = {
   MAX_BODY_BYTES: {
     schema: integer(1 * KIB, 16 * KIB * KIB).default(64 * KIB),
     help: 'largest accepted request body or WebSocket frame',
+  },
+  MAX_HEADER_BYTES: {
+    schema: integer(1 * KIB, 1024 * KIB).default(16 * KIB),
+    help: 'largest request line + headers (431 beyond)',
+  },
+  MAX_CONNECTIONS: {
+    schema: integer(0, 10_000_000).default(100_000),
+    help: 'streaming connections (SSE, WebSocket, chats, completions) of this process; 0 = no cap',
+  },
+  MAX_CONNECTIONS_PER_CLIENT: {
+    schema: integer(0, 10_000_000).default(0),
+    help: 'streaming connections per client (JWT subject, else IP); 0 = no cap',
+  },
+  MAX_SUBSCRIPTIONS_PER_SOCKET: {
+    schema: integer(1, 1_000_000).default(1000),
+    help: 'topics one multiplexed WebSocket (/v1/ws) may subscribe to at once',
+  },
+  RATE_LIMIT_WINDOW_MS: {
+    schema: integer(100, 60 * MINUTE).default(1000),
+    help: 'window of the per-client rate limits',
+  },
+  PUBLISH_RATE_LIMIT: {
+    schema: integer(0, 10_000_000).default(0),
+    help: 'publishes (HTTP and WebSocket) per client per window; 0 = no limit',
+  },
+  CHAT_RATE_LIMIT: {
+    schema: integer(0, 10_000_000).default(0),
+    help: 'POST /v1/chat and /v1/chat/completions per client per window; 0 = no limit',
+  },
+  CONNECT_RATE_LIMIT: {
+    schema: integer(0, 10_000_000).default(0),
+    help: 'stream opens (SSE, WebSocket, resume) per client per window; 0 = no limit',
   },
   SLOW_CONSUMER_MAX_BYTES: {
     schema: integer(256 * KIB).default(1024 * KIB),
@@ -113,6 +162,18 @@ export const SETTINGS = {
     schema: integer(0, 10 * MINUTE).default(10_000),
     help: 'longest wait for a graceful shutdown before exiting anyway',
   },
+  AUTH_JWT_SECRET: {
+    schema: jwtSecretSchema.optional(),
+    help: 'HS256 secret: turns auth on (JWT bearer tokens)',
+  },
+  AUTH_JWT_PUBLIC_KEY_FILE: {
+    schema: publicKeyFileSchema.optional(),
+    help: 'RS256/ES256 public key (PEM) or JWKS file: turns auth on',
+  },
+  API_KEYS: {
+    schema: apiKeysSchema.optional(),
+    help: 'comma-separated keys accepted as bearer tokens with full rights (turns auth on)',
+  },
   LOG_LEVEL: {
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     help: 'log verbosity',
@@ -120,15 +181,6 @@ export const SETTINGS = {
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
-
-/** Settings of the contract that this version does not implement yet: refusing them is safer
- *  than silently running without, e.g., authentication someone asked for. */
-const NOT_YET_SUPPORTED = [
-  'AUTH_JWT_SECRET',
-  'AUTH_JWT_PUBLIC_KEY_FILE',
-  'API_KEYS',
-  'CORS_ORIGINS',
-] as const;
 
 const schema = z.object(
   Object.fromEntries(Object.entries(SETTINGS).map(([name, { schema }]) => [name, schema])) as {
@@ -155,20 +207,21 @@ export function loadConfig(
   env: NodeJS.ProcessEnv,
   flags: Partial<Record<SettingName, string>> = {},
 ): Config {
-  const unsupported = NOT_YET_SUPPORTED.filter((name) => env[name]);
-  if (unsupported.length > 0) {
-    throw new ConfigError(`${unsupported.join(', ')}: not supported by this version yet`);
-  }
   const raw: Record<string, string | undefined> = {};
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
     const value = flags[name] ?? env[name];
     raw[name] = value === '' ? undefined : value;
   }
   const parsed = schema.safeParse(raw);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const conflict = conflictingJwtSettings(parsed.data);
+    if (conflict !== undefined) throw new ConfigError(`invalid configuration: ${conflict}`);
+    return parsed.data;
+  }
   const problems = parsed.error.issues.map((issue) => {
     const name = String(issue.path[0]);
-    return `${name} (--${flagName(name)}) = ${JSON.stringify(raw[name])}: ${issue.message}`;
+    const value = SECRET_SETTINGS.has(name) ? '(hidden)' : JSON.stringify(raw[name]);
+    return `${name} (--${flagName(name)}) = ${value}: ${issue.message}`;
   });
   throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }

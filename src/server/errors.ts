@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { type ErrorKind, StreamhubError } from '../core/errors.js';
+import { type ErrorKind, LimitError, StreamhubError } from '../core/errors.js';
 
 /** An error the client should see, in the contract's shape `{"error": {"code", "message"}}`. */
 export class ApiError extends Error {
@@ -25,20 +25,34 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
   FST_ERR_VALIDATION: 'invalid_request',
+  FST_ERR_BAD_URL: 'invalid_url',
+  FST_ERR_MAX_PARAM_LENGTH: 'uri_too_long',
+};
+
+/** Fastify's messages for these quote the whole URL back; a fixed one says enough. */
+const FIXED_MESSAGES: Record<string, string> = {
+  FST_ERR_BAD_URL: 'the URL is not validly percent-encoded',
+  FST_ERR_MAX_PARAM_LENGTH: 'a path segment of the URL is too long',
 };
 
 const STATUS_BY_KIND: Record<ErrorKind, number> = {
   invalid: 400,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   too_large: 413,
+  rate_limited: 429,
   unavailable: 503,
 };
 
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof StreamhubError) {
-    return new ApiError(STATUS_BY_KIND[error.kind], error.code, error.message);
+    const headers: Record<string, string> =
+      error instanceof LimitError
+        ? { 'retry-after': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) }
+        : {};
+    return new ApiError(STATUS_BY_KIND[error.kind], error.code, error.message, headers);
   }
   if (!(error instanceof Error))
     return new ApiError(500, 'internal_error', 'internal server error');
@@ -48,7 +62,7 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof SyntaxError)
     return new ApiError(400, 'invalid_json', 'body is not valid JSON');
   const code = FASTIFY_CODES[fastifyError.code] ?? 'bad_request';
-  return new ApiError(status, code, fastifyError.message);
+  return new ApiError(status, code, FIXED_MESSAGES[fastifyError.code] ?? fastifyError.message);
 }
 
 /** Every failure answers in the contract's error shape; a stack trace never leaves the process. */

@@ -1,5 +1,5 @@
 import type { RawData } from 'ws';
-import { StreamhubError } from '../core/errors.js';
+import { LimitError, StreamhubError } from '../core/errors.js';
 import type { StartFrom, Subscription } from '../core/hub.js';
 import { checkTopic } from '../core/names.js';
 import { CLOSE_POLICY_VIOLATION, type WsConnection } from '../transports/ws/ws-connection.js';
@@ -11,7 +11,12 @@ export interface TopicSocketOptions {
   readonly maxSubscriptions: number;
   /** For `/v1/topics/{topic}/ws`: the topic that frames without a topic refer to. */
   readonly boundTopic?: string;
-  readonly onFrame?: (outcome: 'ok' | 'error') => void;
+  /** Whether this socket's credentials allow `action` on `topic`; everything when absent. */
+  readonly allows?: (action: TopicAction, topic: string) => boolean;
+  /** Called before each publish; throws (a LimitError) to refuse it, e.g. past a rate limit. */
+  readonly admitPublish?: () => void;
+  /** Each frame's outcome, with the error code of a refused one. */
+  readonly onFrame?: (outcome: 'ok' | 'error', code?: string) => void;
 }
 
 /** Bad frames tolerated per window before the client is deemed to misbehave. */
@@ -19,6 +24,7 @@ const MAX_STRIKES = 20;
 const STRIKE_WINDOW_MS = 10_000;
 
 type ClientFrame = Record<string, unknown>;
+type TopicAction = 'publish' | 'subscribe';
 
 /**
  * The multiplexed topic protocol of contract §3 on one WebSocket: subscribe, unsubscribe,
@@ -35,7 +41,7 @@ export class TopicSocket {
     readonly service: TopicService,
     readonly options: TopicSocketOptions,
   ) {
-    connection.ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
+    connection.ws.on('message', (data, isBinary) => this.receive(data, isBinary));
     connection.ws.on('close', () => this.#closeAll());
   }
 
@@ -45,10 +51,11 @@ export class TopicSocket {
   }
 
   /**
-   * Everything but a publish is answered synchronously, so replies to frames that arrive
-   * together come back in the order the frames were sent.
+   * Handles one client frame (the socket's own, or one that arrived while the socket was
+   * authenticating). Everything but a publish is answered synchronously, so replies to frames
+   * that arrive together come back in the order the frames were sent.
    */
-  #onMessage(data: RawData, isBinary: boolean): void {
+  receive(data: RawData, isBinary: boolean): void {
     let frame: ClientFrame | undefined;
     try {
       frame = parseFrame(data, isBinary);
@@ -72,6 +79,7 @@ export class TopicSocket {
         return;
       case 'subscribe': {
         const topic = this.#topicOf(frame);
+        this.#authorize('subscribe', topic);
         const from = parseStartFrom(frame.last_event_id, frame.from);
         if (
           !this.#subscriptions.has(topic) &&
@@ -107,6 +115,8 @@ export class TopicSocket {
 
   async #publish(frame: ClientFrame): Promise<void> {
     const topic = this.#topicOf(frame);
+    this.#authorize('publish', topic);
+    this.options.admitPublish?.();
     const result = await this.service.publish(topic, { data: frame.data, event: frame.event });
     this.connection.sendJson({ type: 'published', topic, id: result.id, ref: frame.ref });
   }
@@ -132,21 +142,34 @@ export class TopicSocket {
     });
   }
 
+  #authorize(action: TopicAction, topic: string): void {
+    if (this.options.allows?.(action, topic) === false) {
+      throw new StreamhubError(
+        'forbidden',
+        'forbidden',
+        `the token does not allow ${action} on this topic`,
+      );
+    }
+  }
+
   #topicOf(frame: ClientFrame): string {
     return checkTopic(frame.topic ?? this.options.boundTopic);
   }
 
   #reject(error: unknown, ref: unknown): void {
-    this.options.onFrame?.('error');
     const known = error instanceof StreamhubError;
+    const code = known ? error.code : 'internal_error';
+    this.options.onFrame?.('error', code);
     this.connection.sendJson({
       type: 'error',
-      code: known ? error.code : 'internal_error',
+      code,
       message: known ? error.message : 'internal server error',
       ref,
+      ...(error instanceof LimitError ? { retry_after_ms: error.retryAfterMs } : {}),
     });
-    // An outage of the backend is not the client's fault, and must not get it disconnected.
-    if (known && error.kind === 'unavailable') return;
+    // An outage of the backend is not the client's fault, and must not get it disconnected;
+    // a publish past a rate limit was refused already, and the client was told when to retry.
+    if (known && (error.kind === 'unavailable' || error.kind === 'rate_limited')) return;
     const now = Date.now();
     if (now - this.#windowStart > STRIKE_WINDOW_MS) {
       this.#windowStart = now;

@@ -19,6 +19,20 @@ export async function startTestServer(settings: Settings = {}): Promise<RunningS
   );
 }
 
+/** Runs `body` against a server of its own with `settings`, shut down afterwards whatever
+ *  happened. */
+export async function withServer(
+  settings: Settings,
+  body: (server: RunningServer) => Promise<void>,
+): Promise<void> {
+  const server = await startTestServer(settings);
+  try {
+    await body(server);
+  } finally {
+    await server.shutdown();
+  }
+}
+
 /** Tests publish with the client library's own `publish`: it is what users call. */
 export { type Published, publish } from '../../src/client/publish.js';
 

@@ -19,6 +19,8 @@ test('flags win over the environment, and defaults fill the rest', () => {
   assert.equal(flagName('HISTORY_MAX_EVENTS'), 'history-max-events');
 });
 
-test('settings of features not built yet are refused rather than ignored', () => {
+test('auth settings are taken, and a weak secret is refused rather than used', () => {
+  const secret = 'a-secret-of-at-least-thirty-two-chars';
+  assert.equal(loadConfig({ AUTH_JWT_SECRET: secret }).AUTH_JWT_SECRET, secret);
   assert.throws(() => loadConfig({ AUTH_JWT_SECRET: 's3cret' }), ConfigError);
 });

@@ -11,7 +11,7 @@ import {
   request,
   uniqueTopic,
 } from '../helpers/http.js';
-import { publish, type Settings, startTestServer, waitFor } from '../helpers/server.js';
+import { publish, startTestServer, waitFor, withServer } from '../helpers/server.js';
 import { RawSseClient } from '../helpers/sse-client.js';
 import {
   rejectedHandshake,
@@ -44,15 +44,6 @@ function bound(topic: string, query = '', on: RunningServer = server): Promise<W
 /** A subscription is live once the hub counts it; publishing earlier could race it. */
 function subscribers(topic: string, count: number, on: RunningServer = server): Promise<void> {
   return waitFor(() => on.hub.subscriberCount(topic) === count, `${count} subscribers of ${topic}`);
-}
-
-async function withServer(settings: Settings, body: (other: RunningServer) => Promise<void>) {
-  const other = await startTestServer(settings);
-  try {
-    await body(other);
-  } finally {
-    await other.shutdown();
-  }
 }
 
 /** `{type: "event", ...}` exactly as contract §3 fixes it. */

@@ -31,6 +31,10 @@ export async function demoPage(app: FastifyInstance): Promise<void> {
   for (const dir of [PAGE_DIR, CLIENT_DIR]) {
     if (!existsSync(dir)) throw new Error(`demo page: ${dir} is missing (run npm run build)`);
   }
+  // Everything routed here is public, with auth on too; what the page calls is not.
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, auth: 'public' };
+  });
   const setHeaders = (response: { setHeader(name: string, value: string): unknown }) => {
     for (const [name, value] of Object.entries(PAGE_HEADERS)) response.setHeader(name, value);
   };

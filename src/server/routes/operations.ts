@@ -8,9 +8,11 @@ import type { Metrics } from '../metrics.js';
 
 /** Contract §6: liveness, readiness and Prometheus metrics. */
 export function operationRoutes(app: FastifyInstance, log: EventLog, metrics: Metrics): void {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  // Probes need no credentials (contract §7); metrics do.
+  const open = { config: { auth: 'public' } } as const;
+  app.get('/healthz', open, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', open, async (_request, reply) => {
     const ready = await log.isReady().catch(() => false);
     reply.code(ready ? 200 : 503);
     return { status: ready ? 'ready' : 'unavailable' };

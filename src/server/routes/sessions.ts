@@ -47,10 +47,8 @@ const resumeSchema = {
   },
 };
 
-/** Sessions have no owners until authentication identifies clients. */
-const OWNER = null;
-
-/** Contract §4: resumable LLM chat sessions. */
+/** Contract §4: resumable LLM chat sessions, each owned by the subject that created it
+ *  (unowned with auth off); to anyone else it does not exist. */
 export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): void {
   const { sessions } = deps;
 
@@ -65,7 +63,7 @@ export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): voi
         temperature: body.temperature,
         maxTokens: body.max_tokens,
       },
-      OWNER,
+      request.principal.owner,
     );
     await streamReply(request, reply, deps, body.session_id, topic, { kind: 'start' });
   });
@@ -88,17 +86,17 @@ export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): voi
   );
 
   app.post<SessionParams>('/v1/sessions/:id/cancel', async (request, reply) => {
-    await sessions.cancel(request.params.id, OWNER);
+    await sessions.cancel(request.params.id, request.principal.owner);
     reply.code(202);
     return { session_id: request.params.id, status: 'cancelling' };
   });
 
   app.get<SessionParams>('/v1/sessions/:id', async (request) =>
-    sessions.view(request.params.id, OWNER),
+    sessions.view(request.params.id, request.principal.owner),
   );
 
   app.delete<SessionParams>('/v1/sessions/:id', async (request, reply) => {
-    await sessions.delete(request.params.id, OWNER);
+    await sessions.delete(request.params.id, request.principal.owner);
     reply.code(204).send();
   });
 }
@@ -110,7 +108,8 @@ async function resume(
   sessionId: string,
   lastEventId: string | undefined,
 ): Promise<void> {
-  const { topic, from } = await deps.sessions.resumePoint(sessionId, lastEventId, OWNER);
+  const { owner } = request.principal;
+  const { topic, from } = await deps.sessions.resumePoint(sessionId, lastEventId, owner);
   await streamReply(request, reply, deps, sessionId, topic, from);
 }
 

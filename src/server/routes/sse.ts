@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConnectionRegistry } from '../../transports/connections.js';
 import { SseStream } from '../../transports/sse/sse-stream.js';
+import { endSseOnExpiry } from '../auth/streams.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 
@@ -13,7 +14,8 @@ export interface StreamDeps {
 
 const SSE_RETRY_MS = 1000;
 
-/** Takes the response over from Fastify and opens it as an SSE stream. */
+/** Takes the response over from Fastify and opens it as an SSE stream, which ends when the
+ *  client's token expires. */
 export function openSse(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -21,6 +23,11 @@ export function openSse(
   headers: Record<string, string> = {},
 ): SseStream {
   reply.hijack();
+  // Headers that hooks set (CORS) live in the reply until Fastify sends it, which a hijacked
+  // reply never is: they go on the raw response, which writes them with the stream's own.
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    if (value !== undefined) reply.raw.setHeader(name, value);
+  }
   const stream = new SseStream(reply.raw, {
     registry: deps.connections,
     maxBufferedBytes: deps.config.SLOW_CONSUMER_MAX_BYTES,
@@ -28,6 +35,7 @@ export function openSse(
     onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'sse' }),
   });
   stream.open(headers);
+  endSseOnExpiry(stream, request.principal);
   // Hijacked replies skip Fastify's response hooks, so the stream counts itself.
   deps.metrics.httpRequests.inc({
     method: request.method,

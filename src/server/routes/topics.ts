@@ -15,8 +15,14 @@ import { TopicSocket } from '../../topics/ws-protocol.js';
 import type { ConnectionRegistry } from '../../transports/connections.js';
 import { sseLogSubscriber } from '../../transports/sse/log-subscriber.js';
 import { WsConnection } from '../../transports/ws/ws-connection.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import { authenticateByFirstFrame } from '../auth/first-frame.js';
+import type { Principal } from '../auth/principal.js';
+import { closeSocketOnExpiry } from '../auth/streams.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
+import { clientAddress } from '../limits/client-key.js';
+import type { Limits } from '../limits/limits.js';
 import type { Metrics } from '../metrics.js';
 import { lastEventIdOf, openSse, singleHeader } from './sse.js';
 
@@ -25,13 +31,14 @@ export interface TopicRouteDeps {
   readonly connections: ConnectionRegistry;
   readonly metrics: Metrics;
   readonly config: Config;
+  /** For WebSockets that authenticate with their first frame. */
+  readonly auth: Authenticator;
+  readonly limits: Limits;
 }
 
 type TopicParams = { Params: { topic: string } };
 type StreamQuery = { last_event_id?: string; lastEventId?: string; from?: string };
 type HistoryQuery = { after?: string; limit?: number };
-
-const MAX_SUBSCRIPTIONS_PER_SOCKET = 1000;
 
 /** `event` is untyped so that Ajv cannot coerce `42` to `"42"`: the service checks it. */
 const publishSchema = {
@@ -62,7 +69,7 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
 
   app.post<TopicParams & { Body: { data: unknown; event?: string } }>(
     '/v1/topics/:topic/events',
-    { schema: publishSchema },
+    { schema: publishSchema, config: { auth: 'publish' } },
     async (request, reply) => {
       const { topic } = request.params;
       const result = await service.publish(topic, {
@@ -76,7 +83,7 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
 
   app.get<TopicParams & { Querystring: StreamQuery & HistoryQuery }>(
     '/v1/topics/:topic/events',
-    { schema: historySchema },
+    { schema: historySchema, config: { auth: 'subscribe' } },
     async (request, reply) => {
       const { topic } = request.params;
       if (wantsEventStream(request)) return subscribeSse(request, reply, deps);
@@ -87,33 +94,53 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
     },
   );
 
-  app.get<TopicParams>('/v1/topics/:topic', async (request) =>
+  app.get<TopicParams>('/v1/topics/:topic', { config: { auth: 'subscribe' } }, async (request) =>
     service.status(request.params.topic),
   );
 
-  app.delete<TopicParams>('/v1/topics/:topic', async (request, reply) => {
-    await service.delete(request.params.topic);
-    reply.code(204).send();
-  });
+  app.delete<TopicParams>(
+    '/v1/topics/:topic',
+    { config: { auth: 'publish' } },
+    async (request, reply) => {
+      await service.delete(request.params.topic);
+      reply.code(204).send();
+    },
+  );
 
-  const openSocket = (socket: WebSocket, request: FastifyRequest, boundTopic?: string) => {
+  const openConnection = (socket: WebSocket, request: FastifyRequest) => {
     const tcp = request.raw.socket as Socket;
     releaseUpgrade(socket, tcp, app.log);
-    const connection = new WsConnection(socket, tcp, {
+    return new WsConnection(socket, tcp, {
       registry: deps.connections,
       maxBufferedBytes: deps.config.SLOW_CONSUMER_MAX_BYTES,
       onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'ws' }),
     });
+  };
+
+  /** `address` is the upgrade request's `clientAddress`, for per-client limits. */
+  const openSocket = (
+    connection: WsConnection,
+    principal: Principal,
+    address: string,
+    boundTopic?: string,
+  ) => {
+    closeSocketOnExpiry(connection, principal);
     return new TopicSocket(connection, service, {
       boundTopic,
-      maxSubscriptions: MAX_SUBSCRIPTIONS_PER_SOCKET,
-      onFrame: (outcome) => deps.metrics.wsFrames.inc({ outcome }),
+      allows: (action, topic) => principal.rights.allows(action, topic),
+      maxSubscriptions: deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET,
+      admitPublish: deps.limits.publishGate(principal, address),
+      onFrame: (outcome, code) => {
+        deps.metrics.wsFrames.inc({ outcome });
+        deps.limits.frameRefused(code);
+      },
     });
   };
 
   app.route<TopicParams & { Querystring: StreamQuery }>({
     method: 'GET',
     url: '/v1/topics/:topic/ws',
+    config: { auth: 'subscribe' },
     preValidation: async (request) => {
       checkTopic(request.params.topic);
       streamStart(request);
@@ -121,16 +148,29 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
     handler: upgradeRequired,
     wsHandler: (socket, request) => {
       const { topic } = request.params;
-      openSocket(socket, request, topic).subscribeBound(streamStart(request));
+      const { principal } = request;
+      const connection = openConnection(socket, request);
+      openSocket(connection, principal, clientAddress(request), topic).subscribeBound(
+        streamStart(request),
+      );
     },
   });
 
   app.route({
     method: 'GET',
     url: '/v1/ws',
+    // Browsers cannot set headers on a WebSocket: without a token, the first frame brings it.
+    config: { auth: 'deferred' },
     handler: upgradeRequired,
     wsHandler: (socket, request) => {
-      openSocket(socket, request);
+      const { principal } = request;
+      const address = clientAddress(request);
+      const connection = openConnection(socket, request);
+      if (principal.via !== 'none') openSocket(connection, principal, address);
+      else
+        authenticateByFirstFrame(connection, deps.auth, (authenticated) =>
+          openSocket(connection, authenticated, address),
+        );
     },
   });
 }

@@ -43,8 +43,12 @@ export class WsConnection implements Connection {
     return this.#closed || this.ws.readyState !== this.ws.OPEN;
   }
 
+  /**
+   * Replies and control frames obey the same bound as events: a client that floods requests
+   * and never reads their answers is a slow consumer too, not a way to grow server memory.
+   */
   sendJson(message: unknown): void {
-    if (!this.closed) this.ws.send(JSON.stringify(message));
+    if (this.#withinBound()) this.ws.send(JSON.stringify(message));
   }
 
   /**
@@ -52,13 +56,16 @@ export class WsConnection implements Connection {
    * As for SSE, a consumer is slow when what it queued before this write is past the bound.
    */
   writeFrames(frames: Buffer): boolean {
+    return this.#withinBound() && this.socket.write(frames);
+  }
+
+  /** False when closed; a consumer past the bound is dropped first. */
+  #withinBound(): boolean {
     if (this.closed) return false;
-    if (this.ws.bufferedAmount > this.options.maxBufferedBytes) {
-      this.options.onSlowConsumer?.();
-      this.ws.terminate();
-      return false;
-    }
-    return this.socket.write(frames);
+    if (this.ws.bufferedAmount <= this.options.maxBufferedBytes) return true;
+    this.options.onSlowConsumer?.();
+    this.ws.terminate();
+    return false;
   }
 
   drained(): Promise<void> {

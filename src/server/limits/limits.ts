@@ -1,0 +1,233 @@
+import fastifyRateLimit from '@fastify/rate-limit';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onRequestAsyncHookHandler,
+  RouteOptions,
+} from 'fastify';
+import type { Registry } from 'prom-client';
+import { LimitError } from '../../core/errors.js';
+import type { Principal } from '../auth/principal.js';
+import type { Config } from '../config.js';
+import { clientErrorHandler } from './client-errors.js';
+import { clientKey } from './client-key.js';
+import { ConnectionSlots } from './connection-slots.js';
+import { LimitMetrics, type LimitName } from './metrics.js';
+import { TokenBuckets } from './token-buckets.js';
+
+type RateName = 'publish' | 'chat' | 'connect';
+
+/** What a route draws on. */
+interface RouteLimits {
+  /** The per-client rate one request takes a unit of. */
+  readonly rate: RateName;
+  /** Holds a connection slot while the response (or WebSocket) is open. */
+  readonly slot?: boolean;
+  /** Only requests for an event stream count (the route also serves JSON history pages). */
+  readonly eventStreamOnly?: boolean;
+}
+
+/**
+ * The limited routes, by `METHOD url`: publishes, chats (which start a generation and hold a
+ * stream), and every other stream open. Kept in one table rather than in each route file so the
+ * policy reads in one place; a route missing from the app fails the start-up (see `install`).
+ */
+const LIMITED_ROUTES: Readonly<Record<string, RouteLimits>> = {
+  'POST /v1/topics/:topic/events': { rate: 'publish' },
+  'GET /v1/topics/:topic/events': { rate: 'connect', slot: true, eventStreamOnly: true },
+  'GET /v1/topics/:topic/ws': { rate: 'connect', slot: true },
+  'GET /v1/ws': { rate: 'connect', slot: true },
+  'POST /v1/chat': { rate: 'chat', slot: true },
+  'POST /v1/chat/resume': { rate: 'connect', slot: true },
+  'GET /v1/sessions/:id/stream': { rate: 'connect', slot: true },
+  'POST /v1/chat/completions': { rate: 'chat', slot: true },
+  'GET /v1/chat/completions/:id/stream': { rate: 'connect', slot: true },
+};
+
+/** Nobody knows when a connection frees up; this spreads the retries of refused clients. */
+const CONNECTION_RETRY_AFTER_MS = 5000;
+/** Clients whose rate counters are kept (least recently seen forgotten first). */
+const RATE_CLIENTS_MAX = 100_000;
+
+/** Milliseconds until a request may pass (0: it passes now, and was counted). */
+type RateCheck = (request: FastifyRequest, key: string) => number | Promise<number>;
+
+/**
+ * Per-client and overall limits (contract §0: 429 per client, 503 overall, with `Retry-After`,
+ * in the error shape): rates of publishes, chats and stream opens, concurrent streaming
+ * connections, subscriptions per WebSocket (enforced by `TopicSocket`), and the size of
+ * request headers (Node's HTTP parser, answered 431). Bodies and WebSocket frames are bounded
+ * by MAX_BODY_BYTES where they are parsed.
+ */
+export class Limits {
+  readonly slots: ConnectionSlots;
+  readonly metrics: LimitMetrics;
+  readonly #publishBuckets: TokenBuckets | undefined;
+  readonly #rates = new Map<RateName, RateCheck>();
+  readonly #rateMax: Record<RateName, number>;
+
+  constructor(
+    readonly config: Config,
+    registry: Registry,
+  ) {
+    this.slots = new ConnectionSlots(config.MAX_CONNECTIONS, config.MAX_CONNECTIONS_PER_CLIENT);
+    this.#rateMax = {
+      publish: config.PUBLISH_RATE_LIMIT,
+      chat: config.CHAT_RATE_LIMIT,
+      connect: config.CONNECT_RATE_LIMIT,
+    };
+    this.metrics = new LimitMetrics(registry, this.slots, {
+      publish_rate: this.#rateMax.publish,
+      chat_rate: this.#rateMax.chat,
+      connect_rate: this.#rateMax.connect,
+      connections_per_client: config.MAX_CONNECTIONS_PER_CLIENT,
+      connections_total: config.MAX_CONNECTIONS,
+      subscriptions_per_socket: config.MAX_SUBSCRIPTIONS_PER_SOCKET,
+      header_size: config.MAX_HEADER_BYTES,
+    });
+    if (config.PUBLISH_RATE_LIMIT > 0) {
+      const buckets = new TokenBuckets(
+        config.PUBLISH_RATE_LIMIT,
+        config.RATE_LIMIT_WINDOW_MS,
+        RATE_CLIENTS_MAX,
+      );
+      this.#publishBuckets = buckets;
+      this.#rates.set('publish', (_request, key) => buckets.take(key));
+    }
+  }
+
+  /** For Fastify's `clientErrorHandler` option: 431 (and other parser refusals) in our shape. */
+  readonly answerClientError = clientErrorHandler(() => this.metrics.refused('header_size'));
+
+  /**
+   * Attaches the limits to the routes of LIMITED_ROUTES, as route-level `onRequest` hooks: they
+   * run after the global ones (CORS, authentication), so a preflight is never limited and the
+   * client is known, and before the body is read. Call before the routes are declared.
+   */
+  async install(app: FastifyInstance): Promise<void> {
+    await this.#installRequestRates(app);
+    const seen = new Set<string>();
+    app.addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      for (const method of methods) {
+        const name = `${method} ${route.url}`;
+        const limits = LIMITED_ROUTES[name];
+        if (limits === undefined) continue;
+        seen.add(name);
+        addOnRequest(route, this.#hook(limits));
+      }
+    });
+    app.addHook('onReady', async () => {
+      const missing = Object.keys(LIMITED_ROUTES).filter((name) => !seen.has(name));
+      if (missing.length > 0) throw new Error(`limits for routes that do not exist: ${missing}`);
+    });
+  }
+
+  /**
+   * The check of a WebSocket's publish frames, or undefined when publishes are not limited.
+   * It shares the client's budget with HTTP publishes. It takes the client's identity rather
+   * than the upgrade request, which a WebSocket must not keep alive, and which does not know
+   * the principal of a socket that authenticates with its first frame. `address` is the
+   * request's `clientAddress`.
+   */
+  publishGate(principal: Principal, address: string): (() => void) | undefined {
+    const buckets = this.#publishBuckets;
+    if (buckets === undefined) return undefined;
+    const key = principal.clientId ?? address;
+    return () => {
+      const waitMs = buckets.take(key);
+      if (waitMs > 0) throw this.#refuse('publish', waitMs);
+    };
+  }
+
+  /** Counts the refusals that `TopicSocket` makes itself, from its error frames' codes. */
+  frameRefused(code: string | undefined): void {
+    if (code === 'too_many_subscriptions') this.metrics.refused('subscriptions_per_socket');
+  }
+
+  /** `@fastify/rate-limit` counts the HTTP-only rates (a fixed window per client, LRU-bounded). */
+  async #installRequestRates(app: FastifyInstance): Promise<void> {
+    const rates = (['chat', 'connect'] as const).filter((name) => this.#rateMax[name] > 0);
+    if (rates.length === 0) return;
+    await app.register(fastifyRateLimit, { global: false, keyGenerator: clientKey });
+    for (const name of rates) {
+      const timeWindow = this.config.RATE_LIMIT_WINDOW_MS;
+      // `cache` (clients tracked) is honoured at run time, but missing from the option's type.
+      const options = { max: this.#rateMax[name], timeWindow, cache: RATE_CLIENTS_MAX };
+      const check = app.createRateLimit(options);
+      this.#rates.set(name, async (request) => {
+        const result = await check(request);
+        return !result.isAllowed && result.isExceeded ? Math.max(1, result.ttl) : 0;
+      });
+    }
+  }
+
+  #hook(limits: RouteLimits): onRequestAsyncHookHandler {
+    const rate = this.#rates.get(limits.rate);
+    return async (request, reply) => {
+      if (limits.eventStreamOnly && !request.headers.accept?.includes('text/event-stream')) return;
+      const key = clientKey(request);
+      if (limits.slot) this.#takeSlot(request, reply, key);
+      const waitMs = rate === undefined ? 0 : await rate(request, key);
+      if (waitMs > 0) throw this.#refuse(limits.rate, waitMs);
+    };
+  }
+
+  /** Holds a slot until the response ends, or the WebSocket's TCP socket closes. */
+  #takeSlot(request: FastifyRequest, reply: FastifyReply, key: string): void {
+    const refusal = this.slots.acquire(key);
+    if (refusal === 'total') {
+      this.metrics.refused('connections_total');
+      throw new LimitError(
+        'unavailable',
+        'overloaded',
+        'the server is at its connection limit; try again later or elsewhere',
+        CONNECTION_RETRY_AFTER_MS,
+      );
+    }
+    if (refusal === 'per_client') {
+      this.metrics.refused('connections_per_client');
+      throw new LimitError(
+        'rate_limited',
+        'too_many_connections',
+        `at most ${this.slots.maxPerClient} streaming connections per client`,
+        CONNECTION_RETRY_AFTER_MS,
+      );
+    }
+    let held = true;
+    const release = () => {
+      if (held) this.slots.release(key);
+      held = false;
+    };
+    const socket = request.raw.socket;
+    if (socket.destroyed) release();
+    else if (request.ws) socket.once('close', release);
+    else reply.raw.once('close', release);
+  }
+
+  #refuse(rate: RateName, waitMs: number): LimitError {
+    const limit: LimitName = `${rate}_rate`;
+    this.metrics.refused(limit);
+    const per = `${this.#rateMax[rate]} per ${this.config.RATE_LIMIT_WINDOW_MS} ms per client`;
+    return new LimitError(
+      'rate_limited',
+      'rate_limited',
+      `too many ${RATE_NOUNS[rate]}: ${per}`,
+      waitMs,
+    );
+  }
+}
+
+const RATE_NOUNS: Record<RateName, string> = {
+  publish: 'publishes',
+  chat: 'chats',
+  connect: 'stream opens',
+};
+
+/** Appends a hook to the route's own `onRequest` hooks, which may be one function or a list. */
+function addOnRequest(route: RouteOptions, hook: onRequestAsyncHookHandler): void {
+  const existing = route.onRequest;
+  if (existing === undefined) route.onRequest = [hook];
+  else route.onRequest = Array.isArray(existing) ? [...existing, hook] : [existing, hook];
+}
