@@ -18,11 +18,15 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const url = await new Promise<string>((resolve, reject) => {
     let output = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    // Stops reading once the address is known: a busy server's whole log must not pile up.
+    const listen = (chunk: string) => {
       output += chunk;
       const match = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) resolve(match[1] as string);
-    });
+      if (match === null) return;
+      child.stdout?.off('data', listen).resume();
+      resolve(match[1] as string);
+    };
+    child.stdout?.setEncoding('utf8').on('data', listen);
     child.once('exit', (code) => reject(new Error(`server exited (${code}) before listening`)));
   });
   return { child, url, exited };
