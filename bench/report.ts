@@ -3,6 +3,13 @@ import type { FanoutSummary } from './scenarios/fanout.js';
 import { type ChatPath, FRONT_DOOR, type GatewayReport, type Spread } from './scenarios/gateway.js';
 import type { IdleSummary } from './scenarios/idle.js';
 import type { ReplayReport } from './scenarios/replay.js';
+import {
+  type Deployment,
+  deployments,
+  type RateKind,
+  type ScaleOutReport,
+  type ScaleOutSummary,
+} from './scenarios/scale-out.js';
 import { type Subject, subjects } from './targets.js';
 
 export interface Results {
@@ -10,6 +17,7 @@ export interface Results {
   idle: IdleSummary[];
   replay: ReplayReport | undefined;
   gateway: GatewayReport | undefined;
+  scaleOut: ScaleOutReport | undefined;
   /** Rows that could not be measured, e.g. streamhub not built yet or a run that failed. */
   missing: { scenario: string; label: string; reason: string }[];
 }
@@ -22,41 +30,62 @@ const missingRows = (res: Results, scenario: string, width: number): Cell[][] =>
     .filter((m) => m.scenario === scenario)
     .map((m) => [m.label, m.reason, ...Array<Cell>(width - 2).fill(undefined)]);
 
+/** A paced run whose publishers queued up: the target could not carry that rate. */
+const fellBehind = (r: FanoutSummary) =>
+  typeof r.opts.rate === 'number' && r.publishedPerSec < 0.95 * r.opts.rate;
+
+/** The target's name, flagged when a run did not drain, fell behind or lost publishes. */
+const targetCell = (r: FanoutSummary): string =>
+  [
+    r.subject.label,
+    r.drained ? '' : ' (not drained)',
+    fellBehind(r) ? ' (fell behind the rate)' : '',
+    r.publishErrors ? ` (${r.publishErrors} failed publishes, counted as lost)` : '',
+  ].join('');
+
+const cpuRange = (r: FanoutSummary): Cell =>
+  r.rounds > 1 ? `${fmt(r.cpuMin)}–${fmt(r.cpuMax)}` : undefined;
+
+/** The columns every fan-out table has; `summed` marks CPU summed over several processes. */
+const deliveryHeaders = (summed = false) => [
+  'delivered ev/s',
+  'p50 ms',
+  'p99 ms',
+  'lost',
+  'dup',
+  'reordered',
+  'disconnected',
+  summed ? 'server CPU µs/event (all processes)' : 'server CPU µs/event',
+  'min–max',
+  summed ? 'server CPU % (sum)' : 'server CPU %',
+];
+
+const deliveryCells = (r: FanoutSummary): Cell[] => [
+  count(r.deliveredPerSec),
+  r.p50,
+  r.p99,
+  count(r.lost),
+  count(r.duplicated),
+  count(r.reordered),
+  count(r.disconnected),
+  r.cpuMicrosPerEvent,
+  cpuRange(r),
+  r.serverCpuPct,
+];
+
 function fanoutTable(res: Results, scenario: string, rows: FanoutSummary[]): string {
   const headers = [
     'target',
     'publish rate',
-    'delivered ev/s',
-    'p50 ms',
-    'p99 ms',
-    'lost',
-    'dup',
-    'reordered',
-    'disconnected',
-    'server CPU µs/event',
-    'min–max',
-    'server CPU %',
+    ...deliveryHeaders(),
     'loadgen CPU %',
     'other CPU %',
     'server RSS MiB',
   ];
   const body: Cell[][] = rows.map((r) => [
-    [
-      r.subject.label,
-      r.drained ? '' : ' (not drained)',
-      r.publishErrors ? ` (${r.publishErrors} failed publishes, counted as lost)` : '',
-    ].join(''),
+    targetCell(r),
     rateLabel(r),
-    count(r.deliveredPerSec),
-    r.p50,
-    r.p99,
-    count(r.lost),
-    count(r.duplicated),
-    count(r.reordered),
-    count(r.disconnected),
-    r.cpuMicrosPerEvent,
-    r.rounds > 1 ? `${fmt(r.cpuMin)}–${fmt(r.cpuMax)}` : undefined,
-    r.serverCpuPct,
+    ...deliveryCells(r),
     r.loadgenCpuPct,
     r.otherCpuPct,
     r.rssMiB,
@@ -118,18 +147,39 @@ function ratio(a: number | undefined, b: number | undefined): number | undefined
   return a === undefined || b === undefined || !b ? undefined : a / b;
 }
 
+/** A target row: `value` against `limit` (`< limit` when strict, else `≤`), in `unit`. */
+function limitRow(
+  what: string,
+  value: number | undefined,
+  limit: number,
+  { strict = false, unit = '×' } = {},
+): Cell[] {
+  const known = value !== undefined && !Number.isNaN(value);
+  const met = !known ? '—' : (strict ? value < limit : value <= limit) ? '✅' : '❌';
+  return [
+    what,
+    known ? `${fmt(value)}${unit}` : 'pending',
+    `${strict ? '<' : '≤'} ${fmt(limit)}${unit}`,
+    met,
+  ];
+}
+
+/** A target row: no event lost, duplicated or reordered in any of these (summed) runs. */
+function noFailuresRow(what: string, runs: readonly FanoutSummary[]): Cell[] {
+  const bad = runs.reduce((n, r) => n + r.lost + r.duplicated + r.reordered, 0);
+  return [
+    what,
+    runs.length ? count(bad) : 'pending',
+    '0',
+    runs.length ? (bad === 0 ? '✅' : '❌') : '—',
+  ];
+}
+
 /** The issue's targets next to what this run measured; informational, never fails the run. */
 function targetsTable(res: Results): string {
   const rows: Cell[][] = [];
-  const check = (what: string, value: number | undefined, limit: number, strict = false) => {
-    const met = value === undefined ? '—' : (strict ? value < limit : value <= limit) ? '✅' : '❌';
-    rows.push([
-      what,
-      value === undefined ? 'pending' : `${fmt(value)}×`,
-      `${strict ? '<' : '≤'} ${fmt(limit)}×`,
-      met,
-    ]);
-  };
+  const check = (what: string, value: number | undefined, limit: number, strict = false) =>
+    rows.push(limitRow(what, value, limit, { strict }));
   const cpu = (s: Subject, rate: 'max' | 'light') => find(res, s, rate)?.cpuMicrosPerEvent;
   for (const rate of ['max', 'light'] as const) {
     const tag = rate === 'max' ? 'max rate' : 'light rate';
@@ -158,14 +208,12 @@ function targetsTable(res: Results): string {
     1.2,
   );
 
-  const mine = res.fanout.filter((r) => r.subject.server.name === 'streamhub');
-  const bad = mine.reduce((n, r) => n + r.lost + r.duplicated + r.reordered, 0);
-  rows.push([
-    'streamhub lost + duplicated + reordered (all fan-out runs)',
-    mine.length ? count(bad) : 'pending',
-    '0',
-    mine.length ? (bad === 0 ? '✅' : '❌') : '—',
-  ]);
+  rows.push(
+    noFailuresRow(
+      'streamhub lost + duplicated + reordered (all fan-out runs)',
+      res.fanout.filter((r) => r.subject.server.name === 'streamhub'),
+    ),
+  );
   const slowest = res.replay?.results.reduce((m, r) => Math.min(m, r.eventsPerSec), Infinity);
   rows.push([
     'replay, slowest mode (median events/s)',
@@ -358,5 +406,128 @@ export function renderGatewayReport(res: Results, header: string): string {
     chatsTable(res),
     '### Gateway targets from the issue (informational)',
     gatewayTargetsTable(res),
+  ].join('\n\n');
+}
+
+const scaleOutRate = (r: ScaleOutSummary): string =>
+  r.kind === 'half' ? `½ max: ${count(Number(r.opts.rate))}/s` : rateLabel(r);
+
+function scaleOutTable(res: Results): string {
+  const headers = [
+    'target',
+    'publish rate',
+    'published ev/s',
+    ...deliveryHeaders(true),
+    'Redis CPU %',
+    'loadgen CPU %',
+    'other CPU %',
+    'server RSS MiB (sum)',
+  ];
+  const body: Cell[][] = (res.scaleOut?.rows ?? []).map((r) => [
+    targetCell(r),
+    scaleOutRate(r),
+    count(r.publishedPerSec),
+    ...deliveryCells(r),
+    r.redis?.cpuPct,
+    r.loadgenCpuPct,
+    r.otherCpuPct,
+    r.rssMiB,
+  ]);
+  return markdownTable(headers, [...body, ...missingRows(res, 'scale-out', headers.length)]);
+}
+
+/** `evalsha 1.00, xadd 1.00, …`: the most frequent commands, per published event. */
+function commandList(list: [string, number][] | undefined, top = 8): Cell {
+  if (!list?.length) return undefined;
+  // A `|` (subcommands, e.g. `client|setname`) would end the Markdown table cell.
+  return list
+    .slice(0, top)
+    .map(([name, n]) => `${name.replaceAll('|', ' ')} ${fmt(n)}`)
+    .join(', ');
+}
+
+function redisTable(res: Results): string {
+  const headers = [
+    'target',
+    'publish rate',
+    'Redis CPU %',
+    'Redis CPU µs / published event',
+    'commands / published event',
+    'most called, per published event (incl. inside scripts)',
+    'round trips / publish',
+    'round trips by command, per published event',
+  ];
+  const rows = (res.scaleOut?.rows ?? []).filter((r) => r.redis);
+  const body: Cell[][] = rows.map((r) => [
+    r.subject.label,
+    scaleOutRate(r),
+    r.redis?.cpuPct,
+    r.redis?.cpuMicrosPerPublished,
+    r.redis?.commandsPerPublished,
+    commandList(r.redis?.topCommands),
+    r.redis?.roundTripsPerPublished,
+    commandList(r.redis?.topRoundTrips),
+  ]);
+  return markdownTable(headers, body);
+}
+
+const scaleOutRow = (res: Results, d: Deployment, kind: RateKind) =>
+  res.scaleOut?.rows.find((r) => r.deployment === d && r.kind === kind);
+
+/** The issue's scale-out targets next to this run's numbers; informational, never fails. */
+function scaleOutTargetsTable(res: Results): string {
+  const { streamhubRedis, streamhubMemory, socketioRedis } = deployments;
+  const rows: Cell[][] = [];
+  const cpu = (d: Deployment, kind: RateKind) => scaleOutRow(res, d, kind)?.cpuMicrosPerEvent;
+  for (const kind of ['max', 'half'] as const) {
+    const tag = kind === 'max' ? 'max rate' : '½ max rate';
+    const mine = cpu(streamhubRedis, kind);
+    rows.push(
+      limitRow(
+        `Redis round trips per publish, streamhub ×3 (${tag})`,
+        scaleOutRow(res, streamhubRedis, kind)?.redis?.roundTripsPerPublished,
+        // One per publish; the sample's edges (POSTs in flight) blur it by a few hundredths.
+        1.05,
+        { unit: '' },
+      ),
+      limitRow(
+        `CPU/delivered event ${tag}: streamhub Redis ×3 ÷ memory ×1`,
+        ratio(mine, cpu(streamhubMemory, kind)),
+        1.3,
+      ),
+      limitRow(
+        `CPU/delivered event ${tag}: streamhub Redis ×3 ÷ Socket.IO Redis ×3`,
+        ratio(mine, cpu(socketioRedis, kind)),
+        1,
+        { strict: true },
+      ),
+    );
+  }
+  const half = scaleOutRow(res, streamhubRedis, 'half');
+  const latency = limitRow('p99 publish→deliver at ½ max rate, streamhub Redis ×3', half?.p99, 50, {
+    strict: true,
+    unit: ' ms',
+  });
+  // Latency suffers most from a busy machine: show the rounds' spread next to the median run.
+  if (half && half.rounds > 1) latency[1] += ` (rounds ${fmt(half.p99Min)} to ${fmt(half.p99Max)})`;
+  rows.push(latency);
+  rows.push(
+    noFailuresRow(
+      'streamhub Redis ×3: lost + duplicated + reordered (all runs)',
+      res.scaleOut?.rows.filter((r) => r.deployment === streamhubRedis) ?? [],
+    ),
+  );
+  return markdownTable(['target', 'measured', 'goal', 'met'], rows);
+}
+
+export function renderScaleOutReport(res: Results, header: string): string {
+  return [
+    header,
+    '### (g) Scale-out: 3 processes on one Redis vs 1 process in memory vs Socket.IO on Redis',
+    scaleOutTable(res),
+    '### (h) Redis work per published event',
+    redisTable(res),
+    '### Scale-out targets from the issue (informational)',
+    scaleOutTargetsTable(res),
   ].join('\n\n');
 }

@@ -3,11 +3,12 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { writeBetweenMarkers } from './lib/docs.js';
 import { backgroundLoad, killAll, machineInfo } from './lib/proc.js';
-import { type Results, renderGatewayReport, renderReport } from './report.js';
+import { type Results, renderGatewayReport, renderReport, renderScaleOutReport } from './report.js';
 import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
 import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
 import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
 import { runReplay } from './scenarios/replay.js';
+import { runScaleOutScenario, type ScaleOutOptions } from './scenarios/scale-out.js';
 import { type Subject, streamhubBuilt, subjects } from './targets.js';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -45,11 +46,18 @@ const fanoutBase = {
   window: 64,
 } satisfies Omit<FanoutOptions, 'rate'>;
 
+const scaleOutOpts: ScaleOutOptions = {
+  fanout: fanoutBase,
+  rounds: cfg.rounds,
+  monitorMs: quick ? 500 : 1000,
+};
+
 const results: Results = {
   fanout: [],
   idle: [],
   replay: undefined,
   gateway: undefined,
+  scaleOut: undefined,
   missing: [],
 };
 
@@ -149,10 +157,17 @@ const scenarios: Record<string, () => Promise<void>> = {
         attempt('gateway', label, needsStreamhub, fn, progress),
       );
     }),
+  'scale-out': async () => {
+    results.scaleOut = await runScaleOutScenario(
+      scaleOutOpts,
+      (label, needsStreamhub, progress, fn) =>
+        attempt('scale-out', label, needsStreamhub, fn, progress),
+    );
+  },
 };
 
 /** Scenarios whose results go to their own block of the doc instead of the main one. */
-const OWN_BLOCK = new Set(['gateway']);
+const OWN_BLOCK = new Set(['gateway', 'scale-out']);
 
 /** `npm run check` formats Markdown too: pad the generated tables the way biome wants them. */
 function formatMarkdown(file: string): void {
@@ -160,7 +175,7 @@ function formatMarkdown(file: string): void {
   try {
     execFileSync(biome, ['format', '--write', file], { stdio: 'ignore' });
   } catch {
-    console.error(`note: could not run biome on ${file}; run \`npx biome format --write docs\``);
+    console.error(`note: could not run biome on ${file}; \`npm run lint\` checks it`);
   }
 }
 
@@ -179,7 +194,7 @@ function header(argv: string[], background: number, details: string[]): string {
     `- Command: \`${quick ? 'BENCH_QUICK=1 ' : ''}${command}\`${quick ? ' (smoke run, small numbers)' : ''}`,
     `- Date: ${new Date().toISOString()}`,
     `- Node ${m.node}; ${m.nproc} CPUs: ${m.cpu}; ${process.platform} ${process.arch}`,
-    `- Machine load from other processes before the run: ${background.toFixed(0)} % of all CPUs (see *other CPU %* per row)`,
+    `- Machine load from other processes before the run: ${background.toFixed(0)} % of all CPUs (see _other CPU %_ per row)`,
     ...details,
   ].join('\n');
 }
@@ -196,6 +211,15 @@ function gatewayDetails(): string[] {
   return [
     `- Front door: ${t.rounds} rounds of ${t.perRound} completions × ${t.tokens} tokens per path (upstream as fast as possible), then ${ttft.rounds} rounds of ${ttft.perRound} TTFT requests per path, alternating direct and through streamhub`,
     `- Concurrent chats: ${c.count} chats started over ${c.staggerMs / 1000} s, ${c.tokens} tokens each at ${c.tps} tokens/s from the upstream, ${c.rounds} round(s) per path`,
+  ];
+}
+
+function scaleOutDetails(): string[] {
+  const f = scaleOutOpts.fanout;
+  return [
+    `- ${f.subscribers} WebSocket subscribers of 1 topic, spread in turn over the processes; publishes (\`POST\`) go to the processes in turn`,
+    `- ${f.warmupMs / 1000} s warm-up, ${f.durationMs / 1000} s measured, ${scaleOutOpts.rounds} round(s) per row, fresh processes and a fresh redis-server per run; max rate = ${f.publishers} publisher streams, each at most ${f.window} events ahead of the slowest subscriber; ½ max = half of streamhub-on-Redis's max rate of the same round, for every target`,
+    `- Round trips: MONITOR for at least ${scaleOutOpts.monitorMs / 1000} s and 300 publishes (at most 5 s) after each measured window, outside the CPU window`,
   ];
 }
 
@@ -237,6 +261,12 @@ async function main() {
     blocks.push([
       'gateway',
       renderGatewayReport(results, header(argv, background, gatewayDetails())),
+    ]);
+  }
+  if (names.includes('scale-out')) {
+    blocks.push([
+      'scale-out',
+      renderScaleOutReport(results, header(argv, background, scaleOutDetails())),
     ]);
   }
   for (const [, text] of blocks) console.log(text);

@@ -30,6 +30,8 @@ export const servers = {
   rawSse: referenceServer('raw-sse'),
   rawWs: referenceServer('raw-ws'),
   socketio: referenceServer('socketio'),
+  /** Needs `REDIS_URL` in its environment. */
+  socketioRedis: referenceServer('socketio-redis'),
 } satisfies Record<string, Server>;
 
 /** One row in a table: a server plus the transport its subscribers use. */
@@ -62,15 +64,33 @@ export async function launch(server: Server, extraEnv: Record<string, string> = 
 }
 
 /** Starts the server, runs `fn`, and always stops the server afterwards. */
-export async function withServer<T>(
+export function withServer<T>(
   server: Server,
   extraEnv: Record<string, string>,
   fn: (proc: ServerProcess) => Promise<T>,
 ): Promise<T> {
-  const proc = await launch(server, extraEnv);
+  return withServers(server, 1, extraEnv, ([proc]) => {
+    if (!proc) throw new Error(`${server.name} did not start`);
+    return fn(proc);
+  });
+}
+
+/** Starts `count` processes of one server (e.g. behind one Redis), runs `fn`, stops them all. */
+export async function withServers<T>(
+  server: Server,
+  count: number,
+  extraEnv: Record<string, string>,
+  fn: (procs: ServerProcess[]) => Promise<T>,
+): Promise<T> {
+  const started = await Promise.allSettled(
+    Array.from({ length: count }, () => launch(server, extraEnv)),
+  );
+  const procs = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   try {
-    return await fn(proc);
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return await fn(procs);
   } finally {
-    await proc.stop();
+    await Promise.all(procs.map((p) => p.stop()));
   }
 }

@@ -81,7 +81,7 @@ export function killAll(): void {
 }
 
 /** Spawns `node <script> ...` directly (no shell) so the pid we sample is the server itself. */
-export async function startServer(
+export function startServer(
   name: string,
   script: string,
   args: string[],
@@ -89,8 +89,27 @@ export async function startServer(
   port: number,
   timeoutMs = 15_000,
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [script, ...args], {
+  return startProcess(name, process.execPath, [script, ...args], { env, port, timeoutMs });
+}
+
+export interface ProcessOptions {
+  env?: Record<string, string>;
+  /** The port it listens on: it counts as started once a connection there succeeds. */
+  port: number;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+/** Spawns any server program (e.g. redis-server) without a shell, killed by `killAll` too. */
+export async function startProcess(
+  name: string,
+  command: string,
+  argv: string[],
+  { env = {}, port, cwd, timeoutMs = 15_000 }: ProcessOptions,
+): Promise<ServerProcess> {
+  const child = spawn(command, argv, {
     env: { ...process.env, ...env },
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
@@ -100,7 +119,14 @@ export async function startServer(
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  // A program that cannot be spawned (e.g. redis-server not installed) emits 'error', not 'exit'.
+  const exited = new Promise<void>((r) => {
+    child.once('exit', () => r());
+    child.once('error', (e) => {
+      output += `\n${e.message}`;
+      r();
+    });
+  });
   let dead = false;
   void exited.then(() => {
     dead = true;

@@ -6,25 +6,29 @@ export interface Published {
   id: string | undefined;
 }
 
-/** Publishes over keep-alive HTTP/1.1 connections; at most `connections` requests in flight. */
+/**
+ * Publishes over keep-alive HTTP/1.1 connections; at most `connections` requests in flight per
+ * server. Given several servers' ports, it takes them in turn, publish by publish.
+ */
 export class HttpPublisher {
   private readonly agent: Agent;
+  private readonly ports: readonly number[];
+  private turn = 0;
   errors = 0;
 
-  constructor(
-    private readonly port: number,
-    connections: number,
-  ) {
+  constructor(port: number | readonly number[], connections: number) {
+    this.ports = typeof port === 'number' ? [port] : port;
     this.agent = new Agent({ keepAlive: true, maxSockets: connections });
   }
 
   publish(topic: string, data: unknown): Promise<Published> {
     const body = JSON.stringify({ data });
+    const port = this.ports[this.turn++ % this.ports.length];
     return new Promise((resolve) => {
       const req = request(
         {
           host: HOST,
-          port: this.port,
+          port,
           method: 'POST',
           path: `/v1/topics/${encodeURIComponent(topic)}/events`,
           agent: this.agent,

@@ -1,20 +1,4 @@
-import { Server } from 'socket.io';
-import { referenceServer } from './common.js';
+import { serveSocketIo } from './socketio-rooms.js';
 
-// Socket.IO 4 with connection-state recovery: the popular "batteries included" baseline. Every
-// broadcast then carries an offset and is kept for recovering clients, which is the closest
-// Socket.IO feature to streamhub's resumable streams.
-let io: Server | undefined;
-
-const server = referenceServer((topic, id, event, data) => {
-  io?.to(topic).emit('event', { type: 'event', topic, id, event, data });
-});
-
-io = new Server(server, {
-  serveClient: false,
-  connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000 },
-});
-io.on('connection', (socket) => {
-  const topic = socket.handshake.query.topic;
-  if (typeof topic === 'string') void socket.join(topic);
-});
+// One process with Socket.IO's default in-memory adapter.
+serveSocketIo();

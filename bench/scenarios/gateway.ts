@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { type ChatApi, type ChatResult, streamChat } from '../lib/llm.js';
 import { HOST, type ServerProcess, sampleMachine, sampleProc, sleep } from '../lib/proc.js';
 import { LatencyHistogram, median, percentile } from '../lib/stats.js';
+import type { Step } from '../lib/step.js';
 import { type Server, servers, withServer } from '../targets.js';
 
 /**
@@ -418,12 +419,7 @@ function summarizeChats(runs: readonly ChatsRun[]): ChatsRow {
 export const FRONT_DOOR = 'front door (direct and through streamhub)';
 
 /** Runs one part of the scenario; the runner reports progress and records a failed part. */
-export type GatewayStep = (
-  label: string,
-  needsStreamhub: boolean,
-  progress: string,
-  fn: () => Promise<void>,
-) => Promise<void>;
+export type GatewayStep = Step;
 
 /** The whole scenario against one fake upstream process. */
 export async function runGateway(opts: GatewayOptions, step: GatewayStep): Promise<GatewayReport> {
