@@ -1,7 +1,14 @@
 import { Backoff } from './backoff.js';
 import { protocolError, StreamhubClientError } from './errors.js';
-import { parseJson, toResetNotice } from './frames.js';
-import { fetchOk, globalFetch } from './http.js';
+import { type Frame, parseJson, toFrameError, toResetNotice } from './frames.js';
+import {
+  authHeaders,
+  type Credentials,
+  fetchOk,
+  globalFetch,
+  type TokenSource,
+  worthRetrying,
+} from './http.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, reconnect } from './session.js';
 import { readEventStream } from './sse-fetch.js';
 import type { SseMessage } from './sse-parser.js';
@@ -10,8 +17,14 @@ import { apiUrl, checkBaseUrl, sessionUrl } from './urls.js';
 export interface ChatClientOptions {
   /** The `fetch` to use; default: the global one. */
   readonly fetch?: typeof fetch;
-  /** Sent with every request, e.g. `{ Authorization: 'Bearer …' }`. */
+  /** Sent with every request. */
   readonly headers?: Record<string, string>;
+  /**
+   * Access token (contract §7), sent as `Authorization: Bearer`. A function is called before
+   * every request, so a reply the server ends with `token_expired` resumes with a fresh token,
+   * where a fixed token makes the iteration throw that error.
+   */
+  readonly token?: TokenSource;
   /**
    * Reconnection delays: exponential with full jitter, from `initialMs` (default: the server's
    * `retry:` suggestion, else 1000 ms) up to `maxMs` (default 30 s).
@@ -105,10 +118,9 @@ export interface ChatClient {
 }
 
 /** What every request of one chat client shares. */
-interface ChatConfig {
+interface ChatConfig extends Credentials {
   readonly baseUrl: string;
   readonly fetch: typeof fetch;
-  readonly headers: Record<string, string>;
   readonly backoff: ChatClientOptions['backoff'];
   readonly idleTimeoutMs: number;
 }
@@ -131,6 +143,7 @@ export function createChat(baseUrl: string, options: ChatClientOptions = {}): Ch
     baseUrl,
     fetch: options.fetch ?? globalFetch,
     headers: options.headers ?? {},
+    token: options.token,
     backoff: options.backoff,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
   };
@@ -153,7 +166,7 @@ export function createChat(baseUrl: string, options: ChatClientOptions = {}): Ch
       const url = sessionUrl(baseUrl, sessionId, '/cancel');
       const response = await fetchOk(config.fetch, url, {
         method: 'POST',
-        headers: config.headers,
+        headers: await authHeaders(config),
       });
       await response.body?.cancel();
     },
@@ -224,7 +237,7 @@ class Reply implements ReplyStream {
       signal,
       backoff,
       connect: async () => {
-        await readEventStream(this.#request(signal), {
+        await readEventStream(await this.#request(signal), {
           opened: () => {
             this.#message = undefined;
             backoff.reset();
@@ -236,12 +249,13 @@ class Reply implements ReplyStream {
         return false;
       },
       // Sending again could post the message twice; resuming is always safe.
-      retryable: (error) => this.#message === undefined && error.retryable,
+      retryable: (error) => this.#message === undefined && worthRetrying(error, this.#config.token),
     });
   }
 
-  #request(signal: AbortSignal) {
-    const { baseUrl, headers } = this.#config;
+  async #request(signal: AbortSignal) {
+    const { baseUrl } = this.#config;
+    const headers = await authHeaders(this.#config);
     const [path, body] =
       this.#message === undefined
         ? ['/v1/chat/resume', { session_id: this.#sessionId, last_event_id: this.#lastEventId }]
@@ -297,6 +311,8 @@ function toReplyEvent(message: SseMessage): ReplyEvent | undefined {
     // Per-connection control frames.
     if (event === 'abort') return { type: 'abort', reason: text(payload(message), 'reason') };
     if (event === 'reset') throw resetError(toResetNotice(payload(message)).reason);
+    // Why the server ends the stream, e.g. `token_expired`.
+    if (event === 'error') throw toFrameError(payload(message) as Frame);
     return undefined;
   }
   switch (event) {

@@ -1,4 +1,4 @@
-import { errorFromResponse, networkError } from './errors.js';
+import { errorFromResponse, networkError, type StreamhubClientError } from './errors.js';
 import { topicUrl } from './urls.js';
 
 /** Looked up at call time, so that a fetch installed (or mocked) later is the one used. */
@@ -24,10 +24,47 @@ export async function fetchOk(
   return response;
 }
 
-export interface TopicRequest {
+/**
+ * An access token (contract §7): the token itself, or a function returning one, called before
+ * every request and (re)connection, so that it can hand out a refreshed token. An empty string
+ * means none: no credentials are sent.
+ */
+export type TokenSource = string | (() => string | Promise<string>);
+
+/** Headers, and the token to send with them. */
+export interface Credentials {
+  readonly headers: Record<string, string>;
+  readonly token?: TokenSource | undefined;
+}
+
+/** The current token, or undefined when there is none. */
+export async function currentToken(token: TokenSource | undefined): Promise<string | undefined> {
+  const value = typeof token === 'function' ? await token() : token;
+  return value || undefined;
+}
+
+/** `headers`, plus `Authorization: Bearer <token>` when there is a token. */
+export async function authHeaders(credentials: Credentials): Promise<Record<string, string>> {
+  const token = await currentToken(credentials.token);
+  const { headers } = credentials;
+  return token === undefined ? headers : { ...headers, authorization: `Bearer ${token}` };
+}
+
+/**
+ * Whether a connection should be opened again after `error`: when it is retryable, or when the
+ * server ended it because its token expired and `token` is a function that can hand out a fresh
+ * one (with a fixed token, `token_expired` stops the stream).
+ */
+export function worthRetrying(
+  error: StreamhubClientError,
+  token: TokenSource | undefined,
+): boolean {
+  return error.retryable || (error.code === 'token_expired' && typeof token === 'function');
+}
+
+export interface TopicRequest extends Credentials {
   readonly baseUrl: string;
   readonly topic: string;
-  readonly headers: Record<string, string>;
   readonly fetch: typeof fetch;
   readonly signal: AbortSignal;
 }
@@ -35,7 +72,7 @@ export interface TopicRequest {
 /** The id of the topic's newest event, or null when it has none (contract §2 topic info). */
 export async function fetchLastId(request: TopicRequest): Promise<string | null> {
   const response = await fetchOk(request.fetch, topicUrl(request.baseUrl, request.topic), {
-    headers: { accept: 'application/json', ...request.headers },
+    headers: { accept: 'application/json', ...(await authHeaders(request)) },
     signal: request.signal,
   });
   const info = (await response.json()) as { last_id?: unknown };

@@ -32,6 +32,7 @@ export {
   type SendOptions,
 } from './chat.js';
 export { StreamhubClientError } from './errors.js';
+export type { TokenSource } from './http.js';
 export {
   connectMux,
   type MuxConnection,

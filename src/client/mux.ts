@@ -1,7 +1,7 @@
 import { Backoff } from './backoff.js';
 import { networkError, type StreamhubClientError } from './errors.js';
 import { type Frame, toFrameError, toResetNotice, toTopicEvent } from './frames.js';
-import { globalFetch } from './http.js';
+import { currentToken, globalFetch, type TokenSource, worthRetrying } from './http.js';
 import type { Published } from './publish.js';
 import {
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -28,6 +28,14 @@ export interface MuxOptions {
   /** Sent with the WebSocket handshake (honoured by `ws`; browsers cannot send headers) and
    *  with the HTTP requests, e.g. `Authorization`. */
   readonly headers?: Record<string, string>;
+  /**
+   * Access token (contract §7): sent in an `auth` first frame after every (re)connection, which
+   * the server confirms before anything else is sent, and as `Authorization: Bearer` with the
+   * HTTP requests. A function is called each time; a socket the server closes with
+   * `token_expired` then reconnects with a fresh token, where a fixed token stops the
+   * connection with that error.
+   */
+  readonly token?: TokenSource;
   /** The `fetch` to use for the HTTP requests; default: the global one. */
   readonly fetch?: typeof fetch;
   /** Reconnection delays: exponential with full jitter, from `initialMs` (default 1000 ms) up to
@@ -121,6 +129,10 @@ class Mux implements MuxConnection {
   #send: ((frame: object) => void) | undefined;
   #ended = false;
   #failure: StreamhubClientError | undefined;
+  /** The ref of the `auth` frame on the current socket, until the server confirms it. */
+  #authRef: string | undefined;
+  /** Once authenticated, how the current socket is opened (see `#opened`). */
+  #authenticated: (() => void) | undefined;
   #lastRef = 0;
 
   constructor(baseUrl: string, options: MuxOptions) {
@@ -129,6 +141,7 @@ class Mux implements MuxConnection {
     this.endpoint = {
       baseUrl,
       headers: options.headers ?? {},
+      token: options.token,
       fetch: options.fetch ?? globalFetch,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     };
@@ -144,24 +157,30 @@ class Mux implements MuxConnection {
       WebSocket,
       httpUrl: apiUrl(baseUrl, '/v1/ws'),
       signal,
-      opened: (send: (frame: object) => void) => {
-        backoff.reset();
-        this.#opened(send);
-      },
       frame: (frame: Frame) => this.#frame(frame),
+    };
+    const opened = (send: (frame: object) => void) => {
+      backoff.reset();
+      this.#opened(send);
     };
     this.#report.set('connecting');
     this.closed = reconnect({
       signal,
       backoff,
       connect: async () => {
+        const token = await currentToken(options.token);
         try {
-          await runSocket(socket);
+          await runSocket({
+            ...socket,
+            opened: (send) =>
+              token === undefined ? opened(send) : this.#auth(send, token, opened),
+          });
         } finally {
           this.#dropped();
         }
         return false;
       },
+      retryable: (error) => worthRetrying(error, options.token),
       waiting: (delayMs, error) => {
         this.#report.reconnecting(delayMs, error);
         for (const topic of this.#topics.values()) topic.cursor.report.reconnecting(delayMs, error);
@@ -264,6 +283,18 @@ class Mux implements MuxConnection {
     this.prepared(topic);
   }
 
+  /** Sends the `auth` frame; the socket counts as open once the server confirms it. */
+  #auth(
+    send: (frame: object) => void,
+    token: string,
+    opened: (send: (frame: object) => void) => void,
+  ): void {
+    const ref = this.nextRef();
+    this.#authRef = ref;
+    this.#authenticated = () => opened(send);
+    send({ type: 'auth', token, ref });
+  }
+
   #opened(send: (frame: object) => void): void {
     this.#send = send;
     this.#report.set('open');
@@ -289,6 +320,8 @@ class Mux implements MuxConnection {
   /** The socket closed: what was sent on it and not answered is lost with it. */
   #dropped(): void {
     this.#send = undefined;
+    this.#authRef = undefined;
+    this.#authenticated = undefined;
     for (const topic of this.#topics.values()) {
       topic.ref = undefined;
       topic.acknowledged = false;
@@ -313,6 +346,14 @@ class Mux implements MuxConnection {
 
   #frame(frame: Frame): void {
     switch (frame.type) {
+      case 'authenticated':
+        if (this.#authRef !== undefined && frame.ref === this.#authRef) {
+          const authenticated = this.#authenticated;
+          this.#authRef = undefined;
+          this.#authenticated = undefined;
+          authenticated?.();
+        }
+        break;
       case 'event':
         this.#current(frame)?.cursor.event(toTopicEvent(frame));
         break;
@@ -357,6 +398,9 @@ class Mux implements MuxConnection {
    */
   #error(frame: Frame): void {
     const error = toFrameError(frame);
+    // The socket's credentials were refused or expired: the server closes it (4401). Ending it
+    // with this error stops the connection, or renews the token (see `worthRetrying`).
+    if (error.code === 'unauthorized' || error.code === 'token_expired') throw error;
     const pending = this.#answered(frame);
     if (pending !== undefined) {
       pending.failed(error);

@@ -1,4 +1,4 @@
-import { fetchOk, globalFetch } from './http.js';
+import { authHeaders, fetchOk, globalFetch, type TokenSource } from './http.js';
 import { checkBaseUrl, topicUrl } from './urls.js';
 
 export interface PublishOptions {
@@ -7,8 +7,10 @@ export interface PublishOptions {
   /** Makes retries safe: a repeated key on the topic appends nothing and returns the
    *  original event's id (within the server's IDEMPOTENCY_TTL_MS). */
   readonly idempotencyKey?: string;
-  /** Sent with the request, e.g. `Authorization`. */
+  /** Sent with the request. */
   readonly headers?: Record<string, string>;
+  /** Access token (contract §7), sent as `Authorization: Bearer`; a function is called for it. */
+  readonly token?: TokenSource;
   readonly signal?: AbortSignal;
   /** The `fetch` to use; default: the global one. */
   readonly fetch?: typeof fetch;
@@ -40,7 +42,7 @@ export async function publish(
 ): Promise<Published> {
   checkBaseUrl(baseUrl);
   const headers: Record<string, string> = {
-    ...options.headers,
+    ...(await authHeaders({ headers: options.headers ?? {}, token: options.token })),
     'content-type': 'application/json',
   };
   if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;

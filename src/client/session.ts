@@ -1,6 +1,6 @@
 import { Backoff, sleep } from './backoff.js';
 import { StreamhubClientError } from './errors.js';
-import { fetchLastId, globalFetch } from './http.js';
+import { type Credentials, fetchLastId, globalFetch, worthRetrying } from './http.js';
 import { withIdleTimeout } from './idle.js';
 import type {
   ConnectionState,
@@ -58,9 +58,8 @@ export async function reconnect(loop: ReconnectLoop): Promise<void> {
 }
 
 /** The server, and how to reach it. */
-export interface Endpoint {
+export interface Endpoint extends Credentials {
   readonly baseUrl: string;
-  readonly headers: Record<string, string>;
   readonly fetch: typeof fetch;
   readonly idleTimeoutMs: number;
 }
@@ -103,6 +102,7 @@ export function startSubscription(
   const endpoint: Endpoint = {
     baseUrl,
     headers: options.headers ?? {},
+    token: options.token,
     fetch: options.fetch ?? globalFetch,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
   };
@@ -133,6 +133,7 @@ export function startSubscription(
       await connect(attempt);
       return false;
     },
+    retryable: (error) => worthRetrying(error, options.token),
     waiting: (delayMs, error) => cursor.report.reconnecting(delayMs, error),
     retrying: () => cursor.report.set('connecting'),
   });

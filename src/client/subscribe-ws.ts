@@ -1,4 +1,5 @@
 import { toFrameError, toResetNotice, toTopicEvent } from './frames.js';
+import { currentToken } from './http.js';
 import { startFields, startSubscription } from './session.js';
 import type { SubscribeOptions, Subscription } from './types.js';
 import { topicUrl } from './urls.js';
@@ -30,11 +31,14 @@ export function subscribeWs(
   options: SubscribeWsOptions,
 ): Subscription {
   const WebSocket = webSocketClass(options.WebSocket);
-  return startSubscription(baseUrl, topic, options, (attempt) =>
-    runSocket({
+  return startSubscription(baseUrl, topic, options, async (attempt) => {
+    // Browsers cannot send headers with a WebSocket: the token goes in the query.
+    const token = await currentToken(attempt.token);
+    const query = { ...startFields(attempt), token };
+    return runSocket({
       ...attempt,
       WebSocket,
-      httpUrl: topicUrl(attempt.baseUrl, attempt.topic, '/ws', startFields(attempt)),
+      httpUrl: topicUrl(attempt.baseUrl, attempt.topic, '/ws', query),
       opened: () => attempt.opened(),
       frame: (frame) => {
         switch (frame.type) {
@@ -45,10 +49,11 @@ export function subscribeWs(
             attempt.reset(toResetNotice(frame));
             break;
           case 'error':
-            // E.g. `subscription_failed`: the server gave up on this subscription; a new one resumes.
+            // E.g. `subscription_failed`: the server gave up on this subscription; a new one
+            // resumes. `token_expired` is followed by close 4401.
             throw toFrameError(frame);
         }
       },
-    }),
-  );
+    });
+  });
 }

@@ -1,4 +1,5 @@
-import { parseJson, toResetNotice } from './frames.js';
+import { type Frame, parseJson, toFrameError, toResetNotice } from './frames.js';
+import { authHeaders } from './http.js';
 import { type Attempt, startSubscription } from './session.js';
 import { readEventStream } from './sse-fetch.js';
 import type { SseMessage } from './sse-parser.js';
@@ -25,11 +26,11 @@ export function subscribe(baseUrl: string, topic: string, options: SubscribeOpti
   return startSubscription(baseUrl, topic, options, connectSse);
 }
 
-function connectSse(attempt: Attempt): Promise<void> {
+async function connectSse(attempt: Attempt): Promise<void> {
   const request = {
     fetch: attempt.fetch,
     url: sseUrl(attempt),
-    init: { headers: sseHeaders(attempt) },
+    init: { headers: await sseHeaders(attempt) },
     signal: attempt.signal,
     idleTimeoutMs: attempt.idleTimeoutMs,
   };
@@ -41,9 +42,12 @@ function connectSse(attempt: Attempt): Promise<void> {
 }
 
 function onMessage(attempt: Attempt, message: SseMessage): void {
-  // Only stored events carry an id; an id-less `reset` is the server's per-connection notice.
+  // Only stored events carry an id; an id-less `reset` is the server's per-connection notice,
+  // an id-less `error` why the server ends the stream (e.g. `token_expired`).
   if (message.id === undefined) {
     if (message.event === 'reset') attempt.reset(toResetNotice(parseJson(message.data, 'reset')));
+    if (message.event === 'error')
+      throw toFrameError((parseJson(message.data, 'error') ?? {}) as Frame);
     return;
   }
   const data = parseJson(message.data, `data of event ${message.id}`);
@@ -55,8 +59,8 @@ function sseUrl(attempt: Attempt): string {
   return topicUrl(attempt.baseUrl, attempt.topic, '/events', { from });
 }
 
-function sseHeaders(attempt: Attempt): Record<string, string> {
-  const headers: Record<string, string> = { ...attempt.headers };
+async function sseHeaders(attempt: Attempt): Promise<Record<string, string>> {
+  const headers: Record<string, string> = { ...(await authHeaders(attempt)) };
   if (attempt.lastEventId !== undefined) headers['last-event-id'] = attempt.lastEventId;
   return headers;
 }

@@ -1,4 +1,5 @@
 import type { StreamhubClientError } from './errors.js';
+import type { TokenSource } from './http.js';
 
 /** An event stored in a topic's log, as delivered to a subscriber. */
 export interface TopicEvent {
@@ -52,8 +53,14 @@ export interface TopicSubscriptionOptions {
 }
 
 export interface SubscribeOptions extends TopicSubscriptionOptions {
-  /** Sent with every HTTP request, e.g. `Authorization`. */
+  /** Sent with every HTTP request. */
   readonly headers?: Record<string, string>;
+  /**
+   * Access token (contract §7), sent as `Authorization: Bearer` (SSE) or `?token=` (WebSocket).
+   * A function is called on every (re)connection; a stream the server ends with `token_expired`
+   * then reconnects with a fresh token, where a fixed token stops it with that error.
+   */
+  readonly token?: TokenSource;
   /** The `fetch` to use; default: the global one. */
   readonly fetch?: typeof fetch;
   /** Base reconnection delay. Default: the server's `retry:` suggestion, else 1000 ms. */

@@ -6,12 +6,11 @@ import {
   createChat,
   type ReplyEvent,
   type ReplyStream,
-  StreamhubClientError,
 } from '../../src/client/index.js';
 import { mockReply } from '../../src/llm/mock.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { startTestServer, waitFor } from '../helpers/server.js';
-import { freePort, PATIENCE_MS, StreamTap } from './harness.js';
+import { freePort, PATIENCE_MS, rejectsWith, StreamTap } from './harness.js';
 
 /** Each test is bounded, so that a hang fails it instead of the whole run. */
 const BOUNDED = { timeout: PATIENCE_MS };
@@ -78,16 +77,6 @@ async function stored(server: RunningServer, sessionId: string) {
   };
   const last = body.messages.at(-1);
   return { status: body.status, reply: last?.role === 'assistant' ? last.content : '' };
-}
-
-/** Asserts that `promise` rejects with a StreamhubClientError of this status and code. */
-async function rejectsWith(promise: Promise<unknown>, status: number, code: string) {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof StreamhubClientError, String(error));
-    assert.equal(error.status, status);
-    assert.equal(error.code, code);
-    return true;
-  });
 }
 
 function assertUniqueIds(events: readonly ReplyEvent[]) {

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import type { EventEmitter } from 'node:events';
 import http, {
   type IncomingHttpHeaders,
@@ -10,7 +11,7 @@ import {
   type ConnectionState,
   type ResetNotice,
   type StateInfo,
-  type StreamhubClientError,
+  StreamhubClientError,
   type SubscribeOptions,
   type Subscription,
   subscribe,
@@ -19,6 +20,16 @@ import {
 } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { startTestServer } from '../helpers/server.js';
+
+/** Asserts that `promise` rejects with a StreamhubClientError of this status and code. */
+export async function rejectsWith(promise: Promise<unknown>, status: number, code: string) {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof StreamhubClientError, String(error));
+    assert.equal(error.status, status);
+    assert.equal(error.code, code);
+    return true;
+  });
+}
 
 /** Generous, for a loaded 2-core machine: only reached when something is really wrong. */
 export const PATIENCE_MS = 30_000;

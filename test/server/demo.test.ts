@@ -2,12 +2,15 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { SignJWT } from 'jose';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { mockReply } from '../../src/llm/mock.js';
 import { CLIENT_DIR } from '../../src/server/demo/plugin.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { request, uniqueTopic } from '../helpers/http.js';
 import { publish, startTestServer } from '../helpers/server.js';
+
+const AUTH_SECRET = 'streamhub-demo-auth-test-secret-0123456789';
 
 /** Debian's package; CI installs it (.ci/run). */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -290,5 +293,52 @@ describe('demo page in Chromium', () => {
       await page.click('#chat-stop');
       await waitForChatState(page, 'cancelled');
     });
+  });
+
+  test('with auth on: asks for an access token, then works with one', async () => {
+    const authServer = await startTestServer({ AUTH_JWT_SECRET: AUTH_SECRET });
+    const token = await new SignJWT({ streamhub: { publish: ['**'], subscribe: ['**'] } })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('demo-user')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(AUTH_SECRET));
+    const context = await browser.newContext();
+    context.setDefaultTimeout(PATIENCE_MS);
+    const errors: string[] = [];
+    try {
+      const page = await context.newPage();
+      page.on('pageerror', (error) => errors.push(error.message));
+      // The browser logs each refused request (the 401s this test expects) as a console error.
+      page.on('console', (message) => {
+        const text = message.text();
+        if (message.type() === 'error' && !text.includes('status of 401')) errors.push(text);
+      });
+      await page.goto(`${authServer.url}/`);
+      const needsToken = /This server needs an access token/;
+      await page.waitForSelector('[data-stat="error"]:not([hidden])');
+      assert.match(await textOf(page, '[data-stat="error"]'), needsToken);
+      const topic = uniqueTopic('demo-auth');
+      await page.fill('#topic-name', topic);
+      await page.click('#topic-subscribe');
+      await page.waitForFunction(() =>
+        document.querySelector('#topic-state')?.textContent?.includes('needs an access token'),
+      );
+
+      await page.fill('#access-token', token);
+      await page.click('#token-save');
+      await page.waitForSelector('[data-stat="error"]', { state: 'hidden' });
+      await subscribeOnPage(page, topic);
+      const outside = await publish(authServer.url, topic, { with: 'token' }, { token });
+      await page.waitForSelector(`#topic-events li[data-id="${outside.id}"]`);
+      await ask(page, 'hello with a token');
+      await waitForChatState(page, 'done');
+
+      await page.reload();
+      assert.equal(await page.inputValue('#access-token'), token);
+    } finally {
+      await context.close();
+      await authServer.shutdown();
+    }
+    assert.deepEqual(errors, []);
   });
 });

@@ -4,6 +4,7 @@
  * missing. Tabs share that storage; the one following the reply keeps it current.
  */
 import { createChat } from '/client/index.js';
+import { accessToken } from './access-token.js';
 import { byId, describe } from './dom.js';
 
 const STORAGE_KEY = 'streamhub-demo.chat';
@@ -22,7 +23,7 @@ const STORAGE_KEY = 'streamhub-demo.chat';
 
 /** @param {string} baseUrl */
 export function startChatPanel(baseUrl) {
-  const chat = createChat(baseUrl);
+  const chat = createChat(baseUrl, { token: accessToken });
   const log = byId('chat-log');
   const status = byId('chat-status');
   const input = byId('chat-input');

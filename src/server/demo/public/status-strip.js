@@ -1,4 +1,5 @@
 /** The status strip: this process's `GET /v1/stats`, refreshed every second while visible. */
+import { authHeaders, unauthorizedText } from './access-token.js';
 import { describe } from './dom.js';
 
 const INTERVAL_MS = 1000;
@@ -14,7 +15,14 @@ export function startStatusStrip(root) {
 
   const refresh = async () => {
     try {
-      const response = await fetch('/v1/stats', { headers: { accept: 'application/json' } });
+      const response = await fetch('/v1/stats', {
+        headers: { accept: 'application/json', ...authHeaders() },
+      });
+      if (response.status === 401) {
+        error.textContent = unauthorizedText('HTTP 401');
+        error.hidden = false;
+        return;
+      }
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const stats = await response.json();
       show('connections', String(stats.connections.sse + stats.connections.ws));

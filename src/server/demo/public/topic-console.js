@@ -1,5 +1,6 @@
 /** The topic console: subscribe to a topic, publish JSON to it, watch events arrive live. */
 import { publish, subscribe } from '/client/index.js';
+import { accessToken } from './access-token.js';
 import { byId, describe } from './dom.js';
 
 /** Older rows are dropped beyond this, so a busy topic cannot grow the page forever. */
@@ -63,13 +64,14 @@ export function startTopicConsole(baseUrl) {
     showSubscribed(true);
     subscription = subscribe(baseUrl, topicInput.value, {
       fromStart: fromStart.checked,
+      token: accessToken,
       onEvent: ({ id, event, data }) => {
         const row = addRow(code(id, 'id'), ` ${event} `, code(JSON.stringify(data), 'data'));
         row.dataset.id = id;
       },
       onReset: ({ reason }) => addRow(document.createTextNode(`reset (${reason}): replaying`)),
       onStateChange: (state, info) => {
-        if (mine === generation) showState(state, info.error?.message);
+        if (mine === generation) showState(state, info.error && describe(info.error));
       },
       // Refused for good (e.g. a bad topic name): the state shows why.
       onError: () => {
@@ -105,7 +107,8 @@ export function startTopicConsole(baseUrl) {
     }
     const type = byId('publish-event').value.trim();
     try {
-      const published = await publish(baseUrl, topicInput.value, data, type ? { event: type } : {});
+      const options = { token: accessToken, ...(type ? { event: type } : {}) };
+      const published = await publish(baseUrl, topicInput.value, data, options);
       result.textContent = `Published ${published.id}`;
       result.dataset.id = published.id;
     } catch (error) {
