@@ -60,7 +60,8 @@ export interface ResilientProvider extends LlmProvider {
 
 const DEFAULT_BACKOFF_BASE_MS = 200;
 const DEFAULT_BACKOFF_MAX_MS = 4000;
-const DEFAULT_MAX_RETRY_AFTER_MS = 30_000;
+/** The longest `Retry-After` honoured; a longer one fails the attempt instead. */
+export const DEFAULT_MAX_RETRY_AFTER_MS = 30_000;
 
 const systemClock: Clock = { now: () => performance.now() };
 

@@ -11,11 +11,18 @@ import { CompletionRecorder } from './completion-recorder.js';
 import type { CompletionRequest } from './completion-request.js';
 import { endsCompletion } from './completion-stream.js';
 import { ClientClosedError } from './errors.js';
-import { type CompletionIdentity, chatCompletion } from './wire.js';
+import { type CompletionIdentity, chatCompletion, errorBody } from './wire.js';
 
 export interface CompletionServiceOptions {
   readonly onGeneration?: (outcome: GenerationOutcome) => void;
   readonly onDelta?: () => void;
+  /**
+   * A streamed completion generated elsewhere whose log has been silent this long lost its
+   * generator (its process died): it is ended with `generator_lost` so no stream waits for
+   * ever. Unset: never (one process, where a generator cannot be lost without its streams).
+   */
+  readonly lostAfterMs?: number;
+  readonly onInternalError?: (error: unknown) => void;
 }
 
 const COMPLETION_ID = /^chatcmpl-[A-Za-z0-9]{1,64}$/;
@@ -98,6 +105,7 @@ export class CompletionService {
 
   /** Where a stream of completion `id` starts for a client that has `lastEventId`. */
   async resumePoint(id: string, lastEventId: string | undefined): Promise<StartFrom> {
+    if (COMPLETION_ID.test(id)) await this.#endIfLost(id);
     const from = COMPLETION_ID.test(id)
       ? await resumeFinite(this.replies.log, completionTopic(id), lastEventId, endsCompletion)
       : undefined;
@@ -109,7 +117,35 @@ export class CompletionService {
 
   /** Streams completion `id`'s log to a subscriber from `from`. */
   watch(id: string, from: StartFrom, subscriber: Subscriber): Subscription {
-    return this.replies.hub.subscribe(completionTopic(id), from, subscriber);
+    const subscription = this.replies.hub.subscribe(completionTopic(id), from, subscriber);
+    const { lostAfterMs, onInternalError } = this.options;
+    if (lostAfterMs === undefined) return subscription;
+    const check = () => void this.#endIfLost(id).catch((error) => onInternalError?.(error));
+    const timer = setInterval(check, Math.max(100, lostAfterMs / 2)).unref();
+    return {
+      close() {
+        clearInterval(timer);
+        subscription.close();
+      },
+    };
+  }
+
+  /** Ends a completion whose generator is gone (see `lostAfterMs`); racing processes end it once. */
+  async #endIfLost(id: string): Promise<void> {
+    const { lostAfterMs } = this.options;
+    if (lostAfterMs === undefined || this.generations.has(`completion/${id}`)) return;
+    const topic = completionTopic(id);
+    const head = await this.replies.log.head(topic);
+    if (head.epoch === null) return;
+    const page = await this.replies.log.read(topic, { epoch: head.epoch, seq: head.seq - 1 }, 1);
+    const last = page.events[0];
+    if (last === undefined || endsCompletion(last) || Date.now() - last.time < lostAfterMs) return;
+    const data = errorBody('generator_lost', 'the server generating this stopped', 'server_error');
+    await this.replies.log
+      .append(topic, { event: 'error', data: JSON.stringify(data) }, { final: true })
+      .catch((error: unknown) => {
+        if (!(error instanceof StreamhubError && error.code === 'log_ended')) throw error;
+      });
   }
 
   async #acquire(signal: AbortSignal | undefined): Promise<() => void> {

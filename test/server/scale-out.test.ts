@@ -517,6 +517,38 @@ describe('chat sessions across processes', () => {
   });
 });
 
+describe('completions across processes', () => {
+  test('a streamed completion whose generator was killed ends with generator_lost when resumed elsewhere', {
+    timeout: 60_000,
+  }, async () => {
+    const { cluster } = setup();
+    const [a, b] = urls();
+    const onA = sse(
+      `${a}/v1/chat/completions`,
+      {},
+      {
+        model: 'streamhub-mock',
+        stream: true,
+        messages: [{ role: 'user', content: promptFor(70).content }],
+      },
+    );
+    await waitFor(() => onA.events.length >= 4, 'chunks on A', PATIENCE_MS);
+    const id = onA.headers['x-stream-id'];
+    assert.ok(typeof id === 'string' && id.startsWith('chatcmpl-'), String(id));
+    try {
+      await cluster.kill(0, 'SIGKILL');
+      const cursor = onA.events[onA.events.length - 1]?.id ?? '';
+      const resumed = sse(`${b}/v1/chat/completions/${id}/stream`, { 'last-event-id': cursor });
+      await closedWithin(resumed, 'the resumed completion ended', 15_000);
+      const last = lastMessage(resumed);
+      assert.match(last?.data ?? '', /generator_lost/, JSON.stringify(resumed.messages.slice(-2)));
+      assert.ok(!resumed.messages.some((message) => message.data === '[DONE]'), 'not complete');
+    } finally {
+      await cluster.restart(0);
+    }
+  });
+});
+
 describe('readiness follows Redis', () => {
   test('/readyz is 503 and publishing fails fast with 503 while Redis is down; both recover after it restarts', {
     timeout: 60_000,
