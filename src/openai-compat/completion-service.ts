@@ -105,8 +105,9 @@ export class CompletionService {
 
   /** Where a stream of completion `id` starts for a client that has `lastEventId`. */
   async resumePoint(id: string, lastEventId: string | undefined): Promise<StartFrom> {
-    if (COMPLETION_ID.test(id)) await this.#endIfLost(id);
-    const from = COMPLETION_ID.test(id)
+    const known = COMPLETION_ID.test(id);
+    if (known) await this.#endIfLost(id);
+    const from = known
       ? await resumeFinite(this.replies.log, completionTopic(id), lastEventId, endsCompletion)
       : undefined;
     if (from === undefined) {

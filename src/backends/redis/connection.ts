@@ -83,34 +83,25 @@ export class RedisConnection {
     this.subscriber.on(this.pubSub.messageEvent, (name: string, message: string) => {
       if (name === channel) onMessage(message);
     });
-    let subscribed = false;
     let confirm = () => {};
     const confirmed = new Promise<void>((resolve) => {
       confirm = resolve;
     });
     const subscribe = () => {
-      this.pubSub
-        .subscribe(this.subscriber, channel)
-        .then(() => {
-          subscribed = true;
-          confirm();
-        })
-        .catch(() => {});
+      this.pubSub.subscribe(this.subscriber, channel).then(confirm, () => {});
     };
     this.subscriber.on('ready', subscribe);
     if (this.subscriber.status === 'ready') subscribe();
     else if (this.subscriber.status === 'wait') this.subscriber.connect().catch(() => {});
     return {
-      confirmed: (waitMs) =>
-        subscribed
-          ? Promise.resolve()
-          : new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, waitMs);
-              void confirmed.then(() => {
-                clearTimeout(timer);
-                resolve();
-              });
-            }),
+      async confirmed(waitMs) {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, waitMs);
+        });
+        await Promise.race([confirmed, late]);
+        clearTimeout(timer);
+      },
     };
   }
 
