@@ -17,10 +17,6 @@ describe('MockProvider', () => {
     assert.deepEqual(first.deltas, mockReply(MESSAGES));
     assert.equal(again.text, first.text);
     assert.notEqual(other.text, first.text);
-    assert.ok(
-      first.deltas.length >= 20 && first.deltas.length <= 80,
-      `${first.deltas.length} tokens`,
-    );
     assert.deepEqual(first.finish, {
       type: 'finish',
       finishReason: 'stop',
@@ -33,14 +29,29 @@ describe('MockProvider', () => {
     assert.deepEqual(provider.models(), [MOCK_MODEL]);
   });
 
-  test('echoes whole words even around stray whitespace', () => {
-    const reply = mockReply([{ role: 'user', content: '  spaced   out  ' }]);
-    assert.ok(reply.length >= 20);
-    assert.ok(
-      reply.slice(1).every((token) => /^ \S+$/.test(token)),
-      JSON.stringify(reply),
-    );
-    assert.deepEqual(reply.slice(1, 3), [' spaced', ' out']);
+  test('answers in readable Markdown that quotes the question, 60 to 150 words', () => {
+    const long = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
+    for (const question of ['hi', '  spaced   out  ', 'What is streamhub?', long]) {
+      for (let turn = 1; turn <= 20; turn++) {
+        const earlier = Array.from({ length: turn - 1 }, (_, i) => [
+          { role: 'user', content: `question ${i}` } as const,
+          { role: 'assistant', content: `answer ${i}` } as const,
+        ]).flat();
+        const tokens = mockReply([...earlier, { role: 'user', content: question }]);
+        const text = tokens.join('');
+        const context = `turn ${turn}: ${text}`;
+        assert.ok(tokens.length >= 60 && tokens.length <= 150, `${tokens.length} ${context}`);
+        assert.match(tokens[0] ?? '', /^\S+$/, context);
+        assert.ok(
+          tokens.slice(1).every((token) => /^\s+\S+$/.test(token)),
+          context,
+        );
+        const quoted = question.match(/\S+/g)?.slice(0, 8).join(' ') ?? '';
+        assert.ok(text.includes(`“${quoted}`), context);
+        assert.match(text, /\n\n(- |1\. )\S.*\n(- |2\. )\S.*\n(- |3\. )\S/, context);
+        assert.match(text, /`[\w$ =./{}-]+`/, context);
+      }
+    }
   });
 
   test('paces the tokens at roughly tokensPerSecond', async () => {

@@ -8,6 +8,7 @@ import { mockReply } from '../../src/llm/mock.js';
 import { CLIENT_DIR } from '../../src/server/demo/plugin.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { request, uniqueTopic } from '../helpers/http.js';
+import { loadParseMarkdown, visibleText } from '../helpers/markdown.js';
 import { publish, startTestServer } from '../helpers/server.js';
 
 const AUTH_SECRET = 'streamhub-demo-auth-test-secret-0123456789';
@@ -16,13 +17,14 @@ const AUTH_SECRET = 'streamhub-demo-auth-test-secret-0123456789';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Set to a path (e.g. docs/demo.png) to save the mid-reply screenshot there. */
 const SCREENSHOT = process.env.STREAMHUB_DEMO_SCREENSHOT;
-/** Slow enough to act in the middle of a reply: 78+ tokens (of at most 80) last 3.9 s. */
-const TOKENS_PER_SEC = 20;
-const LONG_REPLY_TOKENS = 78;
+/** Slow enough to act in the middle of a reply: 100+ tokens last 4 s. */
+const TOKENS_PER_SEC = 25;
+const LONG_REPLY_TOKENS = 100;
 const PATIENCE_MS = 10_000;
 
 let server: RunningServer;
 let browser: Browser;
+const parseMarkdown = await loadParseMarkdown();
 
 before(async () => {
   server = await startTestServer({ MOCK_TOKENS_PER_SEC: String(TOKENS_PER_SEC) });
@@ -52,13 +54,24 @@ async function launchChromium(): Promise<Browser> {
   });
 }
 
+/** A first question, starting with `start`, whose mock reply `suits`. */
+function questionWhoseReply(
+  start: string,
+  suits: (tokens: readonly string[]) => boolean,
+): { question: string; reply: string } {
+  for (let n = 1; ; n++) {
+    const question = `${start}, part ${n}`;
+    const tokens = mockReply([{ role: 'user', content: question }]);
+    if (suits(tokens)) return { question, reply: tokens.join('') };
+  }
+}
+
 /** A first question whose mock reply is long enough to reload, stop or take over half-way. */
 function longQuestion(topic: string): { question: string; reply: string } {
-  for (let n = 1; ; n++) {
-    const question = `Tell me about ${topic}, part ${n}`;
-    const tokens = mockReply([{ role: 'user', content: question }]);
-    if (tokens.length >= LONG_REPLY_TOKENS) return { question, reply: tokens.join('') };
-  }
+  return questionWhoseReply(
+    `Tell me about ${topic}`,
+    (tokens) => tokens.length >= LONG_REPLY_TOKENS,
+  );
 }
 
 /** Another (blank) tab in the same browser profile; `openDemo` loads the page in it. */
@@ -105,22 +118,24 @@ async function ask(page: Page, question: string): Promise<void> {
   await page.press('#chat-input', 'Enter');
 }
 
-const REPLY = '#chat-log li:last-child .reply';
+const REPLY = '#chat-log > li:last-child .reply';
 
 /** The text of the first element `selector` matches. */
 async function textOf(page: Page, selector: string): Promise<string> {
   return (await page.locator(selector).first().textContent()) ?? '';
 }
 
-function replyText(page: Page): Promise<string> {
-  return textOf(page, REPLY);
+/** The reply's Markdown as the page holds it (its text as streamed so far). */
+async function replyMarkdown(page: Page): Promise<string> {
+  return (await page.locator(REPLY).getAttribute('data-markdown')) ?? '';
 }
 
 /** Waits until the reply on the page holds at least `words` words. */
 async function waitForWords(page: Page, words: number): Promise<void> {
   await page.waitForFunction(
     ([selector, count]) =>
-      (document.querySelector(selector as string)?.textContent?.split(' ').length ?? 0) >= count,
+      (document.querySelector<HTMLElement>(selector)?.dataset.markdown?.split(/\s+/).length ?? 0) >=
+      count,
     [REPLY, words] as const,
   );
 }
@@ -141,13 +156,15 @@ async function sessionOnServer(page: Page): Promise<SessionView> {
   return result.json as SessionView;
 }
 
+/** The page holds the stored reply and shows it rendered; returns its Markdown. */
 async function assertPageShowsStoredReply(page: Page): Promise<string> {
-  const text = await replyText(page);
+  const markdown = await replyMarkdown(page);
   const session = await sessionOnServer(page);
   assert.equal(session.status, 'idle');
   assert.equal(session.messages.at(-1)?.role, 'assistant');
-  assert.equal(text, session.messages.at(-1)?.content);
-  return text;
+  assert.equal(markdown, session.messages.at(-1)?.content);
+  assert.equal(await textOf(page, REPLY), visibleText(parseMarkdown(markdown)));
+  return markdown;
 }
 
 test('the client library the page imports is browser-ready: relative imports only', () => {
@@ -193,15 +210,15 @@ describe('demo page in Chromium', () => {
     await onDemoPage(async (page) => {
       await ask(page, question);
       await waitForWords(page, 8);
-      const before = await replyText(page);
+      const before = await replyMarkdown(page);
       await page.reload();
-      const restored = await replyText(page);
+      const restored = await replyMarkdown(page);
       assert.ok(restored.startsWith(before), `${JSON.stringify(restored)} after ${before}`);
       await waitForChatState(page, 'done');
       const text = await assertPageShowsStoredReply(page);
       assert.equal(text, reply);
       assert.ok(text.length > restored.length, 'the reply was still running at the reload');
-      assert.equal(await page.locator('#chat-log li').count(), 1);
+      assert.equal(await page.locator('#chat-log > li').count(), 1);
     });
   });
 
@@ -224,7 +241,7 @@ describe('demo page in Chromium', () => {
       assert.equal(await assertPageShowsStoredReply(first), reply);
       // The superseded tab follows the conversation through the shared storage.
       await waitForChatState(second, 'done');
-      assert.equal(await replyText(second), reply);
+      assert.equal(await replyMarkdown(second), reply);
     });
   });
 
@@ -238,6 +255,27 @@ describe('demo page in Chromium', () => {
       const text = await assertPageShowsStoredReply(page);
       assert.ok(reply.startsWith(text) && text.length < reply.length, text);
       assert.ok(await page.locator('#chat-send').isEnabled());
+    });
+  });
+
+  test('replies show as Markdown, and markup in them as text', async () => {
+    const markup = '<img src=x onerror=alert(1)> <script>alert(2)</script>';
+    // The mock model quotes the question's first words, the markup among them.
+    const { question } = questionWhoseReply(
+      markup,
+      (tokens) => tokens.join('').includes('\n- ') && tokens.join('').includes('```'),
+    );
+    await onDemoPage(async (page) => {
+      await ask(page, question);
+      await waitForChatState(page, 'done');
+      const text = await assertPageShowsStoredReply(page);
+      assert.ok(text.includes(markup), text);
+      const reply = page.locator(REPLY);
+      assert.equal(await reply.locator('ul > li').count(), 3);
+      assert.equal(await reply.locator('pre > code').count(), 1);
+      assert.ok((await reply.locator('p code').count()) >= 1);
+      assert.ok((await textOf(page, REPLY)).includes(markup));
+      assert.equal(await page.locator('#chat-log img, #chat-log script').count(), 0);
     });
   });
 
@@ -281,13 +319,18 @@ describe('demo page in Chromium', () => {
         await publish(server.url, topic, data, { event: 'tick' });
       }
       await page.waitForSelector('#topic-events li:nth-child(2)');
-      await ask(page, longQuestion('the demo').question);
-      await waitForWords(page, 20);
+      // Half of a reply of 120+ words: the paragraph and the list as it streams.
+      const { question } = questionWhoseReply(
+        'Tell me about the demo',
+        (tokens) => tokens.length >= 120,
+      );
+      await ask(page, question);
+      await waitForWords(page, 60);
       // The status strip has rates once it has two samples a second apart.
       await page.waitForFunction(
         () => Number(document.querySelector('[data-stat="deltas"]')?.textContent) > 0,
       );
-      const image = await page.screenshot();
+      const image = await page.screenshot({ fullPage: true });
       assert.equal(image.subarray(1, 4).toString(), 'PNG');
       if (SCREENSHOT) writeFileSync(SCREENSHOT, image);
       await page.click('#chat-stop');

@@ -305,7 +305,7 @@ describe('topics across processes', () => {
 let sessionCounter = 0;
 const newSessionId = () => `scale-${process.pid}-${++sessionCounter}`;
 
-/** A prompt whose mock reply has at least `tokens` tokens (the mock model answers 20 to 80). */
+/** A prompt whose mock reply has at least `tokens` tokens (the mock model answers 60 to 150). */
 function promptFor(tokens: number): { content: string; reply: string } {
   for (let i = 0; ; i++) {
     const content = `tell me about scale-out ${i}`;

@@ -6,6 +6,7 @@
 import { createChat } from '/client/index.js';
 import { accessToken } from './access-token.js';
 import { byId, describe } from './dom.js';
+import { renderMarkdown } from './markdown.js';
 
 const STORAGE_KEY = 'streamhub-demo.chat';
 
@@ -38,9 +39,11 @@ export function startChatPanel(baseUrl) {
   let superseded = false;
   /** A failure that left no trace in the conversation, shown until the next question. */
   let notice = '';
-  /** The element the reply being followed grows in. */
+  /** The element the reply being followed grows in: the last turn's. */
   /** @type {HTMLElement | undefined} */
   let replyElement;
+  /** A frame will show the followed reply's latest text. */
+  let frameRequested = false;
 
   const save = () => localStorage.setItem(STORAGE_KEY, JSON.stringify(state));
   const lastTurn = () => state.turns[state.turns.length - 1];
@@ -51,6 +54,25 @@ export function startChatPanel(baseUrl) {
     replyElement = log.lastElementChild?.querySelector('.reply') ?? undefined;
     log.scrollTop = log.scrollHeight;
     showStatus();
+  };
+
+  /** Keeps the latest text in view, unless the reader scrolled up to read something else. */
+  const showFollowedReply = () => {
+    const last = lastTurn();
+    if (replyElement === undefined || last === undefined) return;
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 8;
+    showReply(replyElement, last.reply);
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  };
+
+  /** A burst of deltas (a resume) is rendered once, not once per delta. */
+  const showFollowedReplySoon = () => {
+    if (frameRequested) return;
+    frameRequested = true;
+    requestAnimationFrame(() => {
+      frameRequested = false;
+      showFollowedReply();
+    });
   };
 
   const showStatus = () => {
@@ -98,7 +120,7 @@ export function startChatPanel(baseUrl) {
         if (event.type === 'start') turn.turn = event.turn;
         if (event.type === 'delta') {
           turn.reply += event.content;
-          replyElement?.append(event.content);
+          showFollowedReplySoon();
         }
         if (event.type === 'done') turn.status = 'done';
         if (event.type === 'abort') turn.status = 'cancelled';
@@ -118,6 +140,7 @@ export function startChatPanel(baseUrl) {
     } finally {
       if (following === stream) {
         following = undefined;
+        showFollowedReply();
         const note = noteElement(turn);
         if (note !== undefined) replyElement?.after(note);
         if (replyElement?.parentElement) replyElement.parentElement.dataset.status = turn.status;
@@ -219,13 +242,23 @@ function turnElement(turn) {
   const question = document.createElement('p');
   question.className = 'question';
   question.textContent = turn.question;
-  const reply = document.createElement('p');
+  const reply = document.createElement('div');
   reply.className = 'reply';
-  reply.textContent = turn.reply;
+  showReply(reply, turn.reply);
   item.append(question, reply);
   const note = noteElement(turn);
   if (note !== undefined) item.append(note);
   return item;
+}
+
+/**
+ * The reply's Markdown rendered, and as it is in `data-markdown`, the text to compare with the
+ * stored reply.
+ * @param {HTMLElement} element @param {string} text
+ */
+function showReply(element, text) {
+  element.dataset.markdown = text;
+  element.replaceChildren(...renderMarkdown(text));
 }
 
 /** How a reply ended, unless it ended well. @param {Turn} turn */
