@@ -12,7 +12,7 @@ import { headOf, type LogBounds, planRead } from '../../core/resume.js';
 import type { EventInput, TopicInfo } from '../../core/types.js';
 import { type ConnectionOptions, RedisConnection } from './connection.js';
 import { type TopicKeys, topicKeys } from './keys.js';
-import { APPEND_SCRIPT, READ_SCRIPT } from './scripts.js';
+import { APPEND_SCRIPT, READ_SCRIPT, TOPIC_SCRIPTS } from './scripts.js';
 import { eventFromEntry, type LiveMessage, type StreamEntry } from './wire.js';
 
 export interface RedisEventLogOptions extends ConnectionOptions {
@@ -52,7 +52,7 @@ export class RedisEventLog implements EventLog {
     this.#prefix = options.keyPrefix ?? 'sh';
     this.#ownsConnection = options.connection === undefined;
     this.#connection = options.connection ?? new RedisConnection(options);
-    for (const script of [APPEND_SCRIPT, READ_SCRIPT]) script.define(this.#connection.client);
+    for (const script of TOPIC_SCRIPTS) script.define(this.#connection.client);
   }
 
   async append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult> {

@@ -154,3 +154,5 @@ end
 return {epoch, first_seq, last_seq, after, entries}
 `,
 });
+
+export const TOPIC_SCRIPTS = [APPEND_SCRIPT, READ_SCRIPT] as const;
