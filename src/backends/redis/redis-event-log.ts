@@ -12,7 +12,7 @@ import { headOf, type LogBounds, planRead } from '../../core/resume.js';
 import type { EventInput, TopicInfo } from '../../core/types.js';
 import { type ConnectionOptions, RedisConnection } from './connection.js';
 import { type TopicKeys, topicKeys } from './keys.js';
-import { APPEND_SCRIPT, READ_SCRIPT, TOPIC_SCRIPTS } from './scripts.js';
+import { APPEND_SCRIPT, LAST_EVENT_SCRIPT, READ_SCRIPT, TOPIC_SCRIPTS } from './scripts.js';
 import { eventFromEntry, type LiveMessage, type StreamEntry } from './wire.js';
 
 export interface RedisEventLogOptions extends ConnectionOptions {
@@ -138,15 +138,25 @@ export class RedisEventLog implements EventLog {
     if (this.#ownsConnection) await this.#connection.close();
   }
 
-  /** The topic's newest event, unless it is `(epoch, seq)` or older: for healing lost live messages. */
+  /**
+   * The topic's newest event, unless it is `(epoch, seq)` or older: for healing lost live
+   * messages. The head alone answers the usual "nothing new", so a quiet topic costs one HMGET.
+   */
   async #newestAfter(topic: string, epoch: string, seq: number): Promise<LiveMessage | undefined> {
     const head = await this.head(topic);
     if (head.epoch === null || head.seq === 0 || (head.epoch === epoch && head.seq <= seq)) {
       return undefined;
     }
-    const page = await this.read(topic, { epoch: head.epoch, seq: head.seq - 1 }, 1);
-    const event = page.events[0];
-    return event === undefined ? undefined : { epoch: page.head.epoch ?? head.epoch, event };
+    const keys = topicKeys(this.#prefix, topic);
+    const [newestEpoch, newest] = await this.#connection.command((client) =>
+      LAST_EVENT_SCRIPT.run(client, {
+        metaKey: keys.meta,
+        logKey: keys.log,
+        ttlMs: Math.ceil(this.options.ttlMs),
+      }),
+    );
+    if (newestEpoch === undefined || newest === undefined) return undefined;
+    return { epoch: newestEpoch, event: eventFromEntry(newestEpoch, newest) };
   }
 
   async #view(keys: TopicKeys, start: Position | undefined, limit: number): Promise<LogView> {

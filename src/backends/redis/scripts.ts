@@ -155,4 +155,23 @@ return {epoch, first_seq, last_seq, after, entries}
 `,
 });
 
-export const TOPIC_SCRIPTS = [APPEND_SCRIPT, READ_SCRIPT] as const;
+/** [] without meta, [epoch] when no event is retained, else [epoch, newest entry]. */
+export type LastEventReply = [epoch?: string, newest?: StreamEntry];
+
+/** The newest retained event, from the same view a read would have. */
+export const LAST_EVENT_SCRIPT = luaScript<LastEventReply>()({
+  command: 'streamhubLastEvent',
+  keys: ['metaKey', 'logKey'],
+  args: { ttlMs: 'number' },
+  helpers: HELPERS,
+  body: `
+local epoch = redis.call('HGET', meta_key, 'epoch')
+if not epoch then return {} end
+expire(log_key, now_ms() - ttl_ms)
+local newest = redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', 1)
+if #newest == 0 then return {epoch} end
+return {epoch, newest[1]}
+`,
+});
+
+export const TOPIC_SCRIPTS = [APPEND_SCRIPT, READ_SCRIPT, LAST_EVENT_SCRIPT] as const;
