@@ -26,7 +26,7 @@ export interface ScriptSpec<K extends string, A extends ArgKinds> {
   /** In KEYS order. */
   readonly keys: readonly K[];
   readonly args: A;
-  /** Lua functions shared with other scripts. */
+  /** Lua functions shared with other scripts; they come after the header and may use its names. */
   readonly helpers?: string;
   /** Reads its keys and arguments only by their Lua names: `metaKey` is `meta_key`. */
   readonly body: string;
@@ -44,22 +44,22 @@ const LUA_VALUE: Record<ArgKind, (raw: string) => string> = {
  * cannot disagree, and callers pass a named object.
  */
 export class LuaScript<K extends string, A extends ArgKinds, R> {
-  readonly command: string;
-  readonly lua: string;
+  readonly #command: string;
+  readonly #lua: string;
   readonly #keys: readonly K[];
   readonly #args: ReadonlyArray<readonly [name: string, kind: ArgKind]>;
 
   constructor(spec: ScriptSpec<K, A>) {
-    this.command = spec.command;
+    this.#command = spec.command;
     this.#keys = spec.keys;
     this.#args = Object.entries(spec.args);
     checkNames([...this.#keys, ...this.#args.map(([name]) => name)]);
-    this.lua = `${this.#header()}\n${spec.helpers ?? ''}\n${spec.body}`;
+    this.#lua = `${this.#header()}\n${spec.helpers ?? ''}\n${spec.body}`;
   }
 
   /** Makes the script callable on this client (ioredis loads it and runs it by its SHA). */
   define(client: Redis): void {
-    client.defineCommand(this.command, { numberOfKeys: this.#keys.length, lua: this.lua });
+    client.defineCommand(this.#command, { numberOfKeys: this.#keys.length, lua: this.#lua });
   }
 
   /** KEYS and ARGV, each in the order the Lua header names them. */
@@ -74,9 +74,10 @@ export class LuaScript<K extends string, A extends ArgKinds, R> {
   }
 
   run(client: Redis, input: ScriptInput<K, A>): Promise<R> {
-    const method = (client as unknown as Partial<Record<string, ScriptMethod>>)[this.command];
-    if (method === undefined)
-      throw new Error(`script ${this.command} is not defined on this client`);
+    const method = (client as unknown as Partial<Record<string, ScriptMethod>>)[this.#command];
+    if (method === undefined) {
+      throw new Error(`script ${this.#command} is not defined on this client`);
+    }
     const { keys, args } = this.encode(input);
     return method.call(client, ...keys, ...args) as Promise<R>;
   }
