@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import {
   type AppendOptions,
   type AppendResult,
@@ -12,8 +11,8 @@ import { formatId, newEpoch, type Position } from '../../core/ids.js';
 import { headOf, type LogBounds, planRead } from '../../core/resume.js';
 import type { EventInput, TopicInfo } from '../../core/types.js';
 import { type ConnectionOptions, RedisConnection } from './connection.js';
-import { topicKeys } from './keys.js';
-import { APPEND_SCRIPT, READ_SCRIPT } from './scripts.js';
+import { type TopicKeys, topicKeys } from './keys.js';
+import { APPEND_SCRIPT, LAST_EVENT_SCRIPT, READ_SCRIPT, TOPIC_SCRIPTS } from './scripts.js';
 import { eventFromEntry, type LiveMessage, type StreamEntry } from './wire.js';
 
 export interface RedisEventLogOptions extends ConnectionOptions {
@@ -24,20 +23,6 @@ export interface RedisEventLogOptions extends ConnectionOptions {
   readonly maxEvents: number;
   readonly ttlMs: number;
   readonly idempotencyTtlMs: number;
-}
-
-type AppendReply = [epoch: string, seq: number, event: string, outcome: 0 | 1 | 2];
-type ReadReply = [
-  epoch: string | null,
-  firstSeq: number,
-  lastSeq: number,
-  afterSeq: number,
-  entries: StreamEntry[],
-];
-
-interface ScriptedRedis extends Redis {
-  streamhubAppend(...args: (string | number)[]): Promise<AppendReply>;
-  streamhubRead(...args: (string | number)[]): Promise<ReadReply>;
 }
 
 /** One consistent view of a topic, as the read script saw it. */
@@ -67,30 +52,28 @@ export class RedisEventLog implements EventLog {
     this.#prefix = options.keyPrefix ?? 'sh';
     this.#ownsConnection = options.connection === undefined;
     this.#connection = options.connection ?? new RedisConnection(options);
-    const client = this.#connection.client;
-    client.defineCommand('streamhubAppend', { numberOfKeys: 3, lua: APPEND_SCRIPT });
-    client.defineCommand('streamhubRead', { numberOfKeys: 2, lua: READ_SCRIPT });
+    for (const script of TOPIC_SCRIPTS) script.define(this.#connection.client);
   }
 
   async append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult> {
     const keys = topicKeys(this.#prefix, topic);
     const idempotencyKey = options?.idempotencyKey;
-    const [epoch, seq, event, outcome] = await this.#scripted((client) =>
-      client.streamhubAppend(
-        keys.meta,
-        keys.log,
-        keys.idem + (idempotencyKey ?? ''),
-        newEpoch(),
-        input.event,
-        input.data,
-        this.options.maxEvents,
-        Math.ceil(this.options.ttlMs),
-        idempotencyKey === undefined ? '0' : '1',
-        Math.ceil(this.options.idempotencyTtlMs),
-        keys.channel,
-        this.#connection.pubSub.publishCommand,
-        options?.final === true ? '1' : '0',
-      ),
+    const [epoch, seq, event, outcome] = await this.#connection.command((client) =>
+      APPEND_SCRIPT.run(client, {
+        metaKey: keys.meta,
+        logKey: keys.log,
+        idemKey: keys.idem + (idempotencyKey ?? ''),
+        newEpoch: newEpoch(),
+        eventType: input.event,
+        data: input.data,
+        maxEvents: this.options.maxEvents,
+        ttlMs: Math.ceil(this.options.ttlMs),
+        useIdempotency: idempotencyKey !== undefined,
+        idempotencyTtlMs: Math.ceil(this.options.idempotencyTtlMs),
+        channel: keys.channel,
+        publishCommand: this.#connection.pubSub.publishCommand,
+        final: options?.final === true,
+      }),
     );
     if (outcome === 2) throw logEndedError(topic);
     // Like the memory backend, an append resolves after this process's watchers saw it.
@@ -104,7 +87,7 @@ export class RedisEventLog implements EventLog {
     // The script mirrors planRead's choice of start; if they ever disagree, read again from
     // exactly where planRead says, and accept the page only when both agree on one view.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const view = await this.#view(keys.meta, keys.log, start, limit);
+      const view = await this.#view(keys, start, limit);
       const plan = planRead(view.bounds, from);
       if (plan.afterSeq === view.afterSeq) {
         const epoch = view.bounds.epoch;
@@ -127,7 +110,7 @@ export class RedisEventLog implements EventLog {
 
   async info(topic: string): Promise<TopicInfo> {
     const keys = topicKeys(this.#prefix, topic);
-    const { bounds } = await this.#view(keys.meta, keys.log, undefined, 0);
+    const { bounds } = await this.#view(keys, undefined, 0);
     if (bounds.epoch === null || bounds.lastSeq === 0) return { lastId: null, length: 0 };
     // Trimming only ever removes the oldest entries, so retained seqs are contiguous.
     const length = bounds.lastSeq - bounds.firstSeq + 1;
@@ -155,36 +138,37 @@ export class RedisEventLog implements EventLog {
     if (this.#ownsConnection) await this.#connection.close();
   }
 
-  /** The topic's newest event, unless it is `(epoch, seq)` or older: for healing lost live messages. */
+  /**
+   * The topic's newest event, unless it is `(epoch, seq)` or older: for healing lost live
+   * messages. The head alone answers the usual "nothing new", so a quiet topic costs one HMGET.
+   */
   async #newestAfter(topic: string, epoch: string, seq: number): Promise<LiveMessage | undefined> {
     const head = await this.head(topic);
     if (head.epoch === null || head.seq === 0 || (head.epoch === epoch && head.seq <= seq)) {
       return undefined;
     }
-    const page = await this.read(topic, { epoch: head.epoch, seq: head.seq - 1 }, 1);
-    const event = page.events[0];
-    return event === undefined ? undefined : { epoch: page.head.epoch ?? head.epoch, event };
+    const keys = topicKeys(this.#prefix, topic);
+    const [newestEpoch, newest] = await this.#connection.command((client) =>
+      LAST_EVENT_SCRIPT.run(client, {
+        metaKey: keys.meta,
+        logKey: keys.log,
+        ttlMs: Math.ceil(this.options.ttlMs),
+      }),
+    );
+    if (newestEpoch === undefined || newest === undefined) return undefined;
+    return { epoch: newestEpoch, event: eventFromEntry(newestEpoch, newest) };
   }
 
-  #scripted<T>(run: (client: ScriptedRedis) => Promise<T>): Promise<T> {
-    return this.#connection.command((client) => run(client as ScriptedRedis));
-  }
-
-  async #view(
-    meta: string,
-    log: string,
-    start: Position | undefined,
-    limit: number,
-  ): Promise<LogView> {
-    const [epoch, firstSeq, lastSeq, afterSeq, entries] = await this.#scripted((client) =>
-      client.streamhubRead(
-        meta,
-        log,
-        start?.epoch ?? '',
-        start?.seq ?? -1,
+  async #view(keys: TopicKeys, start: Position | undefined, limit: number): Promise<LogView> {
+    const [epoch, firstSeq, lastSeq, afterSeq, entries] = await this.#connection.command((client) =>
+      READ_SCRIPT.run(client, {
+        metaKey: keys.meta,
+        logKey: keys.log,
+        fromEpoch: start?.epoch ?? '',
+        fromSeq: start?.seq ?? -1,
         limit,
-        Math.ceil(this.options.ttlMs),
-      ),
+        ttlMs: Math.ceil(this.options.ttlMs),
+      }),
     );
     return { bounds: { epoch, firstSeq, lastSeq }, afterSeq, entries };
   }

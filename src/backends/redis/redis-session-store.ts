@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import type {
   SessionState,
   SessionStore,
@@ -14,6 +13,8 @@ import {
   END_TURN_SCRIPT,
   GET_SESSION_SCRIPT,
   RENEW_TURN_SCRIPT,
+  SESSION_SCRIPTS,
+  type Snapshot,
 } from './session-scripts.js';
 
 export interface RedisSessionStoreOptions extends ConnectionOptions {
@@ -26,16 +27,6 @@ export interface RedisSessionStoreOptions extends ConnectionOptions {
   readonly maxMessages: number;
   /** A generating process that stops renewing its hold for this long has lost the turn. */
   readonly leaseMs: number;
-}
-
-/** A session as the scripts return it: state hash (flat), messages, lease held. */
-type Snapshot = [fields: string[], messages: string[], leased: 0 | 1];
-
-interface ScriptedRedis extends Redis {
-  sessionGet(...args: (string | number)[]): Promise<Snapshot | null>;
-  sessionBegin(...args: (string | number)[]): Promise<[status: 1 | 0 | -1, Snapshot]>;
-  sessionEnd(...args: (string | number)[]): Promise<0 | 1>;
-  sessionRenew(...args: (string | number)[]): Promise<-1 | 0 | 1>;
 }
 
 interface HeldTurn {
@@ -66,36 +57,34 @@ export class RedisSessionStore implements SessionStore {
     this.#signals = `${this.#prefix}:signals`;
     this.#ownsConnection = options.connection === undefined;
     this.#connection = options.connection ?? new RedisConnection(options);
-    const client = this.#connection.client;
-    client.defineCommand('sessionGet', { numberOfKeys: 3, lua: GET_SESSION_SCRIPT });
-    client.defineCommand('sessionBegin', { numberOfKeys: 3, lua: BEGIN_TURN_SCRIPT });
-    client.defineCommand('sessionEnd', { numberOfKeys: 3, lua: END_TURN_SCRIPT });
-    client.defineCommand('sessionRenew', { numberOfKeys: 4, lua: RENEW_TURN_SCRIPT });
+    for (const script of SESSION_SCRIPTS) script.define(this.#connection.client);
     this.#signalsHeard = this.#connection.listen(this.#signals, (message) =>
       this.#onSignal(message),
     );
   }
 
   async get(id: string): Promise<SessionState | undefined> {
-    const snapshot = await this.#scripted((client) => client.sessionGet(...this.#keys(id)));
+    const snapshot = await this.#connection.command((client) =>
+      GET_SESSION_SCRIPT.run(client, this.#keys(id)),
+    );
     return snapshot === null ? undefined : sessionFrom(id, snapshot);
   }
 
   async beginTurn(id: string, input: TurnInput): Promise<SessionState | undefined> {
     const message: StoredMessage = { role: 'user', content: input.content };
-    const [status, snapshot] = await this.#scripted((client) =>
-      client.sessionBegin(
+    const [status, snapshot] = await this.#connection.command((client) =>
+      BEGIN_TURN_SCRIPT.run(client, {
         ...this.#keys(id),
-        Date.now(),
-        Math.ceil(this.options.ttlMs),
-        this.options.maxMessages,
-        Math.ceil(this.options.leaseMs),
-        this.#holder,
-        JSON.stringify(message),
-        input.owner ?? '',
-        input.system ?? '',
-        input.system === undefined ? '0' : '1',
-      ),
+        now: Date.now(),
+        ttlMs: Math.ceil(this.options.ttlMs),
+        maxMessages: this.options.maxMessages,
+        leaseMs: Math.ceil(this.options.leaseMs),
+        holder: this.#holder,
+        userMessage: JSON.stringify(message),
+        owner: input.owner ?? '',
+        system: input.system ?? '',
+        setSystem: input.system !== undefined,
+      }),
     );
     return status === 1 ? sessionFrom(id, snapshot) : undefined;
   }
@@ -104,16 +93,17 @@ export class RedisSessionStore implements SessionStore {
     this.#held.set(id, { turn, control });
     let cancelled = false;
     const renew = async () => {
-      const outcome = await this.#scripted((client) =>
-        client.sessionRenew(
-          ...this.#keys(id),
-          this.#key(id, 'cancel'),
-          this.#holder,
-          turn,
-          Math.ceil(this.options.leaseMs),
-          Math.ceil(this.options.ttlMs),
-        ),
-      ).catch(() => 0 as const); // Redis unreachable: try again next time; the lease decides.
+      const outcome = await this.#connection
+        .command((client) =>
+          RENEW_TURN_SCRIPT.run(client, {
+            ...this.#keys(id),
+            holder: this.#holder,
+            turn: String(turn),
+            leaseMs: Math.ceil(this.options.leaseMs),
+            ttlMs: Math.ceil(this.options.ttlMs),
+          }),
+        )
+        .catch(() => 0 as const); // Redis unreachable: try again next time; the lease decides.
       if (outcome === -1) {
         release();
         control.lost();
@@ -140,13 +130,13 @@ export class RedisSessionStore implements SessionStore {
 
   async requestCancel(id: string, turn: number): Promise<void> {
     await this.#connection.command(async (client) => {
-      await client.set(this.#key(id, 'cancel'), turn, 'PX', Math.ceil(this.options.leaseMs * 2));
+      await client.set(this.#keys(id).cancelKey, turn, 'PX', Math.ceil(this.options.leaseMs * 2));
       await this.#connection.pubSub.publish(client, this.#signals, `cancel\n${id}\n${turn}`);
     });
   }
 
   async claimViewer(id: string): Promise<number> {
-    const key = this.#key(id, 'claims');
+    const key = this.#keys(id).claimsKey;
     // A viewer may only exist here once this process hears newer claims (just started:
     // waits for the subscription; bounded, as a down subscriber must not block streams).
     await this.#signalsHeard.confirmed(1_000);
@@ -166,7 +156,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    const keys = [...this.#keys(id), this.#key(id, 'cancel'), this.#key(id, 'claims')];
+    const keys = Object.values(this.#keys(id));
     const deleted = await this.#connection.command((client) => client.del(...keys));
     return deleted > 0;
   }
@@ -178,16 +168,16 @@ export class RedisSessionStore implements SessionStore {
 
   async #end(id: string, turn: number, reply: string, holder: string): Promise<boolean> {
     const message: StoredMessage = { role: 'assistant', content: reply };
-    const ended = await this.#scripted((client) =>
-      client.sessionEnd(
+    const ended = await this.#connection.command((client) =>
+      END_TURN_SCRIPT.run(client, {
         ...this.#keys(id),
-        turn,
-        reply === '' ? '' : JSON.stringify(message),
+        turn: String(turn),
+        reply: reply === '' ? '' : JSON.stringify(message),
         holder,
-        Date.now(),
-        Math.ceil(this.options.ttlMs),
-        this.options.maxMessages,
-      ),
+        now: Date.now(),
+        ttlMs: Math.ceil(this.options.ttlMs),
+        maxMessages: this.options.maxMessages,
+      }),
     );
     return ended === 1;
   }
@@ -203,18 +193,16 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
-  /** The state, messages and lease keys, in the order every script takes them. */
-  #keys(id: string): [string, string, string] {
-    return [`${this.#prefix}:{${id}}`, this.#key(id, 'messages'), this.#key(id, 'lease')];
-  }
-
-  /** The hash tag keeps all keys of a session in one cluster slot, as the scripts need. */
-  #key(id: string, name: string): string {
-    return `${this.#prefix}:{${id}}:${name}`;
-  }
-
-  #scripted<T>(run: (client: ScriptedRedis) => Promise<T>): Promise<T> {
-    return this.#connection.command((client) => run(client as ScriptedRedis));
+  /** Every key of a session; the hash tag keeps them in one cluster slot, as the scripts need. */
+  #keys(id: string) {
+    const state = `${this.#prefix}:{${id}}`;
+    return {
+      stateKey: state,
+      messagesKey: `${state}:messages`,
+      leaseKey: `${state}:lease`,
+      cancelKey: `${state}:cancel`,
+      claimsKey: `${state}:claims`,
+    };
   }
 }
 

@@ -8,7 +8,10 @@
  * clocks still agree on what has expired.
  */
 
-/** Shared helpers, prepended to each script. */
+import { luaScript } from './lua-script.js';
+import type { StreamEntry } from './wire.js';
+
+/** Functions shared by the scripts of a topic. */
 const HELPERS = `
 local function now_ms()
   local t = redis.call('TIME')
@@ -40,24 +43,38 @@ end
 `;
 
 /**
- * KEYS: meta, log, idempotency key (ignored unless ARGV[6] is '1').
- * ARGV: candidate epoch, event type, data, max events, ttl ms, use idempotency, idempotency
- * ttl ms, channel, publish command (`PUBLISH` or `SPUBLISH`), final ('1' ends the log).
- * Returns {epoch, seq, event type, outcome}: outcome 0 = appended, 1 = duplicate (the
- * original's seq and type), 2 = refused because the log has ended.
- *
- * Lua has no good randomness, so the caller passes a fresh epoch every time; it is used only
- * when the topic has no meta (never written, deleted, expired or flushed).
+ * {epoch, seq, event type, outcome}: outcome 0 = appended, 1 = duplicate (the original's seq
+ * and type), 2 = refused because the log has ended.
  */
-export const APPEND_SCRIPT = `${HELPERS}
-local meta, log, idem = KEYS[1], KEYS[2], KEYS[3]
-local event_type, data = ARGV[2], ARGV[3]
-local max_events, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
-local use_idem = ARGV[6] == '1'
-local epoch = redis.call('HGET', meta, 'epoch')
+export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0 | 1 | 2];
 
-if epoch and use_idem then
-  local seen = redis.call('GET', idem)
+/**
+ * Appends one event; `idemKey` is read and written only with `useIdempotency`. Lua has no good
+ * randomness, so the caller passes a fresh `newEpoch` every time; it is used only when the topic
+ * has no meta (never written, deleted, expired or flushed). `publishCommand` (`PUBLISH` or
+ * `SPUBLISH`) sends the event on `channel`; `final` ends the log.
+ */
+export const APPEND_SCRIPT = luaScript<AppendReply>()({
+  command: 'streamhubAppend',
+  keys: ['metaKey', 'logKey', 'idemKey'],
+  args: {
+    newEpoch: 'string',
+    eventType: 'string',
+    data: 'string',
+    maxEvents: 'number',
+    ttlMs: 'number',
+    useIdempotency: 'flag',
+    idempotencyTtlMs: 'number',
+    channel: 'string',
+    publishCommand: 'string',
+    final: 'flag',
+  },
+  helpers: HELPERS,
+  body: `
+local epoch = redis.call('HGET', meta_key, 'epoch')
+
+if epoch and use_idempotency then
+  local seen = redis.call('GET', idem_key)
   if seen then
     local seen_epoch, seen_seq, seen_type = string.match(seen, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
     -- A key remembered from an earlier epoch names an event that no longer exists.
@@ -65,50 +82,63 @@ if epoch and use_idem then
   end
 end
 
-if epoch and redis.call('HGET', meta, 'ended') == '1' then return {epoch, 0, event_type, 2} end
+if epoch and redis.call('HGET', meta_key, 'ended') == '1' then return {epoch, 0, event_type, 2} end
 
 if not epoch then
-  epoch = ARGV[1]
+  epoch = new_epoch
   -- A stream that outlived its meta would refuse the new epoch's ids, which restart at 1.
-  redis.call('DEL', log)
-  redis.call('HSET', meta, 'epoch', epoch)
+  redis.call('DEL', log_key)
+  redis.call('HSET', meta_key, 'epoch', epoch)
 end
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
-if ARGV[10] == '1' then redis.call('HSET', meta, 'ended', '1') end
+local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
+if final then redis.call('HSET', meta_key, 'ended', '1') end
 local now = now_ms()
 -- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
-redis.call('XADD', log, 'MAXLEN', max_events, string.format('%d-0', seq),
+redis.call('XADD', log_key, 'MAXLEN', max_events, string.format('%d-0', seq),
   'time', string.format('%d', now), 'event', event_type, 'data', data)
-expire(log, now - ttl)
-redis.call('PEXPIRE', meta, ttl)
-redis.call('PEXPIRE', log, ttl)
-if use_idem then
-  redis.call('SET', idem, epoch .. '\\n' .. seq .. '\\n' .. event_type, 'PX', ARGV[7])
+expire(log_key, now - ttl_ms)
+redis.call('PEXPIRE', meta_key, ttl_ms)
+redis.call('PEXPIRE', log_key, ttl_ms)
+if use_idempotency then
+  redis.call('SET', idem_key, epoch .. '\\n' .. seq .. '\\n' .. event_type, 'PX', idempotency_ttl_ms)
 end
-redis.call(ARGV[9], ARGV[8],
+redis.call(publish_command, channel,
   epoch .. '\\n' .. seq .. '\\n' .. string.format('%d', now) .. '\\n' .. event_type .. '\\n' .. data)
 return {epoch, seq, event_type, 0}
-`;
+`,
+});
 
 /**
- * KEYS: meta, log. ARGV: from epoch ('' = any), from seq (-1 = from the oldest), limit, ttl ms.
- * Returns {epoch or nil, firstSeq, lastSeq, afterSeq, entries}.
- *
- * Reads after `from` when planRead would resume there exactly, otherwise from the oldest
- * retained event; the caller re-checks the choice with planRead on the returned bounds, so
- * planRead stays the one authority on resets while a read still costs one round trip.
+ * {epoch or nil, firstSeq, lastSeq, afterSeq, entries}: the bounds and the page of one
+ * consistent view.
  */
-export const READ_SCRIPT = `${HELPERS}
-local meta, log = KEYS[1], KEYS[2]
-local from_epoch, from_seq = ARGV[1], tonumber(ARGV[2])
-local limit, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
-local state = redis.call('HMGET', meta, 'epoch', 'seq')
+export type ReadReply = [
+  epoch: string | null,
+  firstSeq: number,
+  lastSeq: number,
+  afterSeq: number,
+  entries: StreamEntry[],
+];
+
+/**
+ * Reads at most `limit` events after `fromEpoch` ('' = any) and `fromSeq` (-1 = from the
+ * oldest) when planRead would resume there exactly, otherwise from the oldest retained event;
+ * the caller re-checks the choice with planRead on the returned bounds, so planRead stays the
+ * one authority on resets while a read still costs one round trip.
+ */
+export const READ_SCRIPT = luaScript<ReadReply>()({
+  command: 'streamhubRead',
+  keys: ['metaKey', 'logKey'],
+  args: { fromEpoch: 'string', fromSeq: 'number', limit: 'number', ttlMs: 'number' },
+  helpers: HELPERS,
+  body: `
+local state = redis.call('HMGET', meta_key, 'epoch', 'seq')
 local epoch = state[1]
 if not epoch then return {false, 1, 0, 0, {}} end
 local last_seq = tonumber(state[2]) or 0
 
-expire(log, now_ms() - ttl)
-local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
+expire(log_key, now_ms() - ttl_ms)
+local first = redis.call('XRANGE', log_key, '-', '+', 'COUNT', 1)
 local first_seq = last_seq + 1
 if #first > 0 then first_seq = seq_of(first[1][1]) end
 
@@ -119,7 +149,29 @@ if from_seq >= 0 and (from_epoch == '' or from_epoch == epoch)
 end
 local entries = {}
 if limit > 0 and after < last_seq then
-  entries = redis.call('XRANGE', log, string.format('%d-0', after + 1), '+', 'COUNT', limit)
+  entries = redis.call('XRANGE', log_key, string.format('%d-0', after + 1), '+', 'COUNT', limit)
 end
 return {epoch, first_seq, last_seq, after, entries}
-`;
+`,
+});
+
+/** [] without meta, [epoch] when no event is retained, else [epoch, newest entry]. */
+export type LastEventReply = [epoch?: string, newest?: StreamEntry];
+
+/** The newest retained event, from the same view a read would have. */
+export const LAST_EVENT_SCRIPT = luaScript<LastEventReply>()({
+  command: 'streamhubLastEvent',
+  keys: ['metaKey', 'logKey'],
+  args: { ttlMs: 'number' },
+  helpers: HELPERS,
+  body: `
+local epoch = redis.call('HGET', meta_key, 'epoch')
+if not epoch then return {} end
+expire(log_key, now_ms() - ttl_ms)
+local newest = redis.call('XREVRANGE', log_key, '+', '-', 'COUNT', 1)
+if #newest == 0 then return {epoch} end
+return {epoch, newest[1]}
+`,
+});
+
+export const TOPIC_SCRIPTS = [APPEND_SCRIPT, READ_SCRIPT, LAST_EVENT_SCRIPT] as const;
