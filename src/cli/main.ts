@@ -4,9 +4,11 @@ import { ConfigError } from '../server/config.js';
 import { publishCommand } from './publish.js';
 import { serveCommand } from './serve.js';
 import { subscribeCommand } from './subscribe.js';
+import { VERSION } from './version.js';
 
 const program = new Command('streamhub')
   .description('Real-time streaming server: resumable SSE and WebSocket topics')
+  .version(VERSION)
   .showHelpAfterError();
 serveCommand(program);
 publishCommand(program);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { type Config, flagName, loadConfig, SETTINGS, type SettingName } from '../server/config.js';
 import { startServer } from '../server/server.js';
+import { VERSION } from './version.js';
 
 /** `streamhub serve`: every setting is an environment variable and also a flag. */
 export function serveCommand(program: Command): void {
@@ -20,8 +21,19 @@ export function serveCommand(program: Command): void {
   });
 }
 
+/**
+ * What someone who started the server in a terminal wants to read among the JSON logs: where it
+ * listens, and how it runs.
+ */
+export function startupLine(version: string, url: string, config: Config): string {
+  const mode = `${config.BACKEND} backend, ${config.LLM_PROVIDER} model`;
+  return `streamhub ${version} listening on ${url} — demo page: ${url}/ (${mode})`;
+}
+
 async function run(config: Config): Promise<void> {
   const server = await startServer(config);
+  // Only for a person: log collectors reading a pipe get the JSON lines alone, as ever.
+  if (process.stdout.isTTY) process.stdout.write(`${startupLine(VERSION, server.url, config)}\n`);
   const stop = async (signal: string) => {
     server.app.log.info({ signal }, 'shutting down');
     const clean = await server.shutdown();

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../helpers/server.js';
 
@@ -7,6 +7,14 @@ const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 /** Generous, for a loaded 2-core machine: only reached when something is really wrong. */
 export const PATIENCE_MS = 30_000;
 
+export interface CliOptions {
+  /** Runs it on a pseudo-terminal, through util-linux's script(1), as a person would. */
+  readonly terminal?: boolean;
+}
+
+/** Whether `CliOptions.terminal` can work here: script(1) of util-linux is installed. */
+export const CAN_USE_TERMINAL = spawnSync('script', ['--version']).status === 0;
+
 /** `streamhub <args>` as a child process, its output collected as it arrives. */
 export class Cli {
   readonly child: ChildProcess;
@@ -14,9 +22,13 @@ export class Cli {
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: readonly string[], env: Record<string, string> = {}) {
+  constructor(args: readonly string[], env: Record<string, string> = {}, options: CliOptions = {}) {
     const { STREAMHUB_URL: _ignored, ...inherited } = process.env;
-    this.child = spawn(process.execPath, [MAIN, ...args], {
+    const command = [process.execPath, MAIN, ...args];
+    const [file, ...argv] = options.terminal
+      ? ['script', '-qec', command.map(shellQuoted).join(' '), '/dev/null']
+      : command;
+    this.child = spawn(file as string, argv, {
       env: { ...inherited, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -62,4 +74,8 @@ export async function runCli(
   const cli = new Cli(args, env);
   const { code } = await cli.exited;
   return { code, stdout: cli.stdout, stderr: cli.stderr };
+}
+
+function shellQuoted(word: string): string {
+  return `'${word.replaceAll("'", "'\\''")}'`;
 }

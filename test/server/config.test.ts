@@ -3,12 +3,36 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { ConfigError, flagName, loadConfig, SETTINGS } from '../../src/server/config.js';
 
-test('every setting is documented in the README configuration table', () => {
-  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
-  // A table row whose first cell is the setting (Biome pads the columns).
-  const documented = (name: string) => new RegExp(`^\\| \`${name}\` +\\|`, 'm').test(readme);
-  const undocumented = Object.keys(SETTINGS).filter((name) => !documented(name));
+/** The table rows of a document that start with a setting: name → each such row's other cells. */
+function settingRows(path: string): Map<string, string[][]> {
+  const text = readFileSync(new URL(`../../../${path}`, import.meta.url), 'utf8');
+  const rows = new Map<string, string[][]>();
+  // Biome pads the columns: `| `NAME`   | cell   | cell |`.
+  for (const [, name, rest] of text.matchAll(/^\| `([A-Z][A-Z0-9_]+)` +\|(.*)\|$/gm)) {
+    const cells = (rest as string).split('|').map((cell) => cell.trim());
+    rows.set(name as string, [...(rows.get(name as string) ?? []), cells]);
+  }
+  return rows;
+}
+
+test('docs/api.md has a row for every setting, with its flag and default', () => {
+  const rows = settingRows('docs/api.md');
+  const defaults: Record<string, unknown> = loadConfig({});
+  const undocumented = Object.keys(SETTINGS).filter((name) => {
+    const value = defaults[name];
+    const defaultCell = value === undefined ? 'unset' : `\`${String(value)}\``;
+    const documented = ([flag, documentedDefault]: string[]) =>
+      flag === `\`--${flagName(name)}\`` && documentedDefault?.startsWith(defaultCell) === true;
+    return !rows.get(name)?.some(documented);
+  });
   assert.deepEqual(undocumented, []);
+});
+
+test('the settings tables of the README and docs/api.md name only real settings', () => {
+  for (const path of ['README.md', 'docs/api.md']) {
+    const unknown = [...settingRows(path).keys()].filter((name) => !(name in SETTINGS));
+    assert.deepEqual(unknown, [], path);
+  }
 });
 
 test('flags win over the environment, and defaults fill the rest', () => {
