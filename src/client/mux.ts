@@ -1,17 +1,13 @@
 import { Backoff } from './backoff.js';
+import { invoke } from './callbacks.js';
+import { type Endpoint, toEndpoint } from './endpoint.js';
 import { networkError, type StreamhubClientError } from './errors.js';
 import { type Frame, toFrameError, toResetNotice, toTopicEvent } from './frames.js';
-import { currentToken, globalFetch, type TokenSource, worthRetrying } from './http.js';
+import { currentToken, type TokenSource, worthRetrying } from './http.js';
 import type { Published } from './publish.js';
-import {
-  DEFAULT_IDLE_TIMEOUT_MS,
-  type Endpoint,
-  invoke,
-  reconnect,
-  StateReport,
-  startFields,
-  TopicCursor,
-} from './session.js';
+import { reconnect } from './reconnect-loop.js';
+import { StateReport } from './state-report.js';
+import { startFields, TopicCursor } from './topic-cursor.js';
 import type {
   ConnectionState,
   StateInfo,
@@ -138,13 +134,7 @@ class Mux implements MuxConnection {
   constructor(baseUrl: string, options: MuxOptions) {
     const WebSocket = webSocketClass(options.WebSocket);
     this.options = options;
-    this.endpoint = {
-      baseUrl,
-      headers: options.headers ?? {},
-      token: options.token,
-      fetch: options.fetch ?? globalFetch,
-      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-    };
+    this.endpoint = toEndpoint(baseUrl, options);
     this.#report = new StateReport(options.onStateChange);
     const { signal } = this.#controller;
     const { signal: ownerSignal } = options;
@@ -510,5 +500,5 @@ class MuxTopic {
 }
 
 function newBackoff(options: MuxOptions): Backoff {
-  return Backoff.forReconnection(options.backoff?.initialMs, options.backoff?.maxMs);
+  return Backoff.fromOption(options.backoff);
 }
