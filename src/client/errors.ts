@@ -53,10 +53,6 @@ export async function errorFromResponse(response: Response): Promise<StreamhubCl
   );
 }
 
-export function isAbortError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'AbortError';
-}
-
 function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
