@@ -264,8 +264,7 @@ class Reply implements ReplyStream {
     if (event?.type === 'start' && this.#received) {
       // Only a different reply starts again after events of this one: the session moved on
       // while this stream was away, and this reply's log is gone.
-      throw new StreamhubClientError(
-        200,
+      throw unresumable(
         'reply_expired',
         `session ${this.#sessionId} started another reply; this one can no longer be resumed`,
       );
@@ -345,9 +344,13 @@ function malformed(message: SseMessage): StreamhubClientError {
 }
 
 function resetError(reason: string): StreamhubClientError {
-  return new StreamhubClientError(
-    200,
+  return unresumable(
     reason,
     `the reply cannot be resumed right after the last event received (${reason})`,
   );
+}
+
+/** The reply can no longer be followed: no HTTP status applies, and a retry would not help. */
+function unresumable(code: string, message: string): StreamhubClientError {
+  return new StreamhubClientError(0, code, message, { retryable: false });
 }

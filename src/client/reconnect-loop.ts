@@ -45,5 +45,5 @@ export async function reconnect(loop: ReconnectLoop): Promise<void> {
 function asClientError(error: unknown): StreamhubClientError {
   if (error instanceof StreamhubClientError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new StreamhubClientError(0, 'network_error', message, { cause: error });
+  return new StreamhubClientError(0, 'network_error', message, { retryable: true, cause: error });
 }
