@@ -43,6 +43,8 @@ export class MuxSocket {
   readonly closed: Promise<void>;
   readonly endpoint: Endpoint;
   readonly #options: MuxOptions;
+  readonly #WebSocket: WebSocketConstructor;
+  readonly #backoff: Backoff;
   readonly #report: StateReport;
   readonly #controller = new AbortController();
   readonly #topics = new Map<string, SocketTopic>();
@@ -58,15 +60,16 @@ export class MuxSocket {
   #lastRef = 0;
 
   constructor(baseUrl: string, options: MuxOptions) {
-    const WebSocket = webSocketClass(options.WebSocket);
+    this.#WebSocket = webSocketClass(options.WebSocket);
     this.#options = options;
     this.endpoint = toEndpoint(baseUrl, options);
+    this.#backoff = Backoff.fromOption(options.backoff);
     this.#report = new StateReport(options.onStateChange);
     const { signal: ownerSignal } = options;
     if (ownerSignal?.aborted) this.close();
     ownerSignal?.addEventListener('abort', this.close, { once: true });
     this.#report.set('connecting');
-    this.closed = this.#run(WebSocket).then(
+    this.closed = this.#run().then(
       () => this.#end(undefined),
       (error: StreamhubClientError) => {
         this.#end(error);
@@ -125,37 +128,12 @@ export class MuxSocket {
   }
 
   /** Connects again and again until the connection stops; see `reconnect`. */
-  #run(WebSocket: WebSocketConstructor): Promise<void> {
-    const { signal } = this.#controller;
+  #run(): Promise<void> {
     const { token } = this.#options;
-    const backoff = Backoff.fromOption(this.#options.backoff);
-    const opened = (write: Write) => {
-      backoff.reset();
-      this.#opened(write);
-    };
-    const socket = {
-      ...this.endpoint,
-      WebSocket,
-      httpUrl: apiUrl(this.endpoint.baseUrl, '/v1/ws'),
-      signal,
-      frame: (frame: Frame) => this.#frame(frame),
-    };
     return reconnect({
-      signal,
-      backoff,
-      connect: async () => {
-        const current = await currentToken(token);
-        try {
-          await runSocket({
-            ...socket,
-            opened: (write) =>
-              current === undefined ? opened(write) : this.#authenticate(write, current, opened),
-          });
-        } finally {
-          this.#dropped();
-        }
-        return false;
-      },
+      signal: this.#controller.signal,
+      backoff: this.#backoff,
+      connect: () => this.#connect(),
       retryable: (error) => worthRetrying(error, token),
       waiting: (delayMs, error) => {
         this.#report.reconnecting(delayMs, error);
@@ -166,6 +144,29 @@ export class MuxSocket {
         for (const topic of this.#topics.values()) topic.socketConnecting();
       },
     });
+  }
+
+  /** One socket, until it closes; then the loop reconnects. */
+  async #connect(): Promise<boolean> {
+    const token = await currentToken(this.#options.token);
+    const opened = (write: Write) => {
+      this.#backoff.reset();
+      this.#opened(write);
+    };
+    try {
+      await runSocket({
+        ...this.endpoint,
+        WebSocket: this.#WebSocket,
+        httpUrl: apiUrl(this.endpoint.baseUrl, '/v1/ws'),
+        signal: this.#controller.signal,
+        opened: (write) =>
+          token === undefined ? opened(write) : this.#authenticate(write, token, opened),
+        frame: (frame) => this.#frame(frame),
+      });
+    } finally {
+      this.#dropped();
+    }
+    return false;
   }
 
   #nextRef(): string {
