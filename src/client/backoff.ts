@@ -23,6 +23,13 @@ export class Backoff {
     return backoff;
   }
 
+  /** The delays of a reconnecting stream from a `backoff: { initialMs, maxMs }` option. */
+  static fromOption(
+    option: { readonly initialMs?: number; readonly maxMs?: number } = {},
+  ): Backoff {
+    return Backoff.forReconnection(option.initialMs, option.maxMs);
+  }
+
   /**
    * The server's suggested reconnection delay (an SSE `retry:` field) becomes the base, unless
    * the user chose one. A floor, so that a server suggesting 0 cannot make a failing loop spin.

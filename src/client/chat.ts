@@ -1,15 +1,10 @@
 import { Backoff } from './backoff.js';
+import { type Endpoint, toEndpoint } from './endpoint.js';
 import { protocolError, StreamhubClientError } from './errors.js';
+import { EventQueue } from './event-queue.js';
 import { type Frame, parseJson, toFrameError, toResetNotice } from './frames.js';
-import {
-  authHeaders,
-  type Credentials,
-  fetchOk,
-  globalFetch,
-  type TokenSource,
-  worthRetrying,
-} from './http.js';
-import { DEFAULT_IDLE_TIMEOUT_MS, reconnect } from './session.js';
+import { authHeaders, fetchOk, type TokenSource, worthRetrying } from './http.js';
+import { reconnect } from './reconnect-loop.js';
 import { readEventStream } from './sse-fetch.js';
 import type { SseMessage } from './sse-parser.js';
 import { apiUrl, checkBaseUrl, sessionUrl } from './urls.js';
@@ -118,11 +113,8 @@ export interface ChatClient {
 }
 
 /** What every request of one chat client shares. */
-interface ChatConfig extends Credentials {
-  readonly baseUrl: string;
-  readonly fetch: typeof fetch;
+interface ChatConfig extends Endpoint {
   readonly backoff: ChatClientOptions['backoff'];
-  readonly idleTimeoutMs: number;
 }
 
 /**
@@ -139,14 +131,7 @@ interface ChatConfig extends Credentials {
  */
 export function createChat(baseUrl: string, options: ChatClientOptions = {}): ChatClient {
   checkBaseUrl(baseUrl);
-  const config: ChatConfig = {
-    baseUrl,
-    fetch: options.fetch ?? globalFetch,
-    headers: options.headers ?? {},
-    token: options.token,
-    backoff: options.backoff,
-    idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-  };
+  const config: ChatConfig = { ...toEndpoint(baseUrl, options), backoff: options.backoff };
   return {
     send(sessionId, content, opts = {}) {
       const message = {
@@ -231,8 +216,7 @@ class Reply implements ReplyStream {
 
   #follow(): Promise<void> {
     const { signal } = this.#controller;
-    const { initialMs, maxMs } = this.#config.backoff ?? {};
-    const backoff = Backoff.forReconnection(initialMs, maxMs);
+    const backoff = Backoff.fromOption(this.#config.backoff);
     return reconnect({
       signal,
       backoff,
@@ -280,8 +264,7 @@ class Reply implements ReplyStream {
     if (event?.type === 'start' && this.#received) {
       // Only a different reply starts again after events of this one: the session moved on
       // while this stream was away, and this reply's log is gone.
-      throw new StreamhubClientError(
-        200,
+      throw unresumable(
         'reply_expired',
         `session ${this.#sessionId} started another reply; this one can no longer be resumed`,
       );
@@ -361,76 +344,13 @@ function malformed(message: SseMessage): StreamhubClientError {
 }
 
 function resetError(reason: string): StreamhubClientError {
-  return new StreamhubClientError(
-    200,
+  return unresumable(
     reason,
     `the reply cannot be resumed right after the last event received (${reason})`,
   );
 }
 
-type Waiter<T> = {
-  resolve(result: IteratorResult<T>): void;
-  reject(error: unknown): void;
-};
-
-/**
- * What the connection pushes, until the consumer pulls it: items in order, then the failure
- * (once) if there was one, then the end.
- */
-class EventQueue<T> implements AsyncIterableIterator<T> {
-  readonly #items: T[] = [];
-  readonly #waiters: Waiter<T>[] = [];
-  #ended = false;
-  #failure: { error: unknown } | undefined;
-
-  /** `onReturn`: the consumer stopped early (`break` out of `for await`). */
-  constructor(readonly onReturn: () => void) {}
-
-  push(item: T): void {
-    if (this.#ended) return;
-    const waiter = this.#waiters.shift();
-    if (waiter === undefined) this.#items.push(item);
-    else waiter.resolve({ value: item, done: false });
-  }
-
-  /** No more items: the consumer gets the buffered ones, then `error` (if given), then the end. */
-  end(error?: unknown): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    if (error !== undefined) this.#failure = { error };
-    // Waiting consumers means nothing is buffered.
-    for (const waiter of this.#waiters.splice(0)) this.#settle(waiter);
-  }
-
-  /** Ends now, dropping what is buffered (a failure too). */
-  clear(): void {
-    this.#items.length = 0;
-    this.#failure = undefined;
-    this.end();
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    return new Promise((resolve, reject) => {
-      const waiter = { resolve, reject };
-      if (this.#items.length > 0) resolve({ value: this.#items.shift() as T, done: false });
-      else if (this.#ended) this.#settle(waiter);
-      else this.#waiters.push(waiter);
-    });
-  }
-
-  async return(): Promise<IteratorResult<T>> {
-    this.onReturn();
-    return { value: undefined, done: true };
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
-    return this;
-  }
-
-  #settle(waiter: Waiter<T>): void {
-    const failure = this.#failure;
-    this.#failure = undefined;
-    if (failure === undefined) waiter.resolve({ value: undefined, done: true });
-    else waiter.reject(failure.error);
-  }
+/** The reply can no longer be followed: no HTTP status applies, and a retry would not help. */
+function unresumable(code: string, message: string): StreamhubClientError {
+  return new StreamhubClientError(0, code, message, { retryable: false });
 }

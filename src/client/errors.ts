@@ -1,40 +1,48 @@
 /**
  * A failure reported by the streamhub client. `status` is the HTTP status of the server's
- * answer (for a WebSocket `error` frame, that of the same refusal over HTTP), or 0 when there
- * was none (network failure, dropped connection); `code` is the server's snake_case error code
- * (contract §0), or one of the client's own: `network_error`, `idle_timeout` (connection
- * presumed dead), `protocol_error`, and `http_<status>` for an answer without a JSON error body.
+ * answer (for a WebSocket `error` frame, that of the same refusal over HTTP), or 0 when no HTTP
+ * status applies: there was no answer (network failure, dropped connection, idle timeout), or
+ * the stream that came cannot be followed (`protocol_error`, a chat reply that can no longer be
+ * resumed); `code` is the server's snake_case error code (contract §0), or one of the client's
+ * own: `network_error`, `idle_timeout` (connection presumed dead), `protocol_error`, and
+ * `http_<status>` for an answer without a JSON error body.
  */
 export class StreamhubClientError extends Error {
   override readonly name = 'StreamhubClientError';
+  /** Whether trying again later may succeed. Default: what `status` says (408, 429 and 5xx). */
+  readonly retryable: boolean;
 
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
-    options?: { cause?: unknown },
+    options: { readonly retryable?: boolean; readonly cause?: unknown } = {},
   ) {
-    super(message, options);
+    const { retryable = isRetryableStatus(status), ...errorOptions } = options;
+    super(message, errorOptions);
+    this.retryable = retryable;
   }
+}
 
-  /** Whether trying again later may succeed: network failures, 408, 429 and 5xx. */
-  get retryable(): boolean {
-    return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
-  }
+/** Statuses after which the same request may succeed later. */
+function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
 }
 
 export function networkError(cause: unknown): StreamhubClientError {
   const reason = describeCause(cause);
-  return new StreamhubClientError(0, 'network_error', `network error: ${reason}`, { cause });
+  const message = `network error: ${reason}`;
+  return new StreamhubClientError(0, 'network_error', message, { retryable: true, cause });
 }
 
 export function idleTimeoutError(ms: number): StreamhubClientError {
-  return new StreamhubClientError(0, 'idle_timeout', `nothing received for ${ms} ms`);
+  const message = `nothing received for ${ms} ms`;
+  return new StreamhubClientError(0, 'idle_timeout', message, { retryable: true });
 }
 
+/** The server answered, but not in a way a retry would change. */
 export function protocolError(message: string): StreamhubClientError {
-  // Status 200: the server answered, but not in a way a retry would change.
-  return new StreamhubClientError(200, 'protocol_error', message);
+  return new StreamhubClientError(0, 'protocol_error', message, { retryable: false });
 }
 
 /** The contract's `{"error": {"code", "message"}}` body, or a generic error for any other. */
@@ -51,10 +59,6 @@ export async function errorFromResponse(response: Response): Promise<StreamhubCl
     `http_${response.status}`,
     `HTTP ${response.status}${detail ? `: ${detail}` : ''}`,
   );
-}
-
-export function isAbortError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'AbortError';
 }
 
 function parseJson(text: string): unknown {

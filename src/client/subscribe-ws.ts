@@ -1,6 +1,7 @@
 import { toFrameError, toResetNotice, toTopicEvent } from './frames.js';
 import { currentToken } from './http.js';
-import { startFields, startSubscription } from './session.js';
+import { startSubscription } from './subscription.js';
+import { startFields } from './topic-cursor.js';
 import type { SubscribeOptions, Subscription } from './types.js';
 import { topicUrl } from './urls.js';
 import { runSocket, type WebSocketConstructor, webSocketClass } from './websocket.js';

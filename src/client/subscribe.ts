@@ -1,8 +1,8 @@
 import { type Frame, parseJson, toFrameError, toResetNotice } from './frames.js';
 import { authHeaders } from './http.js';
-import { type Attempt, startSubscription } from './session.js';
 import { readEventStream } from './sse-fetch.js';
 import type { SseMessage } from './sse-parser.js';
+import { type Attempt, startSubscription } from './subscription.js';
 import type { SubscribeOptions, Subscription } from './types.js';
 import { topicUrl } from './urls.js';
 

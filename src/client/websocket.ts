@@ -1,8 +1,8 @@
+import type { Endpoint } from './endpoint.js';
 import { idleTimeoutError, networkError, StreamhubClientError } from './errors.js';
 import { type Frame, parseFrame } from './frames.js';
 import { fetchOk } from './http.js';
 import { IdleTimer, withIdleTimeout } from './idle.js';
-import type { Endpoint } from './session.js';
 import { toWebSocketUrl } from './urls.js';
 
 /** The part of the WebSocket API the client uses; the browser's and the `ws` package's fit. */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import {
@@ -261,6 +262,28 @@ test(
   },
 );
 
+test(
+  'an answer that is not an event stream is a protocol_error, not retried',
+  BOUNDED,
+  async (t) => {
+    let requests = 0;
+    const page = http.createServer((_request, response) => {
+      requests += 1;
+      response.writeHead(200, { 'content-type': 'text/html' }).end('<p>Please sign in</p>');
+    });
+    await new Promise<void>((resolve) => page.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      page.closeAllConnections();
+      page.close();
+    });
+    const { port } = page.address() as net.AddressInfo;
+    // A resume, unlike a send, is retried after any retryable error.
+    const chat = createChat(`http://127.0.0.1:${port}`, { backoff: BACKOFF });
+    await rejectsWith(collect(chat.resume(newSessionId())), 0, 'protocol_error', false);
+    assert.equal(requests, 1);
+  },
+);
+
 test('cancel ends the stream with a stored abort cancelled', BOUNDED, async () => {
   const sessionId = newSessionId();
   const reply = slowChat.send(sessionId, promptOfAtLeast(40));
@@ -317,7 +340,7 @@ test(
       await slowChat.cancel(sessionId);
       next = collect(slowChat.send(sessionId, 'something else'));
     });
-    await rejectsWith(following, 200, 'reply_expired');
+    await rejectsWith(following, 0, 'reply_expired', false);
     assert.ok(away.text.length > 0);
     await next;
   },

@@ -21,12 +21,21 @@ import {
 import type { RunningServer } from '../../src/server/server.js';
 import { startTestServer } from '../helpers/server.js';
 
-/** Asserts that `promise` rejects with a StreamhubClientError of this status and code. */
-export async function rejectsWith(promise: Promise<unknown>, status: number, code: string) {
+/**
+ * Asserts that `promise` rejects with a StreamhubClientError of this status and code (and
+ * retryability, when given).
+ */
+export async function rejectsWith(
+  promise: Promise<unknown>,
+  status: number,
+  code: string,
+  retryable?: boolean,
+) {
   await assert.rejects(promise, (error: unknown) => {
     assert.ok(error instanceof StreamhubClientError, String(error));
     assert.equal(error.status, status);
     assert.equal(error.code, code);
+    if (retryable !== undefined) assert.equal(error.retryable, retryable);
     return true;
   });
 }
