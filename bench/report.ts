@@ -281,8 +281,8 @@ const comparison = <T extends { path: GatewayPath; against: GatewayPath }>(
 const comparisonLabel = (c: { path: GatewayPath; against: GatewayPath }) =>
   `${PATH_NAMES[c.path]} vs ${PATH_NAMES[c.against]}`;
 
-const gatewayMissing = (res: Results, width: number, frontDoor: boolean) =>
-  missingRows(res, 'gateway', width).filter((m) => (m[0] === FRONT_DOOR) === frontDoor);
+/** A gateway row that could not be measured belongs to (e) or, by its path's label, to (f). */
+const isFrontDoor = (row: Cell[]) => row[0] === FRONT_DOOR;
 
 function frontDoorTable(res: Results): string {
   const headers = [
@@ -311,7 +311,8 @@ function frontDoorTable(res: Results): string {
     r.loadgenMicrosPerToken,
     count(r.failures),
   ]);
-  return markdownTable(headers, [...body, ...gatewayMissing(res, headers.length, true)]);
+  const missing = missingRows(res, 'gateway', headers.length).filter(isFrontDoor);
+  return markdownTable(headers, [...body, ...missing]);
 }
 
 function frontDoorComparisonTable(res: Results): string {
@@ -364,7 +365,8 @@ function chatsTable(res: Results): string {
     r.rssActiveMiB,
     r.kibPerChat,
   ]);
-  return markdownTable(headers, [...body, ...gatewayMissing(res, headers.length, false)]);
+  const missing = missingRows(res, 'gateway', headers.length).filter((m) => !isFrontDoor(m));
+  return markdownTable(headers, [...body, ...missing]);
 }
 
 function chatsComparisonTable(res: Results): string {
