@@ -209,8 +209,8 @@ function mainDetails(): string[] {
 function gatewayDetails(): string[] {
   const { throughput: t, ttft, chats: c } = gatewayOpts;
   return [
-    `- Front door: ${t.rounds} rounds of ${t.perRound} completions × ${t.tokens} tokens per path (upstream as fast as possible), then ${ttft.rounds} rounds of ${ttft.perRound} TTFT requests per path, alternating direct and through streamhub`,
-    `- Concurrent chats: ${c.count} chats started over ${c.staggerMs / 1000} s, ${c.tokens} tokens each at ${c.tps} tokens/s from the upstream, ${c.rounds} round(s) per path`,
+    `- Front door: ${t.rounds} rounds of ${t.perRound} completions × ${t.tokens} tokens per path (upstream as fast as possible), then ${ttft.rounds} rounds of ${ttft.perRound} TTFT requests per path, rotating direct, raw proxy and streamhub request by request`,
+    `- Concurrent chats: ${c.count} chats started over ${c.staggerMs / 1000} s, ${c.tokens} tokens each at ${c.tps} tokens/s from the upstream, ${c.rounds} round(s) of every path, a fresh gateway process per run`,
   ];
 }
 

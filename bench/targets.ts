@@ -32,6 +32,10 @@ export const servers = {
   socketio: referenceServer('socketio'),
   /** Needs `REDIS_URL` in its environment. */
   socketioRedis: referenceServer('socketio-redis'),
+  /** The gateway scenario's OpenAI-compatible upstream. */
+  fakeLlm: referenceServer('fake-llm'),
+  /** A bare pass-through in front of the upstream at `UPSTREAM_URL` (in its environment). */
+  rawProxy: referenceServer('raw-proxy'),
 } satisfies Record<string, Server>;
 
 /** One row in a table: a server plus the transport its subscribers use. */

@@ -50,8 +50,13 @@ export function referenceServer(fanout: Fanout, route?: Route): Server {
       json(res, 201, { id, topic, event });
     });
   });
+  return listen(server, 8080);
+}
+
+/** Listens on `--port` (or PORT) and HOST, as the bench starts every reference process. */
+export function listen(server: Server, defaultPort: number): Server {
   const argPort = process.argv.indexOf('--port');
-  const port = Number(argPort === -1 ? process.env.PORT : process.argv[argPort + 1]) || 8080;
+  const port = Number(argPort === -1 ? process.env.PORT : process.argv[argPort + 1]) || defaultPort;
   server.listen(port, process.env.HOST ?? '127.0.0.1');
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => process.exit(0));
   return server;

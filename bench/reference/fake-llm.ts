@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { listen } from './common.js';
 
 /**
  * A lean OpenAI-compatible streaming upstream for the gateway benchmark, run as its own
@@ -46,7 +47,8 @@ function stream(res: ServerResponse, body: CompletionBody): void {
   const usage = body.stream_options?.include_usage === true;
   // Every chunk of one completion shares everything but its delta, so the JSON is assembled
   // from pre-serialized parts instead of a JSON.stringify per token.
-  const head = `data: {"id":"chatcmpl-bench${++completions}","object":"chat.completion.chunk","created":${Math.floor(
+  const id = `chatcmpl-bench${++completions}`;
+  const head = `data: {"id":"${id}","object":"chat.completion.chunk","created":${Math.floor(
     Date.now() / 1000,
   )},"model":${JSON.stringify(model)},"system_fingerprint":"fp_bench","choices":[{"index":0,"delta":`;
   const tail = `${usage ? ',"usage":null' : ''}}\n\n`;
@@ -64,7 +66,7 @@ function stream(res: ServerResponse, body: CompletionBody): void {
     if (res.destroyed) return;
     if (sent >= tokens) {
       const usageChunk = usage
-        ? `data: {"id":"chatcmpl-bench${completions}","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":${tokens},"total_tokens":${tokens + 1}}}\n\n`
+        ? `data: {"id":"${id}","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":${tokens},"total_tokens":${tokens + 1}}}\n\n`
         : '';
       res.end(`${chunk('{}', 'stop')}${usageChunk}data: [DONE]\n\n`);
       return;
@@ -104,7 +106,4 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
 const server = createServer(handle);
 // Idle keep-alive connections of the gateway's pool must outlive the pauses between phases.
 server.keepAliveTimeout = 60_000;
-const argPort = process.argv.indexOf('--port');
-const port = Number(argPort === -1 ? process.env.PORT : process.argv[argPort + 1]) || 8081;
-server.listen(port, process.env.HOST ?? '127.0.0.1');
-for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => process.exit(0));
+listen(server, 8081);
