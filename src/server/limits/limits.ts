@@ -8,7 +8,7 @@ import type {
 } from 'fastify';
 import type { Registry } from 'prom-client';
 import { LimitError } from '../../core/errors.js';
-import type { Principal } from '../auth/principal.js';
+import { limitKeyOf, type Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
 import { clientErrorHandler } from './client-errors.js';
 import { clientKey } from './client-key.js';
@@ -134,7 +134,7 @@ export class Limits {
   publishGate(principal: Principal, address: string): (() => void) | undefined {
     const buckets = this.#publishBuckets;
     if (buckets === undefined) return undefined;
-    const key = principal.clientId ?? address;
+    const key = limitKeyOf(principal, address);
     return () => {
       const waitMs = buckets.take(key);
       if (waitMs > 0) throw this.#refuse('publish', waitMs);
