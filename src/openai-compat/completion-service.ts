@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { StreamhubError } from '../core/errors.js';
-import { resumeFinite } from '../core/finite-log.js';
+import { lastEvent, resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
 import { type GenerationOutcome, type GenerationSink, runGeneration } from '../llm/generation.js';
 import type { ConcurrencyLimiter } from '../llm/limiter.js';
@@ -136,10 +136,7 @@ export class CompletionService {
     const { lostAfterMs } = this.options;
     if (lostAfterMs === undefined || this.generations.has(`completion/${id}`)) return;
     const topic = completionTopic(id);
-    const head = await this.replies.log.head(topic);
-    if (head.epoch === null) return;
-    const page = await this.replies.log.read(topic, { epoch: head.epoch, seq: head.seq - 1 }, 1);
-    const last = page.events[0];
+    const last = await lastEvent(this.replies.log, topic);
     if (last === undefined || endsCompletion(last) || Date.now() - last.time < lostAfterMs) return;
     const data = errorBody('generator_lost', 'the server generating this stopped', 'server_error');
     await this.replies.log
