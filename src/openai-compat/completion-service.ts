@@ -151,7 +151,7 @@ export class CompletionService {
       return await this.limiter.acquire(signal);
     } catch (error) {
       if (signal?.aborted) throw new ClientClosedError();
-      throw error; // LlmError('overloaded'): answered as 503 before anything is streamed
+      throw error; // LimitError `overloaded`: answered as 503 before anything is streamed
     }
   }
 

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { type ErrorKind, LimitError, StreamhubError } from '../core/errors.js';
 
 /** An error the client should see, in the contract's shape `{"error": {"code", "message"}}`. */
@@ -65,13 +65,20 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError(status, code, FIXED_MESSAGES[fastifyError.code] ?? fastifyError.message);
 }
 
+/**
+ * Logs a failure of ours. An outage or an overload answers every request with 503: one line
+ * each, not a stack trace each.
+ */
+export function logFailure(request: FastifyRequest, error: unknown, apiError: ApiError): void {
+  if (apiError.status === 503) request.log.warn({ code: apiError.code }, apiError.message);
+  else if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+}
+
 /** Every failure answers in the contract's error shape; a stack trace never leaves the process. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const apiError = toApiError(error);
-    // An outage answers every request with 503: one line each, not a stack trace each.
-    if (apiError.status === 503) request.log.warn({ code: apiError.code }, apiError.message);
-    else if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+    logFailure(request, error, apiError);
     reply.code(apiError.status).headers(apiError.headers).send(apiError.toJSON());
   });
   app.setNotFoundHandler((request, reply) => {

@@ -6,7 +6,7 @@ import { isName } from '../core/names.js';
 import type { SessionState, SessionStore, StoredMessage } from '../core/session-store.js';
 import { type GenerationOutcome, runGeneration } from '../llm/generation.js';
 import type { ConcurrencyLimiter } from '../llm/limiter.js';
-import { type ChatMessage, LlmError, type LlmProvider } from '../llm/provider.js';
+import type { ChatMessage, LlmProvider } from '../llm/provider.js';
 import { abortedByShutdown, type RunningGenerations } from '../llm/running.js';
 import { endsReply, type ReplyEventType, type ReplyViewer } from './reply-stream.js';
 import { ReplyWriter } from './reply-writer.js';
@@ -83,7 +83,7 @@ export class SessionService {
   /** Appends the user message and starts the reply; resolves to the reply log's topic. */
   async chat(request: ChatRequest, owner: string | null): Promise<string> {
     checkSessionId(request.sessionId);
-    const release = await this.limiter.acquire().catch(overloadedOrRethrow);
+    const release = await this.limiter.acquire();
     try {
       const existing = await this.store.get(request.sessionId);
       if (existing !== undefined) {
@@ -336,12 +336,4 @@ function checkSessionId(sessionId: string): void {
       'session_id must be 1-128 chars of [A-Za-z0-9._:@-]',
     );
   }
-}
-
-/** Only the limiter's refusal reaches a client as an HTTP error; the rest are in-band events. */
-function overloadedOrRethrow(error: unknown): never {
-  if (error instanceof LlmError && error.code === 'overloaded') {
-    throw new StreamhubError('unavailable', error.code, error.message);
-  }
-  throw error;
 }
