@@ -58,11 +58,14 @@ function streamCompletion(
   stream.onClose(() => subscription.close());
 }
 
-/** Aborts when the client closes the connection before its response was sent. */
+/**
+ * Aborts with ClientClosedError when the client closes the connection before its response was
+ * sent, which is then what a wait for a generation slot rejects with.
+ */
 function disconnection(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
   reply.raw.on('close', () => {
-    if (!reply.raw.writableFinished) controller.abort();
+    if (!reply.raw.writableFinished) controller.abort(new ClientClosedError());
   });
   return controller.signal;
 }
