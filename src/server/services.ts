@@ -45,7 +45,14 @@ interface Backend {
   close(): Promise<void>;
 }
 
-function memoryBackend(config: Config): Backend {
+type MemorySettings = Pick<
+  Config,
+  'IDEMPOTENCY_TTL_MS' | 'SESSION_TTL_MS' | 'SESSION_MAX_MESSAGES'
+>;
+type RedisSettings = MemorySettings &
+  Pick<Config, 'REDIS_URL' | 'REDIS_SHARDED_PUBSUB' | 'REDIS_KEY_PREFIX' | 'SESSION_LEASE_MS'>;
+
+function memoryBackend(config: MemorySettings): Backend {
   return {
     log: (_name, retention) =>
       new MemoryEventLog({ ...retention, idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS }),
@@ -58,7 +65,7 @@ function memoryBackend(config: Config): Backend {
 }
 
 /** One Redis connection pair for the whole process, each kind of log under its own prefix. */
-function redisBackend(config: Config): Backend {
+function redisBackend(config: RedisSettings): Backend {
   const connection = new RedisConnection({
     url: config.REDIS_URL,
     shardedPubSub: config.REDIS_SHARDED_PUBSUB,
