@@ -11,6 +11,7 @@ import { demoPage } from './demo/plugin.js';
 import { installErrorHandling, toApiError } from './errors.js';
 import { type LimitSettings, Limits } from './limits/limits.js';
 import { Metrics } from './metrics.js';
+import { answerHandshakeRefusals, installHttpRefusals } from './protocol-errors.js';
 import { openAiCompatRoutes } from './routes/openai-compat.js';
 import { operationRoutes, statsRoute } from './routes/operations.js';
 import { sessionRoutes } from './routes/sessions.js';
@@ -64,13 +65,15 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
       const apiError = toApiError(error);
       (reply as FastifyReply).code(apiError.status).send(apiError.toJSON());
     },
-    // Larger request heads are refused by Node's parser, answered 431 in the contract's shape.
-    http: { maxHeaderSize: config.MAX_HEADER_BYTES },
+    // Larger request heads are refused by Node's parser, answered 431 in the contract's shape;
+    // a missing Host is refused by installHttpRefusals, also in the contract's shape.
+    http: { maxHeaderSize: config.MAX_HEADER_BYTES, requireHostHeader: false },
     clientErrorHandler: limits.answerClientError,
     trustProxy: config.TRUST_PROXY,
   });
   installErrorHandling(app);
   installValidation(app);
+  installHttpRefusals(app);
   // First of the hooks: preflights are answered before auth, and every answer has CORS headers.
   await registerCors(app, config.CORS_ORIGINS);
   // Every API body is JSON: anything else is 415, not a string that fails validation later.
@@ -86,6 +89,7 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD, perMessageDeflate: false },
   });
+  answerHandshakeRefusals(app.websocketServer);
   installAuth(app, auth);
   await limits.install(app);
   const streams = { connections, metrics, slowConsumerMaxBytes: config.SLOW_CONSUMER_MAX_BYTES };

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { type ErrorKind, LimitError, StreamhubError } from '../core/errors.js';
 
@@ -14,6 +15,19 @@ export class ApiError extends Error {
 
   toJSON(): { error: { code: string; message: string } } {
     return { error: { code: this.code, message: this.message } };
+  }
+
+  /** The whole HTTP/1.1 response, closing the connection: for a socket no server answers on. */
+  toHttpResponse(): string {
+    const body = JSON.stringify(this.toJSON());
+    const headers = {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(body)),
+      Connection: 'close',
+      ...this.headers,
+    };
+    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+    return `HTTP/1.1 ${this.status} ${STATUS_CODES[this.status]}\r\n${head.join('')}\r\n${body}`;
   }
 }
 
