@@ -74,7 +74,8 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   installErrorHandling(app);
   installValidation(app);
   installHttpRefusals(app);
-  // First of the hooks: preflights are answered before auth, and every answer has CORS headers.
+  // First of the hooks after the Host check: preflights are answered before auth, and every
+  // answer has CORS headers.
   await registerCors(app, config.CORS_ORIGINS);
   // Every API body is JSON: anything else is 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
