@@ -1,6 +1,6 @@
 import type { EventLog } from './event-log.js';
 import type { StartFrom } from './hub.js';
-import { formatId, parseId } from './ids.js';
+import { formatId, type Position, parseId } from './ids.js';
 import type { StoredEvent } from './types.js';
 
 /**
@@ -21,12 +21,25 @@ export async function resumeFinite(
   const position = lastEventId === undefined ? undefined : parseId(lastEventId);
   if (lastEventId === undefined || position?.epoch !== head.epoch) return { kind: 'start' };
   if (position.seq === head.seq && head.seq > 1) {
-    const beforeLast = { epoch: head.epoch, seq: head.seq - 1 };
-    const page = await log.read(topic, beforeLast, 1);
-    const final = page.events[0];
-    if (page.reset === undefined && final !== undefined && isLast(final)) {
-      return { kind: 'after', id: formatId(head.epoch, beforeLast.seq) };
+    const final = await lastEvent(log, topic, head);
+    if (final !== undefined && isLast(final)) {
+      return { kind: 'after', id: formatId(head.epoch, head.seq - 1) };
     }
   }
   return { kind: 'after', id: lastEventId };
+}
+
+/**
+ * The event at the log's head, or at `head` when the caller has just read it. `undefined` when
+ * the log is empty, or was deleted and started again in between.
+ */
+export async function lastEvent(
+  log: EventLog,
+  topic: string,
+  head?: Position,
+): Promise<StoredEvent | undefined> {
+  const { epoch, seq } = head ?? (await log.head(topic));
+  if (epoch === null || seq === 0) return undefined;
+  const page = await log.read(topic, { epoch, seq: seq - 1 }, 1);
+  return page.reset === undefined ? page.events[0] : undefined;
 }

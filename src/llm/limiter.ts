@@ -1,9 +1,12 @@
-import { LlmError } from './provider.js';
+import { LimitError } from '../core/errors.js';
+
+/** Slots free up as generations end, within seconds: a refused client may soon find one. */
+const OVERLOADED_RETRY_AFTER_MS = 1000;
 
 /**
  * At most `maxActive` generations at once; up to `maxWaiting` more wait in line (first come,
- * first served) and anything beyond is refused at once with `overloaded`, so a burst costs a
- * queue slot, never unbounded memory or an upstream stampede.
+ * first served) and anything beyond is refused at once with a LimitError `overloaded`, so a
+ * burst costs a queue slot, never unbounded memory or an upstream stampede.
  */
 export class ConcurrencyLimiter {
   #active = 0;
@@ -22,7 +25,10 @@ export class ConcurrencyLimiter {
     return this.#waiting.length;
   }
 
-  /** Resolves to a release function once a slot is free; rejects with LlmError('overloaded'). */
+  /**
+   * Resolves to a release function once a slot is free; rejects with LimitError `overloaded`,
+   * or with `signal`'s reason when it aborts the wait.
+   */
   async acquire(signal?: AbortSignal): Promise<() => void> {
     // An abort that already happened fires no event: without this it would wait for a slot.
     signal?.throwIfAborted();
@@ -31,7 +37,12 @@ export class ConcurrencyLimiter {
     } else if (this.#waiting.length < this.maxWaiting) {
       await this.#wait(signal); // the releasing generation hands its slot over
     } else {
-      throw new LlmError('overloaded', 'too many generations in progress; retry shortly');
+      throw new LimitError(
+        'unavailable',
+        'overloaded',
+        'too many generations in progress; retry shortly',
+        OVERLOADED_RETRY_AFTER_MS,
+      );
     }
     let released = false;
     return () => {

@@ -30,7 +30,6 @@ export type LlmErrorCode =
   | 'upstream_rate_limited'
   | 'upstream_unavailable'
   | 'circuit_open'
-  | 'overloaded'
   | 'invalid_request';
 
 /** A generation failure, with a code clients see in `error` events. */

@@ -1,4 +1,4 @@
-import type { EventLog } from '../core/event-log.js';
+import type { FiniteLogWriter } from '../core/log-writer.js';
 import type { GenerationSink } from '../llm/generation.js';
 import type { LlmError, Usage } from '../llm/provider.js';
 import { type CompletionEventType, DONE_SENTINEL } from './completion-stream.js';
@@ -11,8 +11,7 @@ import { type CompletionIdentity, completionChunk, errorBody, usageChunk } from 
  */
 export class CompletionRecorder implements GenerationSink {
   constructor(
-    readonly log: EventLog,
-    readonly topic: string,
+    readonly writer: FiniteLogWriter,
     readonly identity: CompletionIdentity,
     readonly includeUsage: boolean,
   ) {}
@@ -32,7 +31,7 @@ export class CompletionRecorder implements GenerationSink {
   async finish(finishReason: string, usage: Usage | null): Promise<void> {
     await this.#chunk({}, finishReason);
     if (this.includeUsage) await this.#append('chunk', usageChunk(this.identity, usage));
-    await this.log.append(this.topic, { event: 'done', data: DONE_SENTINEL }, { final: true });
+    await this.writer.append({ event: 'done', data: DONE_SENTINEL }, { final: true });
   }
 
   fail(error: LlmError): Promise<void> {
@@ -57,6 +56,6 @@ export class CompletionRecorder implements GenerationSink {
 
   async #append(type: CompletionEventType, payload: unknown): Promise<void> {
     const final = type === 'error';
-    await this.log.append(this.topic, { event: type, data: JSON.stringify(payload) }, { final });
+    await this.writer.append({ event: type, data: JSON.stringify(payload) }, { final });
   }
 }

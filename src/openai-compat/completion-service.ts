@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { StreamhubError } from '../core/errors.js';
-import { resumeFinite } from '../core/finite-log.js';
+import { lastEvent, resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
-import { type GenerationOutcome, type GenerationSink, runGeneration } from '../llm/generation.js';
-import type { ConcurrencyLimiter } from '../llm/limiter.js';
-import type { LlmProvider } from '../llm/provider.js';
-import type { RunningGenerations } from '../llm/running.js';
+import { FiniteLogWriter } from '../core/log-writer.js';
+import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
+import type { GenerationRunner } from '../llm/generation-runner.js';
 import { CompletionRecorder } from './completion-recorder.js';
 import type { CompletionRequest } from './completion-request.js';
 import { endsCompletion } from './completion-stream.js';
@@ -40,45 +39,41 @@ export function completionTopic(id: string): string {
 export class CompletionService {
   constructor(
     readonly replies: LiveLog,
-    readonly provider: LlmProvider,
-    readonly limiter: ConcurrencyLimiter,
-    /** Shared with the other features that generate, so shutdown drains them all at once. */
-    readonly generations: RunningGenerations,
+    /** Shared with the other features that generate, so they share one limit and one drain. */
+    readonly runner: GenerationRunner,
     readonly options: CompletionServiceOptions = {},
   ) {}
 
   /**
    * Starts a streamed completion and resolves to its id once its first chunk is stored.
-   * `waiting` abandons the wait for a generation slot (the client left while queued).
+   * `waiting` abandons the wait for a generation slot (the client left while queued), which
+   * then rejects with its reason.
    */
-  async start(request: CompletionRequest, waiting?: AbortSignal): Promise<string> {
-    const release = await this.#acquire(waiting);
-    try {
+  start(request: CompletionRequest, waiting?: AbortSignal): Promise<string> {
+    return this.runner.start(async () => {
       const identity = newIdentity(request.model);
+      const topic = completionTopic(identity.id);
       const recorder = new CompletionRecorder(
-        this.replies.log,
-        completionTopic(identity.id),
+        new FiniteLogWriter(this.replies.log, topic, 0),
         identity,
         request.includeUsage,
       );
       await recorder.begin();
-      this.generations.start(`completion/${identity.id}`, (signal) =>
-        this.#generate(request, signal, recorder).finally(release),
-      );
-      return identity.id;
-    } catch (error) {
-      release();
-      throw error;
-    }
+      return {
+        key: generationKey(identity.id),
+        value: identity.id,
+        run: (signal) => this.#generate(request, signal, recorder),
+      };
+    }, waiting);
   }
 
   /**
    * Runs a completion to its end and answers it whole. Throws the LlmError of a failed
-   * generation, or ClientClosedError once `clientGone` aborts it.
+   * generation, ClientClosedError once `clientGone` aborts it, or `clientGone`'s reason when
+   * it aborts the wait for a generation slot.
    */
-  async complete(request: CompletionRequest, clientGone: AbortSignal): Promise<ChatCompletion> {
-    const release = await this.#acquire(clientGone);
-    try {
+  complete(request: CompletionRequest, clientGone: AbortSignal): Promise<ChatCompletion> {
+    return this.runner.inSlot(async () => {
       const identity = newIdentity(request.model);
       let content = '';
       let answer: ChatCompletion | undefined;
@@ -98,9 +93,7 @@ export class CompletionService {
         },
       });
       return answer as ChatCompletion;
-    } finally {
-      release();
-    }
+    }, clientGone);
   }
 
   /** Where a stream of completion `id` starts for a client that has `lastEventId`. */
@@ -134,12 +127,9 @@ export class CompletionService {
   /** Ends a completion whose generator is gone (see `lostAfterMs`); racing processes end it once. */
   async #endIfLost(id: string): Promise<void> {
     const { lostAfterMs } = this.options;
-    if (lostAfterMs === undefined || this.generations.has(`completion/${id}`)) return;
+    if (lostAfterMs === undefined || this.runner.isRunning(generationKey(id))) return;
     const topic = completionTopic(id);
-    const head = await this.replies.log.head(topic);
-    if (head.epoch === null) return;
-    const page = await this.replies.log.read(topic, { epoch: head.epoch, seq: head.seq - 1 }, 1);
-    const last = page.events[0];
+    const last = await lastEvent(this.replies.log, topic);
     if (last === undefined || endsCompletion(last) || Date.now() - last.time < lostAfterMs) return;
     const data = errorBody('generator_lost', 'the server generating this stopped', 'server_error');
     await this.replies.log
@@ -149,26 +139,16 @@ export class CompletionService {
       });
   }
 
-  async #acquire(signal: AbortSignal | undefined): Promise<() => void> {
-    try {
-      return await this.limiter.acquire(signal);
-    } catch (error) {
-      if (signal?.aborted) throw new ClientClosedError();
-      throw error; // LlmError('overloaded'): answered as 503 before anything is streamed
-    }
-  }
-
-  /** One generation through `runGeneration`, counted for metrics on the way. */
+  /** One generation through the runner, counted for metrics on the way. */
   #generate(request: CompletionRequest, signal: AbortSignal, sink: GenerationSink): Promise<void> {
     const { onDelta, onGeneration } = this.options;
-    const generateRequest = {
+    const params = {
       model: request.model,
       messages: request.messages,
       temperature: request.temperature,
       maxTokens: request.maxTokens,
-      signal,
     };
-    return runGeneration(this.provider, generateRequest, {
+    const counted: GenerationSink = {
       delta: (content) => {
         onDelta?.();
         return sink.delta(content);
@@ -185,8 +165,13 @@ export class CompletionService {
         onGeneration?.('cancelled');
         return sink.cancelled();
       },
-    });
+    };
+    return this.runner.generate(params, counted, signal);
   }
+}
+
+function generationKey(id: string): string {
+  return `completion/${id}`;
 }
 
 function newIdentity(model: string): CompletionIdentity {

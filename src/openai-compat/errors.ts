@@ -20,7 +20,6 @@ export function statusOfLlmError(code: LlmErrorCode): number {
       return 504;
     case 'upstream_error':
       return 502;
-    case 'overloaded':
     case 'upstream_rate_limited':
     case 'upstream_unavailable':
     case 'circuit_open':

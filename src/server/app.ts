@@ -9,8 +9,9 @@ import type { Config } from './config.js';
 import { registerCors } from './cors.js';
 import { demoPage } from './demo/plugin.js';
 import { installErrorHandling, toApiError } from './errors.js';
-import { Limits } from './limits/limits.js';
+import { type LimitSettings, Limits } from './limits/limits.js';
 import { Metrics } from './metrics.js';
+import { answerHandshakeRefusals, installHttpRefusals } from './protocol-errors.js';
 import { openAiCompatRoutes } from './routes/openai-compat.js';
 import { operationRoutes, statsRoute } from './routes/operations.js';
 import { sessionRoutes } from './routes/sessions.js';
@@ -41,8 +42,12 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     app.log.error({ err: error }, 'recording a reply failed'),
   );
 
-  const auth = Authenticator.fromSettings(config);
-  const limits = new Limits(config, metrics.registry);
+  const auth = Authenticator.create({
+    jwtSecret: config.AUTH_JWT_SECRET,
+    jwtPublicKeyFile: config.AUTH_JWT_PUBLIC_KEY_FILE,
+    apiKeys: config.API_KEYS,
+  });
+  const limits = new Limits(limitSettings(config), metrics.registry);
   const app = Fastify({
     logger: { level: config.LOG_LEVEL, serializers: { req: requestForLog } },
     bodyLimit: config.MAX_BODY_BYTES,
@@ -60,14 +65,17 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
       const apiError = toApiError(error);
       (reply as FastifyReply).code(apiError.status).send(apiError.toJSON());
     },
-    // Larger request heads are refused by Node's parser, answered 431 in the contract's shape.
-    http: { maxHeaderSize: config.MAX_HEADER_BYTES },
+    // Larger request heads are refused by Node's parser, answered 431 in the contract's shape;
+    // a missing Host is refused by installHttpRefusals, also in the contract's shape.
+    http: { maxHeaderSize: config.MAX_HEADER_BYTES, requireHostHeader: false },
     clientErrorHandler: limits.answerClientError,
     trustProxy: config.TRUST_PROXY,
   });
   installErrorHandling(app);
   installValidation(app);
-  // First of the hooks: preflights are answered before auth, and every answer has CORS headers.
+  installHttpRefusals(app);
+  // First of the hooks after the Host check: preflights are answered before auth, and every
+  // answer has CORS headers.
   await registerCors(app, config.CORS_ORIGINS);
   // Every API body is JSON: anything else is 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
@@ -82,13 +90,20 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD, perMessageDeflate: false },
   });
+  answerHandshakeRefusals(app.websocketServer);
   installAuth(app, auth);
   await limits.install(app);
-  const streams = { connections, metrics, config };
+  const streams = { connections, metrics, slowConsumerMaxBytes: config.SLOW_CONSUMER_MAX_BYTES };
   operationRoutes(app, services.topicLog.log, metrics);
   const { generations, topicLog } = services;
   statsRoute(app, { metrics, connections, hub: topicLog.hub, generations });
-  topicRoutes(app, { ...streams, service: services.topics, auth, limits });
+  topicRoutes(app, {
+    ...streams,
+    service: services.topics,
+    maxSubscriptionsPerSocket: config.MAX_SUBSCRIPTIONS_PER_SOCKET,
+    auth,
+    limits,
+  });
   sessionRoutes(app, { ...streams, sessions: services.sessions });
   openAiCompatRoutes(app, {
     ...streams,
@@ -98,4 +113,19 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   await app.register(demoPage);
   const { log, hub } = services.topicLog;
   return { app, log, hub, connections, metrics, services, limits };
+}
+
+function limitSettings(config: Config): LimitSettings {
+  return {
+    rates: {
+      publish: config.PUBLISH_RATE_LIMIT,
+      chat: config.CHAT_RATE_LIMIT,
+      connect: config.CONNECT_RATE_LIMIT,
+    },
+    rateWindowMs: config.RATE_LIMIT_WINDOW_MS,
+    maxConnections: config.MAX_CONNECTIONS,
+    maxConnectionsPerClient: config.MAX_CONNECTIONS_PER_CLIENT,
+    maxSubscriptionsPerSocket: config.MAX_SUBSCRIPTIONS_PER_SOCKET,
+    maxHeaderBytes: config.MAX_HEADER_BYTES,
+  };
 }

@@ -1,4 +1,5 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { type ErrorKind, LimitError, StreamhubError } from '../core/errors.js';
 
 /** An error the client should see, in the contract's shape `{"error": {"code", "message"}}`. */
@@ -14,6 +15,19 @@ export class ApiError extends Error {
 
   toJSON(): { error: { code: string; message: string } } {
     return { error: { code: this.code, message: this.message } };
+  }
+
+  /** The whole HTTP/1.1 response, closing the connection: for a socket no server answers on. */
+  toHttpResponse(): string {
+    const body = JSON.stringify(this.toJSON());
+    const headers = {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(body)),
+      Connection: 'close',
+      ...this.headers,
+    };
+    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+    return `HTTP/1.1 ${this.status} ${STATUS_CODES[this.status]}\r\n${head.join('')}\r\n${body}`;
   }
 }
 
@@ -65,13 +79,20 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError(status, code, FIXED_MESSAGES[fastifyError.code] ?? fastifyError.message);
 }
 
+/**
+ * Logs a failure of ours. An outage or an overload answers every request with 503: one line
+ * each, not a stack trace each.
+ */
+export function logFailure(request: FastifyRequest, error: unknown, apiError: ApiError): void {
+  if (apiError.status === 503) request.log.warn({ code: apiError.code }, apiError.message);
+  else if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+}
+
 /** Every failure answers in the contract's error shape; a stack trace never leaves the process. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const apiError = toApiError(error);
-    // An outage answers every request with 503: one line each, not a stack trace each.
-    if (apiError.status === 503) request.log.warn({ code: apiError.code }, apiError.message);
-    else if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+    logFailure(request, error, apiError);
     reply.code(apiError.status).headers(apiError.headers).send(apiError.toJSON());
   });
   app.setNotFoundHandler((request, reply) => {

@@ -9,11 +9,29 @@ import {
 } from '../llm/resilient.js';
 import type { Config } from './config.js';
 
+/** The settings that choose and tune the model provider. */
+export type ProviderSettings = Pick<
+  Config,
+  | 'LLM_PROVIDER'
+  | 'LLM_MODEL'
+  | 'MOCK_TOKENS_PER_SEC'
+  | 'OPENAI_BASE_URL'
+  | 'OPENAI_API_KEY'
+  | 'LLM_TIMEOUT_MS'
+  | 'LLM_IDLE_TIMEOUT_MS'
+  | 'LLM_MAX_RETRIES'
+  | 'LLM_BREAKER_FAILURES'
+  | 'LLM_BREAKER_COOLDOWN_MS'
+>;
+
 /** The configured provider. `circuitState` is there when it talks to a real upstream. */
 export type ServerProvider = LlmProvider & Partial<Pick<ResilientProvider, 'circuitState'>>;
 
 /** The model provider the settings ask for; `observer` feeds upstream metrics and logs. */
-export function createProvider(config: Config, observer?: ResilienceObserver): ServerProvider {
+export function createProvider(
+  config: ProviderSettings,
+  observer?: ResilienceObserver,
+): ServerProvider {
   switch (config.LLM_PROVIDER) {
     case 'mock': {
       const mock = new MockProvider(config.MOCK_TOKENS_PER_SEC);
@@ -53,7 +71,7 @@ function withDefaultModel(provider: LlmProvider, defaultModel: string): LlmProvi
  * token's timeout on every attempt plus the waits between attempts, or the idle timeout. A
  * reply silent for longer has lost its generator (its process died).
  */
-export function longestSilenceMs(config: Config): number {
+export function longestSilenceMs(config: ProviderSettings): number {
   if (config.LLM_PROVIDER === 'mock') return 1000 / config.MOCK_TOKENS_PER_SEC;
   const attempts = config.LLM_MAX_RETRIES + 1;
   const firstToken =

@@ -6,6 +6,7 @@ import { RedisSessionStore } from '../backends/redis/redis-session-store.js';
 import type { EventLog } from '../core/event-log.js';
 import { type LiveLog, TopicHub } from '../core/hub.js';
 import type { SessionStore } from '../core/session-store.js';
+import { GenerationRunner } from '../llm/generation-runner.js';
 import { ConcurrencyLimiter } from '../llm/limiter.js';
 import { RunningGenerations } from '../llm/running.js';
 import { CompletionService } from '../openai-compat/completion-service.js';
@@ -44,7 +45,14 @@ interface Backend {
   close(): Promise<void>;
 }
 
-function memoryBackend(config: Config): Backend {
+type MemorySettings = Pick<
+  Config,
+  'IDEMPOTENCY_TTL_MS' | 'SESSION_TTL_MS' | 'SESSION_MAX_MESSAGES'
+>;
+type RedisSettings = MemorySettings &
+  Pick<Config, 'REDIS_URL' | 'REDIS_SHARDED_PUBSUB' | 'REDIS_KEY_PREFIX' | 'SESSION_LEASE_MS'>;
+
+function memoryBackend(config: MemorySettings): Backend {
   return {
     log: (_name, retention) =>
       new MemoryEventLog({ ...retention, idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS }),
@@ -57,7 +65,7 @@ function memoryBackend(config: Config): Backend {
 }
 
 /** One Redis connection pair for the whole process, each kind of log under its own prefix. */
-function redisBackend(config: Config): Backend {
+function redisBackend(config: RedisSettings): Backend {
   const connection = new RedisConnection({
     url: config.REDIS_URL,
     shardedPubSub: config.REDIS_SHARDED_PUBSUB,
@@ -108,12 +116,13 @@ export function createServices(
   const limiter = new ConcurrencyLimiter(config.LLM_MAX_CONCURRENCY, config.LLM_QUEUE_MAX);
   metrics.watchGenerations(limiter, provider);
   const generations = new RunningGenerations(onInternalError);
+  const runner = new GenerationRunner(provider, limiter, generations);
   const sessionStore = backend.sessionStore;
   const counted = (feature: string) => ({
     onGeneration: (outcome: string) => metrics.generations.inc({ feature, outcome }),
     onDelta: () => metrics.generatedDeltas.inc({ feature }),
   });
-  const sessions = new SessionService(sessionStore, replies, provider, limiter, generations, {
+  const sessions = new SessionService(sessionStore, replies, runner, {
     takeover: config.SESSION_TAKEOVER,
     onInternalError,
     lostCheckMs: Math.max(100, config.SESSION_LEASE_MS / 2),
@@ -131,9 +140,7 @@ export function createServices(
     sessions,
     completions: new CompletionService(
       { log: completionLog, hub: new TopicHub(completionLog) },
-      provider,
-      limiter,
-      generations,
+      runner,
       {
         ...counted('completions'),
         onInternalError,

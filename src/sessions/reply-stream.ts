@@ -12,10 +12,6 @@ export function endsReply(event: StoredEvent): boolean {
   return TERMINAL.has(event.event);
 }
 
-export function isFinalReplyEvent(type: ReplyEventType): boolean {
-  return TERMINAL.has(type);
-}
-
 /** One open stream of a reply, as the session service sees it. */
 export interface ReplyViewer {
   readonly subscriber: Subscriber;

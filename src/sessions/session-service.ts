@@ -2,14 +2,15 @@ import { StreamhubError } from '../core/errors.js';
 import type { EventLog } from '../core/event-log.js';
 import { resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom } from '../core/hub.js';
+import { FiniteLogWriter } from '../core/log-writer.js';
 import { isName } from '../core/names.js';
 import type { SessionState, SessionStore, StoredMessage } from '../core/session-store.js';
-import { type GenerationOutcome, runGeneration } from '../llm/generation.js';
-import type { ConcurrencyLimiter } from '../llm/limiter.js';
-import { type ChatMessage, LlmError, type LlmProvider } from '../llm/provider.js';
-import { abortedByShutdown, type RunningGenerations } from '../llm/running.js';
+import type { EventInput } from '../core/types.js';
+import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
+import type { BackgroundGeneration, GenerationRunner } from '../llm/generation-runner.js';
+import type { ChatMessage } from '../llm/provider.js';
+import { abortedByShutdown } from '../llm/running.js';
 import { endsReply, type ReplyEventType, type ReplyViewer } from './reply-stream.js';
-import { ReplyWriter } from './reply-writer.js';
 import { ViewerRegistry } from './viewers.js';
 
 export interface ChatRequest {
@@ -63,10 +64,8 @@ export class SessionService {
   constructor(
     readonly store: SessionStore,
     readonly replies: LiveLog,
-    readonly provider: LlmProvider,
-    readonly limiter: ConcurrencyLimiter,
-    /** Shared with the other features that generate, so shutdown drains them all at once. */
-    readonly generations: RunningGenerations,
+    /** Shared with the other features that generate, so they share one limit and one drain. */
+    readonly runner: GenerationRunner,
     readonly options: SessionServiceOptions,
   ) {
     this.#viewers = new ViewerRegistry(options.takeover, store);
@@ -83,35 +82,7 @@ export class SessionService {
   /** Appends the user message and starts the reply; resolves to the reply log's topic. */
   async chat(request: ChatRequest, owner: string | null): Promise<string> {
     checkSessionId(request.sessionId);
-    const release = await this.limiter.acquire().catch(overloadedOrRethrow);
-    try {
-      const existing = await this.store.get(request.sessionId);
-      if (existing !== undefined) {
-        this.#checkOwner(existing, owner);
-        if (existing.generatorLost) await this.#endLost(existing);
-      }
-      const session = await this.store.beginTurn(request.sessionId, {
-        content: request.content,
-        system: request.system,
-        owner,
-      });
-      if (session === undefined) {
-        throw new StreamhubError('conflict', 'session_busy', 'a reply is already being generated');
-      }
-      const model = request.model ?? this.provider.defaultModel;
-      const topic = replyTopic(session.id, session.turn);
-      const writer = new ReplyWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0);
-      await writer.append('start', { session_id: session.id, turn: session.turn, model });
-      // Only the latest reply is ever streamed; the earlier one lives on in the messages.
-      if (session.turn > 1) await this.replies.log.delete(replyTopic(session.id, session.turn - 1));
-      this.generations.start(generationKey(session.id), (signal) =>
-        this.#generate(session, writer, { ...request, model }, signal).finally(release),
-      );
-      return topic;
-    } catch (error) {
-      release();
-      throw error;
-    }
+    return this.runner.start(() => this.#beginTurn(request, owner));
   }
 
   /** The latest reply's log topic and where a stream resumes in it. */
@@ -188,48 +159,78 @@ export class SessionService {
     await this.replies.log.delete(replyTopic(sessionId, session.turn));
   }
 
+  /** Records the user message and opens the turn's reply log with its `start` event. */
+  async #beginTurn(
+    request: ChatRequest,
+    owner: string | null,
+  ): Promise<BackgroundGeneration<string>> {
+    const existing = await this.store.get(request.sessionId);
+    if (existing !== undefined) {
+      this.#checkOwner(existing, owner);
+      if (existing.generatorLost) await this.#endLost(existing);
+    }
+    const session = await this.store.beginTurn(request.sessionId, {
+      content: request.content,
+      system: request.system,
+      owner,
+    });
+    if (session === undefined) {
+      throw new StreamhubError('conflict', 'session_busy', 'a reply is already being generated');
+    }
+    const model = request.model ?? this.runner.provider.defaultModel;
+    const topic = replyTopic(session.id, session.turn);
+    const writer = new FiniteLogWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0);
+    await writer.append(replyEvent('start', { session_id: session.id, turn: session.turn, model }));
+    // Only the latest reply is ever streamed; the earlier one lives on in the messages.
+    if (session.turn > 1) await this.replies.log.delete(replyTopic(session.id, session.turn - 1));
+    return {
+      key: generationKey(session.id),
+      value: topic,
+      run: (signal) => this.#generate(session, writer, { ...request, model }, signal),
+    };
+  }
+
   /**
    * Runs the provider into the reply log. The turn is ended in the store before the final
    * event is appended, so a client that sees `done` can send its next message at once.
    */
   async #generate(
     session: SessionState,
-    writer: ReplyWriter,
+    writer: FiniteLogWriter,
     request: ChatRequest & { model: string },
     signal: AbortSignal,
   ): Promise<void> {
     let reply = '';
     // Losing the turn stops the generation too; its end is then recorded by whoever ended it.
-    const stop = () => void this.generations.cancel(generationKey(session.id));
+    const stop = () => void this.runner.cancel(generationKey(session.id));
     const release = this.store.holdTurn(session.id, session.turn, { cancel: stop, lost: stop });
     const end = async (type: ReplyEventType, data: unknown, outcome: GenerationOutcome) => {
       release();
       if (!(await this.store.endTurn(session.id, session.turn, reply))) return;
-      await writer.append(type, data);
+      await writer.append(replyEvent(type, data), { final: true });
       this.options.onGeneration?.(outcome);
     };
-    const generateRequest = {
+    const params = {
       model: request.model,
       messages: conversation(session),
       temperature: request.temperature,
       maxTokens: request.maxTokens,
-      signal,
+    };
+    const sink: GenerationSink = {
+      delta: async (content) => {
+        reply += content;
+        this.options.onDelta?.();
+        await writer.append(replyEvent('delta', { content }));
+      },
+      finish: (finishReason, usage) => end('done', { finish_reason: finishReason, usage }, 'done'),
+      fail: (error) => end('error', { code: error.code, message: error.message }, 'error'),
+      cancelled: () =>
+        abortedByShutdown(signal)
+          ? end('error', { code: 'server_shutdown', message: 'the server shut down' }, 'error')
+          : end('abort', { reason: 'cancelled' }, 'cancelled'),
     };
     try {
-      await runGeneration(this.provider, generateRequest, {
-        delta: async (content) => {
-          reply += content;
-          this.options.onDelta?.();
-          await writer.append('delta', { content });
-        },
-        finish: (finishReason, usage) =>
-          end('done', { finish_reason: finishReason, usage }, 'done'),
-        fail: (error) => end('error', { code: error.code, message: error.message }, 'error'),
-        cancelled: () =>
-          abortedByShutdown(signal)
-            ? end('error', { code: 'server_shutdown', message: 'the server shut down' }, 'error')
-            : end('abort', { reason: 'cancelled' }, 'cancelled'),
-      });
+      await this.runner.generate(params, sink, signal);
     } finally {
       release();
     }
@@ -244,7 +245,7 @@ export class SessionService {
       await this.#endLost(session);
       return;
     }
-    if (await this.generations.cancel(generationKey(session.id))) return;
+    if (await this.runner.cancel(generationKey(session.id))) return;
     await this.store.requestCancel(session.id, session.turn);
     const deadline = Date.now() + (this.options.cancelWaitMs ?? 5_000);
     while (Date.now() < deadline) {
@@ -263,18 +264,18 @@ export class SessionService {
   async #endLost(session: SessionState): Promise<void> {
     const partial = await this.#partialReply(session);
     if (!(await this.store.endLostTurn(session.id, session.turn, partial))) return;
-    const topic = replyTopic(session.id, session.turn);
-    await new ReplyWriter(this.replies.log, topic, 0).append('error', {
+    const end = replyEvent('error', {
       code: 'generator_lost',
       message: 'the server generating this reply stopped; send the message again',
     });
+    await this.replies.log.append(replyTopic(session.id, session.turn), end, { final: true });
     this.options.onGeneration?.('error');
   }
 
   /** Checks the sessions watched here whose reply is generated elsewhere. */
   async #endLostWatched(): Promise<void> {
     for (const sessionId of this.#viewers.watched()) {
-      if (this.generations.has(generationKey(sessionId))) continue;
+      if (this.runner.isRunning(generationKey(sessionId))) continue;
       const session = await this.store.get(sessionId);
       if (session?.generatorLost) await this.#endLost(session);
     }
@@ -324,6 +325,10 @@ function conversation(session: SessionState): ChatMessage[] {
     : [{ role: 'system', content: session.system }, ...history];
 }
 
+function replyEvent(type: ReplyEventType, data: unknown): EventInput {
+  return { event: type, data: JSON.stringify(data) };
+}
+
 function generationKey(sessionId: string): string {
   return `session/${sessionId}`;
 }
@@ -336,12 +341,4 @@ function checkSessionId(sessionId: string): void {
       'session_id must be 1-128 chars of [A-Za-z0-9._:@-]',
     );
   }
-}
-
-/** Only the limiter's refusal reaches a client as an HTTP error; the rest are in-band events. */
-function overloadedOrRethrow(error: unknown): never {
-  if (error instanceof LlmError && error.code === 'overloaded') {
-    throw new StreamhubError('unavailable', error.code, error.message);
-  }
-  throw error;
 }

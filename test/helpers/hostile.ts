@@ -473,6 +473,7 @@ export function malformedRequests(maxBodyBytes: number): RawCase[] {
       request: get(
         'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n',
       ),
+      expect: [400],
     },
     {
       name: 'Upgrade: websocket on a plain route',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { LimitError } from '../../src/core/errors.js';
 import { ConcurrencyLimiter } from '../../src/llm/limiter.js';
-import { LlmError } from '../../src/llm/provider.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -31,13 +31,17 @@ describe('ConcurrencyLimiter', () => {
     assert.equal(limiter.waiting, 0);
   });
 
-  test('refuses with overloaded once the queue is full', async () => {
+  test('refuses with a LimitError overloaded, retry later, once the queue is full', async () => {
     const limiter = new ConcurrencyLimiter(1, 1);
     await limiter.acquire();
     void limiter.acquire();
     await assert.rejects(
       limiter.acquire(),
-      (error) => error instanceof LlmError && error.code === 'overloaded',
+      (error) =>
+        error instanceof LimitError &&
+        error.kind === 'unavailable' &&
+        error.code === 'overloaded' &&
+        error.retryAfterMs > 0,
     );
     assert.equal(limiter.waiting, 1);
   });

@@ -180,7 +180,7 @@ describe('a full generation limiter', { timeout: 60_000 }, () => {
     LLM_QUEUE_MAX: '0',
   });
 
-  test('answers 503 overloaded before anything is streamed', async () => {
+  test('answers 503 overloaded with Retry-After before anything is streamed', async () => {
     const running = postCompletion(server(), { messages: userMessages('take the only slot') });
     await untilEvents(running, 1);
     for (const stream of [true, false]) {
@@ -189,6 +189,7 @@ describe('a full generation limiter', { timeout: 60_000 }, () => {
         stream,
       });
       assertApiError(response, 503, 'overloaded');
+      assert.equal(response.headers.get('retry-after'), '1');
       assert.equal((response.json as { error: { type: string } }).error.type, 'server_error');
     }
     running.close();

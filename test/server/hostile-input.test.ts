@@ -10,8 +10,9 @@
  *
  * Inputs come from a seeded PRNG and are drawn before anything is sent, so a seed replays the
  * same inputs whatever the timing: `HOSTILE_SEED=<seed> node --test
- * dist/test/server/hostile-input.test.js`. Contract deviations already reported but not yet
- * fixed are collected, not failed on, and listed by the `todo` tests at the end.
+ * dist/test/server/hostile-input.test.js`. Every error answer must have the contract's shape,
+ * including those to requests that Node's HTTP parser, its server or the WebSocket library
+ * refuse before any route sees them.
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
@@ -74,34 +75,12 @@ const SNAKE_CASE = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/;
 // ---------------------------------------------------------------------------------------------
 // Judging responses
 
-/**
- * Error responses that break the contract's error shape in ways already reported to the
- * server's owners, by label. The main tests tolerate only these; a `todo` test lists them.
- */
-const knownDefects = new Map<string, { count: number; samples: string[] }>();
-/** Anything else wrong, for the running test (cleared before each); it fails on any. */
+/** Anything wrong, for the running test (cleared before each); it fails on any. */
 const violations: string[] = [];
 let judged = 0;
 
 function clip(text: string, length = 300): string {
   return JSON.stringify(text.length > length ? `${text.slice(0, length)}…` : text);
-}
-
-function knownDefect(result: HttpResult): string | undefined {
-  const body = result.json as Record<string, unknown> | undefined;
-  if (typeof body?.error === 'string' && typeof body.statusCode === 'number') {
-    // Fastify's own `{"error": "Bad Request", "code"?, "message", "statusCode"}`.
-    return typeof body.code === 'string' && body.code.startsWith('FST_')
-      ? 'router refusals (FST_ERR_BAD_URL 400, FST_ERR_MAX_PARAM_LENGTH 414) answer in Fastify shape'
-      : "the HTTP parser's refusals (400/408/431) answer in Fastify's clientError shape";
-  }
-  if ((result.status === 400 || result.status === 417) && result.text === '') {
-    return 'Node answers some requests itself, body empty (HTTP/1.1 without Host 400, unknown Expect 417)';
-  }
-  if (result.status === 400 && /^text\/html/.test(result.headers.get('content-type') ?? '')) {
-    return 'any request with an Upgrade header goes to the ws library: text/html 400 for a bad handshake, or for Upgrade: h2c on a plain route';
-  }
-  return undefined;
 }
 
 /** Checks one response: never a 5xx (503 aside), errors in the contract's shape. */
@@ -117,17 +96,8 @@ function judge(what: string, result: HttpResult, method = 'GET'): void {
   try {
     assertApiError(result, result.status);
   } catch (error) {
-    const defect = knownDefect(result);
-    if (defect === undefined) {
-      const reason = (error as Error).message.split('\n')[0];
-      violations.push(`${what}: ${reason}; ${result.status} ${clip(result.text)}`);
-      return;
-    }
-    const entry = knownDefects.get(defect) ?? { count: 0, samples: [] };
-    entry.count += 1;
-    if (entry.samples.length < 3)
-      entry.samples.push(`${what} → ${result.status} ${clip(result.text, 160)}`);
-    knownDefects.set(defect, entry);
+    const reason = (error as Error).message.split('\n')[0];
+    violations.push(`${what}: ${reason}; ${result.status} ${clip(result.text)}`);
   }
 }
 
@@ -1115,13 +1085,4 @@ describe('a WebSocket client that floods pings and never reads its pongs', () =>
       await stopChild(other);
     }
   });
-});
-
-test('every error response has the contract shape, refusals of the HTTP parser and router included', {
-  todo: 'known: Node and ws answer a few malformed requests themselves (no Host, Expect, h2c, bad handshake)',
-}, () => {
-  const found = [...knownDefects].map(
-    ([defect, { count, samples }]) => `${defect}: ${count}× e.g. ${samples.join(' | ')}`,
-  );
-  assert.deepEqual(found, []);
 });

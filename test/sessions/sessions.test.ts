@@ -34,13 +34,17 @@ async function getJson(url: string): Promise<{ status: number; body: unknown }> 
 /** Only error answers are inspected: `{"error": {"code", "message"}}`. */
 type ErrorAnswer = { error: { code: string; message: string } };
 
-async function post(url: string, body?: unknown): Promise<{ status: number; body: ErrorAnswer }> {
+async function post(
+  url: string,
+  body?: unknown,
+): Promise<{ status: number; headers: Headers; body: ErrorAnswer }> {
   const response = await fetch(url, {
     method: 'POST',
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: response.status, body: await response.json().catch(() => null) };
+  const { status, headers } = response;
+  return { status, headers, body: await response.json().catch(() => null) };
 }
 
 async function session(server: RunningServer, id: string) {
@@ -336,7 +340,7 @@ describe('chat sessions under load', () => {
   withServer(
     { MOCK_TOKENS_PER_SEC: '20', LLM_MAX_CONCURRENCY: '1', LLM_QUEUE_MAX: '0' },
     (server) => {
-      test('beyond the concurrency limit and its queue a chat is refused with 503', async () => {
+      test('beyond the concurrency limit and its queue a chat is refused with 503 and Retry-After', async () => {
         const running = chat(server, { session_id: newSessionId(), content: 'x' });
         await waitFor(() => running.messages.length >= 1, 'the first reply to start');
         const refused = await post(`${server.url}/v1/chat`, {
@@ -345,6 +349,7 @@ describe('chat sessions under load', () => {
         });
         assert.equal(refused.status, 503);
         assert.equal(refused.body.error.code, 'overloaded');
+        assert.equal(refused.headers.get('retry-after'), '1');
         running.close();
       });
     },

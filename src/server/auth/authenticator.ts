@@ -4,10 +4,14 @@ import { loadPublicKeyFile, PUBLIC_KEY_ALGORITHMS } from './keys.js';
 import { apiKeyPrincipal, type Principal } from './principal.js';
 import { rightsFromClaim } from './rights.js';
 
-export interface AuthSettings {
-  readonly AUTH_JWT_SECRET?: string | undefined;
-  readonly AUTH_JWT_PUBLIC_KEY_FILE?: string | undefined;
-  readonly API_KEYS?: readonly string[] | undefined;
+/** How credentials are checked; auth is off when none is given. */
+export interface AuthOptions {
+  /** HS256 secret for JWTs. */
+  readonly jwtSecret?: string | undefined;
+  /** RS256/ES256 public key (PEM) or JWKS file for JWTs, when there is no secret. */
+  readonly jwtPublicKeyFile?: string | undefined;
+  /** Bearer tokens with full rights. */
+  readonly apiKeys?: readonly string[] | undefined;
 }
 
 /**
@@ -36,8 +40,8 @@ export class Authenticator {
   }
 
   /** Throws on an unusable key file (the configuration has checked it already). */
-  static fromSettings(settings: AuthSettings): Authenticator {
-    return new Authenticator(settings.API_KEYS ?? [], jwtVerifier(settings));
+  static create(options: AuthOptions): Authenticator {
+    return new Authenticator(options.apiKeys ?? [], jwtVerifier(options));
   }
 
   /** Off unless a JWT key or API keys are configured. */
@@ -84,15 +88,15 @@ function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
-function jwtVerifier(settings: AuthSettings): VerifyJwt | undefined {
+function jwtVerifier(auth: AuthOptions): VerifyJwt | undefined {
   const options = { clockTolerance: CLOCK_TOLERANCE_S };
-  if (settings.AUTH_JWT_SECRET !== undefined) {
-    const secret = new TextEncoder().encode(settings.AUTH_JWT_SECRET);
+  if (auth.jwtSecret !== undefined) {
+    const secret = new TextEncoder().encode(auth.jwtSecret);
     return async (token) =>
       (await jwtVerify(token, secret, { ...options, algorithms: ['HS256'] })).payload;
   }
-  if (settings.AUTH_JWT_PUBLIC_KEY_FILE === undefined) return undefined;
-  const file = loadPublicKeyFile(settings.AUTH_JWT_PUBLIC_KEY_FILE);
+  if (auth.jwtPublicKeyFile === undefined) return undefined;
+  const file = loadPublicKeyFile(auth.jwtPublicKeyFile);
   if (file.kind === 'pem') {
     const algorithms = [file.algorithm];
     return async (token) => (await jwtVerify(token, file.key, { ...options, algorithms })).payload;

@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify';
 import { ALL_RIGHTS, NO_RIGHTS, type TopicRights } from './rights.js';
 
 /** Who is calling, as far as authentication could tell (contract §7). */
@@ -49,11 +48,10 @@ export function apiKeyPrincipal(index: number): Principal {
 }
 
 /**
- * The key for per-client limits: the authenticated identity (`sub:<sub>` or `key:<n>`) when
- * there is one, else `address` (the client's IP by default; pass a normalized one if wanted).
- * An IP address never starts with `sub:` or `key:`, so a subject never shares an address's
- * bucket.
+ * The key a principal counts against in per-client limits: its authenticated identity
+ * (`sub:<sub>` or `key:<n>`) when it has one, else `address`, the client's IP. An IP address
+ * never starts with `sub:` or `key:`, so a subject never shares an address's bucket.
  */
-export function clientKey(request: FastifyRequest, address: string = request.ip): string {
-  return request.principal.clientId ?? address;
+export function limitKeyOf(principal: Principal, address: string): string {
+  return principal.clientId ?? address;
 }

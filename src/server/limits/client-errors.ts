@@ -1,19 +1,19 @@
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { ApiError } from '../errors.js';
 
 /** What Node's HTTP parser refuses before Fastify sees a request, in the contract's terms. */
-function describe(code: string | undefined): { status: number; code: string; message: string } {
+function refusalOf(code: string | undefined): ApiError {
   if (code === 'HPE_HEADER_OVERFLOW') {
-    return {
-      status: 431,
-      code: 'header_too_large',
-      message: 'request line and headers exceed MAX_HEADER_BYTES',
-    };
+    return new ApiError(
+      431,
+      'header_too_large',
+      'request line and headers exceed MAX_HEADER_BYTES',
+    );
   }
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return { status: 408, code: 'request_timeout', message: 'the request took too long to arrive' };
+    return new ApiError(408, 'request_timeout', 'the request took too long to arrive');
   }
-  return { status: 400, code: 'bad_request', message: 'malformed HTTP request' };
+  return new ApiError(400, 'bad_request', 'malformed HTTP request');
 }
 
 /**
@@ -24,15 +24,9 @@ function describe(code: string | undefined): { status: number; code: string; mes
 export function clientErrorHandler(onHeaderOverflow: () => void) {
   return (error: Error & { code?: string }, socket: Socket): void => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
-    const { status, code, message } = describe(error.code);
-    if (status === 431) onHeaderOverflow();
-    if (socket.writable) {
-      const body = JSON.stringify({ error: { code, message } });
-      socket.write(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
-    }
+    const refusal = refusalOf(error.code);
+    if (refusal.status === 431) onHeaderOverflow();
+    if (socket.writable) socket.write(refusal.toHttpResponse());
     socket.destroy(error);
   };
 }

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { clientKey as authenticatedClientKey } from '../auth/principal.js';
+import { limitKeyOf } from '../auth/principal.js';
 
 /**
  * Who a request counts against in per-client limits: the authenticated identity (JWT subject
@@ -10,7 +10,7 @@ import { clientKey as authenticatedClientKey } from '../auth/principal.js';
  * `onRequest` hook, which runs before the limits' route-level ones.
  */
 export function clientKey(request: FastifyRequest): string {
-  return authenticatedClientKey(request, clientAddress(request));
+  return limitKeyOf(request.principal, clientAddress(request));
 }
 
 /**

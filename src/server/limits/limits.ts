@@ -8,15 +8,14 @@ import type {
 } from 'fastify';
 import type { Registry } from 'prom-client';
 import { LimitError } from '../../core/errors.js';
-import type { Principal } from '../auth/principal.js';
-import type { Config } from '../config.js';
+import { limitKeyOf, type Principal } from '../auth/principal.js';
 import { clientErrorHandler } from './client-errors.js';
 import { clientKey } from './client-key.js';
 import { ConnectionSlots } from './connection-slots.js';
 import { LimitMetrics, type LimitName } from './metrics.js';
 import { TokenBuckets } from './token-buckets.js';
 
-type RateName = 'publish' | 'chat' | 'connect';
+export type RateName = 'publish' | 'chat' | 'connect';
 
 /** What a route draws on. */
 interface RouteLimits {
@@ -53,6 +52,19 @@ const RATE_CLIENTS_MAX = 100_000;
 /** Milliseconds until a request may pass (0: it passes now, and was counted). */
 type RateCheck = (request: FastifyRequest, key: string) => number | Promise<number>;
 
+/** What the limits allow; 0 turns a rate or a cap off. */
+export interface LimitSettings {
+  /** Publishes (HTTP and WebSocket), chats and stream opens per client per `rateWindowMs`. */
+  readonly rates: Readonly<Record<RateName, number>>;
+  readonly rateWindowMs: number;
+  /** Streaming connections of this process, and of one client. */
+  readonly maxConnections: number;
+  readonly maxConnectionsPerClient: number;
+  /** Enforced by `TopicSocket` and by Node's HTTP parser; here for the metrics. */
+  readonly maxSubscriptionsPerSocket: number;
+  readonly maxHeaderBytes: number;
+}
+
 /**
  * Per-client and overall limits (contract §0: 429 per client, 503 overall, with `Retry-After`,
  * in the error shape): rates of publishes, chats and stream opens, concurrent streaming
@@ -65,33 +77,24 @@ export class Limits {
   readonly metrics: LimitMetrics;
   readonly #publishBuckets: TokenBuckets | undefined;
   readonly #rates = new Map<RateName, RateCheck>();
-  readonly #rateMax: Record<RateName, number>;
 
   constructor(
-    readonly config: Config,
+    readonly settings: LimitSettings,
     registry: Registry,
   ) {
-    this.slots = new ConnectionSlots(config.MAX_CONNECTIONS, config.MAX_CONNECTIONS_PER_CLIENT);
-    this.#rateMax = {
-      publish: config.PUBLISH_RATE_LIMIT,
-      chat: config.CHAT_RATE_LIMIT,
-      connect: config.CONNECT_RATE_LIMIT,
-    };
+    const { rates } = settings;
+    this.slots = new ConnectionSlots(settings.maxConnections, settings.maxConnectionsPerClient);
     this.metrics = new LimitMetrics(registry, this.slots, {
-      publish_rate: this.#rateMax.publish,
-      chat_rate: this.#rateMax.chat,
-      connect_rate: this.#rateMax.connect,
-      connections_per_client: config.MAX_CONNECTIONS_PER_CLIENT,
-      connections_total: config.MAX_CONNECTIONS,
-      subscriptions_per_socket: config.MAX_SUBSCRIPTIONS_PER_SOCKET,
-      header_size: config.MAX_HEADER_BYTES,
+      publish_rate: rates.publish,
+      chat_rate: rates.chat,
+      connect_rate: rates.connect,
+      connections_per_client: settings.maxConnectionsPerClient,
+      connections_total: settings.maxConnections,
+      subscriptions_per_socket: settings.maxSubscriptionsPerSocket,
+      header_size: settings.maxHeaderBytes,
     });
-    if (config.PUBLISH_RATE_LIMIT > 0) {
-      const buckets = new TokenBuckets(
-        config.PUBLISH_RATE_LIMIT,
-        config.RATE_LIMIT_WINDOW_MS,
-        RATE_CLIENTS_MAX,
-      );
+    if (rates.publish > 0) {
+      const buckets = new TokenBuckets(rates.publish, settings.rateWindowMs, RATE_CLIENTS_MAX);
       this.#publishBuckets = buckets;
       this.#rates.set('publish', (_request, key) => buckets.take(key));
     }
@@ -134,7 +137,7 @@ export class Limits {
   publishGate(principal: Principal, address: string): (() => void) | undefined {
     const buckets = this.#publishBuckets;
     if (buckets === undefined) return undefined;
-    const key = principal.clientId ?? address;
+    const key = limitKeyOf(principal, address);
     return () => {
       const waitMs = buckets.take(key);
       if (waitMs > 0) throw this.#refuse('publish', waitMs);
@@ -148,13 +151,13 @@ export class Limits {
 
   /** `@fastify/rate-limit` counts the HTTP-only rates (a fixed window per client, LRU-bounded). */
   async #installRequestRates(app: FastifyInstance): Promise<void> {
-    const rates = (['chat', 'connect'] as const).filter((name) => this.#rateMax[name] > 0);
-    if (rates.length === 0) return;
+    const { rates, rateWindowMs } = this.settings;
+    const limited = (['chat', 'connect'] as const).filter((name) => rates[name] > 0);
+    if (limited.length === 0) return;
     await app.register(fastifyRateLimit, { global: false, keyGenerator: clientKey });
-    for (const name of rates) {
-      const timeWindow = this.config.RATE_LIMIT_WINDOW_MS;
+    for (const name of limited) {
       // `cache` (clients tracked) is honoured at run time, but missing from the option's type.
-      const options = { max: this.#rateMax[name], timeWindow, cache: RATE_CLIENTS_MAX };
+      const options = { max: rates[name], timeWindow: rateWindowMs, cache: RATE_CLIENTS_MAX };
       const check = app.createRateLimit(options);
       this.#rates.set(name, async (request) => {
         const result = await check(request);
@@ -209,7 +212,7 @@ export class Limits {
   #refuse(rate: RateName, waitMs: number): LimitError {
     const limit: LimitName = `${rate}_rate`;
     this.metrics.refused(limit);
-    const per = `${this.#rateMax[rate]} per ${this.config.RATE_LIMIT_WINDOW_MS} ms per client`;
+    const per = `${this.settings.rates[rate]} per ${this.settings.rateWindowMs} ms per client`;
     return new LimitError(
       'rate_limited',
       'rate_limited',

@@ -9,7 +9,7 @@ import type { CompletionService } from '../../openai-compat/completion-service.j
 import { completionSubscriber } from '../../openai-compat/completion-stream.js';
 import { ClientClosedError, errorTypeOf, statusOfLlmError } from '../../openai-compat/errors.js';
 import { errorBody, modelList } from '../../openai-compat/wire.js';
-import { ApiError, toApiError } from '../errors.js';
+import { ApiError, logFailure, toApiError } from '../errors.js';
 import { lastEventIdOf, openSse, type StreamDeps } from './sse.js';
 
 export interface OpenAiCompatDeps extends StreamDeps {
@@ -58,11 +58,14 @@ function streamCompletion(
   stream.onClose(() => subscription.close());
 }
 
-/** Aborts when the client closes the connection before its response was sent. */
+/**
+ * Aborts with ClientClosedError when the client closes the connection before its response was
+ * sent, which is then what a wait for a generation slot rejects with.
+ */
 function disconnection(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
   reply.raw.on('close', () => {
-    if (!reply.raw.writableFinished) controller.abort();
+    if (!reply.raw.writableFinished) controller.abort(new ClientClosedError());
   });
   return controller.signal;
 }
@@ -70,10 +73,8 @@ function disconnection(reply: FastifyReply): AbortSignal {
 /** The contract's error shape with OpenAI's `type` and `param`, which the SDKs read. */
 function answerOpenAiError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const apiError = toHttpError(error);
-  // Upstream failures are logged where they happen; anything else at 5xx is our own fault.
-  if (apiError.status >= 500 && !(error instanceof LlmError)) {
-    request.log.error({ err: error }, 'request failed');
-  }
+  // Upstream failures are logged where they happen.
+  if (!(error instanceof LlmError)) logFailure(request, error, apiError);
   const param = error instanceof InvalidParamError ? error.param : null;
   reply
     .code(apiError.status)

@@ -3,13 +3,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConnectionRegistry } from '../../transports/connections.js';
 import { SseStream } from '../../transports/sse/sse-stream.js';
 import { endSseOnExpiry } from '../auth/streams.js';
-import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 
 export interface StreamDeps {
   readonly connections: ConnectionRegistry;
   readonly metrics: Metrics;
-  readonly config: Config;
+  /** How far a subscriber may lag behind before it is disconnected. */
+  readonly slowConsumerMaxBytes: number;
 }
 
 const SSE_RETRY_MS = 1000;
@@ -30,7 +30,7 @@ export function openSse(
   }
   const stream = new SseStream(reply.raw, {
     registry: deps.connections,
-    maxBufferedBytes: deps.config.SLOW_CONSUMER_MAX_BYTES,
+    maxBufferedBytes: deps.slowConsumerMaxBytes,
     retryMs: SSE_RETRY_MS,
     onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'sse' }),
   });

@@ -12,25 +12,20 @@ import {
   type TopicService,
 } from '../../topics/topic-service.js';
 import { TopicSocket } from '../../topics/ws-protocol.js';
-import type { ConnectionRegistry } from '../../transports/connections.js';
 import { sseLogSubscriber } from '../../transports/sse/log-subscriber.js';
 import { WsConnection } from '../../transports/ws/ws-connection.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { authenticateByFirstFrame } from '../auth/first-frame.js';
 import type { Principal } from '../auth/principal.js';
 import { closeSocketOnExpiry } from '../auth/streams.js';
-import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import { clientAddress } from '../limits/client-key.js';
 import type { Limits } from '../limits/limits.js';
-import type { Metrics } from '../metrics.js';
-import { lastEventIdOf, openSse, singleHeader } from './sse.js';
+import { lastEventIdOf, openSse, type StreamDeps, singleHeader } from './sse.js';
 
-export interface TopicRouteDeps {
+export interface TopicRouteDeps extends StreamDeps {
   readonly service: TopicService;
-  readonly connections: ConnectionRegistry;
-  readonly metrics: Metrics;
-  readonly config: Config;
+  readonly maxSubscriptionsPerSocket: number;
   /** For WebSockets that authenticate with their first frame. */
   readonly auth: Authenticator;
   readonly limits: Limits;
@@ -112,7 +107,7 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
     releaseUpgrade(socket, tcp, app.log);
     return new WsConnection(socket, tcp, {
       registry: deps.connections,
-      maxBufferedBytes: deps.config.SLOW_CONSUMER_MAX_BYTES,
+      maxBufferedBytes: deps.slowConsumerMaxBytes,
       onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'ws' }),
     });
   };
@@ -128,7 +123,7 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
     return new TopicSocket(connection, service, {
       boundTopic,
       allows: (action, topic) => principal.rights.allows(action, topic),
-      maxSubscriptions: deps.config.MAX_SUBSCRIPTIONS_PER_SOCKET,
+      maxSubscriptions: deps.maxSubscriptionsPerSocket,
       admitPublish: deps.limits.publishGate(principal, address),
       onFrame: (outcome, code) => {
         deps.metrics.wsFrames.inc({ outcome });

@@ -8,10 +8,9 @@ export interface WsConnectionOptions {
   readonly onSlowConsumer?: () => void;
 }
 
-/** Close codes (RFC 6455 §7.4): 1001 going away, 1008 policy violation, 1013 try again later. */
+/** Close codes (RFC 6455 §7.4): 1001 going away, 1008 policy violation. */
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY_VIOLATION = 1008;
-export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /**
  * One WebSocket: JSON control frames, pre-framed event batches, protocol-level ping/pong to

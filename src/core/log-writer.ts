@@ -1,15 +1,16 @@
-import { BackendUnavailableError } from '../core/errors.js';
-import type { EventLog } from '../core/event-log.js';
-import { parseId } from '../core/ids.js';
-import { isFinalReplyEvent, type ReplyEventType } from './reply-stream.js';
+import { BackendUnavailableError } from './errors.js';
+import type { AppendOptions, EventLog } from './event-log.js';
+import { parseId } from './ids.js';
+import type { EventInput } from './types.js';
 
 /**
- * The one writer of a reply log while its turn is generated. It rides out a short backend
- * outage: an append is tried again for up to `retryMs`. Only this writer appends until the
- * reply ends, so an append whose fate is unknown (the connection broke after sending it) is
- * settled by the log's head: if the head moved past the last known event, it landed.
+ * The one writer of a log that ends (a reply, a completion) while it is generated. It rides
+ * out a short backend outage: an append is tried again for up to `retryMs`. Only this writer
+ * appends until the log ends, so an append whose fate is unknown (the connection broke after
+ * sending it) is settled by the log's head: if the head moved past the last known event, it
+ * landed.
  */
-export class ReplyWriter {
+export class FiniteLogWriter {
   #lastSeq = 0;
 
   constructor(
@@ -18,17 +19,15 @@ export class ReplyWriter {
     readonly retryMs: number,
   ) {}
 
-  async append(type: ReplyEventType, data: unknown): Promise<void> {
-    const event = { event: type, data: JSON.stringify(data) };
+  /** Appends `input`; a `final` one ends the log. */
+  async append(input: EventInput, options: Pick<AppendOptions, 'final'> = {}): Promise<void> {
     const deadline = Date.now() + this.retryMs;
     let uncertain = false;
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
       try {
         if (uncertain && (await this.#landed())) return;
         uncertain = false;
-        const appended = await this.log.append(this.topic, event, {
-          final: isFinalReplyEvent(type),
-        });
+        const appended = await this.log.append(this.topic, input, options);
         this.#lastSeq = parseId(appended.id)?.seq ?? this.#lastSeq + 1;
         return;
       } catch (error) {

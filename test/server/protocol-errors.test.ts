@@ -1,0 +1,84 @@
+/**
+ * Requests refused before any route handles them — by Fastify's router, Node's HTTP parser and
+ * server, or the WebSocket library — answer in the contract's error shape with a fitting status.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { RunningServer } from '../../src/server/server.js';
+import { rawHttp, toHttpResult } from '../helpers/hostile.js';
+import { assertApiError, type HttpResult } from '../helpers/http.js';
+import { startTestServer } from '../helpers/server.js';
+
+const UPGRADE = 'Upgrade: websocket\r\nConnection: Upgrade\r\n';
+const KEY = 'Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n';
+
+let server: RunningServer;
+before(async () => {
+  server = await startTestServer();
+});
+after(() => server.shutdown());
+
+async function send(request: string): Promise<HttpResult> {
+  const { response, end } = await rawHttp(server.url, request, { timeoutMs: 5000 });
+  assert.ok(response?.complete, `a whole answer, not ${end}`);
+  return toHttpResult(response);
+}
+
+const get = (path: string, headers = '') => `GET ${path} HTTP/1.1\r\nHost: h\r\n${headers}\r\n`;
+
+describe('refusals before routing, in the contract shape', () => {
+  const cases: [what: string, request: string, status: number, code: string][] = [
+    ['a badly percent-encoded path', get('/v1/topics/a%zz'), 400, 'invalid_url'],
+    ['a path segment too long', get(`/v1/topics/${'a'.repeat(2000)}`), 414, 'uri_too_long'],
+    ['a folded header', get('/healthz', 'X-A: 1\r\n 2\r\n'), 400, 'bad_request'],
+    [
+      'a request head too large',
+      get('/healthz', `X-Big: ${'a'.repeat(20_000)}\r\n`),
+      431,
+      'header_too_large',
+    ],
+    ['HTTP/1.1 without Host', 'GET /healthz HTTP/1.1\r\n\r\n', 400, 'missing_host'],
+    [
+      'an Expect other than 100-continue',
+      'POST /v1/topics/t/events HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n' +
+        'Content-Length: 10\r\nExpect: 200-ok\r\n\r\n{"data":1}',
+      417,
+      'expectation_failed',
+    ],
+    [
+      'Upgrade: h2c',
+      get(
+        '/healthz',
+        'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n',
+      ),
+      400,
+      'invalid_handshake',
+    ],
+    [
+      'a WebSocket handshake without a key',
+      get('/v1/ws', `${UPGRADE}Sec-WebSocket-Version: 13\r\n`),
+      400,
+      'invalid_handshake',
+    ],
+  ];
+  for (const [what, request, status, code] of cases) {
+    test(`${what}: ${status} ${code}`, async () => {
+      assertApiError(await send(request), status, code);
+    });
+  }
+
+  test('a WebSocket handshake of an unknown version names the versions spoken', async () => {
+    const result = await send(get('/v1/ws', `${UPGRADE}${KEY}Sec-WebSocket-Version: 99\r\n`));
+    assertApiError(result, 400, 'invalid_handshake');
+    assert.equal(result.headers.get('sec-websocket-version'), '13, 8');
+  });
+
+  test('HTTP/1.0 needs no Host, and Expect: 100-continue is honoured', async () => {
+    assert.equal((await send('GET /healthz HTTP/1.0\r\n\r\n')).status, 200);
+    const publish =
+      'POST /v1/topics/t/events HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n' +
+      'Content-Length: 10\r\nExpect: 100-continue\r\n\r\n{"data":1}';
+    const { response } = await rawHttp(server.url, publish, { timeoutMs: 5000 });
+    assert.equal(response?.status, 100);
+  });
+});
