@@ -15,7 +15,7 @@ export interface ChatClientOptions {
   /** Sent with every request. */
   readonly headers?: Record<string, string>;
   /**
-   * Access token (contract §7), sent as `Authorization: Bearer`. A function is called before
+   * Access token (docs/api.md §7), sent as `Authorization: Bearer`. A function is called before
    * every request, so a reply the server ends with `token_expired` resumes with a fresh token,
    * where a fixed token makes the iteration throw that error.
    */
@@ -50,7 +50,7 @@ export interface ResumeOptions {
   readonly signal?: AbortSignal;
 }
 
-/** An event of a reply stream (contract §4), in the order the server stored it. */
+/** An event of a reply stream (docs/api.md §4), in the order the server stored it. */
 export type ReplyEvent =
   | { readonly type: 'start'; readonly id: string; readonly turn: number; readonly model: string }
   | { readonly type: 'delta'; readonly id: string; readonly content: string }
@@ -118,7 +118,7 @@ interface ChatConfig extends Endpoint {
 }
 
 /**
- * A client for the chat sessions of a streamhub server (contract §4). Throws a TypeError at
+ * A client for the chat sessions of a streamhub server (docs/api.md §4). Throws a TypeError at
  * once when `baseUrl` is not an http(s) URL.
  *
  * ```ts

@@ -3,7 +3,7 @@
  * answer (for a WebSocket `error` frame, that of the same refusal over HTTP), or 0 when no HTTP
  * status applies: there was no answer (network failure, dropped connection, idle timeout), or
  * the stream that came cannot be followed (`protocol_error`, a chat reply that can no longer be
- * resumed); `code` is the server's snake_case error code (contract §0), or one of the client's
+ * resumed); `code` is the server's snake_case error code (docs/api.md §0), or one of the client's
  * own: `network_error`, `idle_timeout` (connection presumed dead), `protocol_error`, and
  * `http_<status>` for an answer without a JSON error body.
  */
@@ -45,7 +45,7 @@ export function protocolError(message: string): StreamhubClientError {
   return new StreamhubClientError(0, 'protocol_error', message, { retryable: false });
 }
 
-/** The contract's `{"error": {"code", "message"}}` body, or a generic error for any other. */
+/** The API's `{"error": {"code", "message"}}` body, or a generic error for any other. */
 export async function errorFromResponse(response: Response): Promise<StreamhubClientError> {
   const text = await response.text().catch(() => '');
   const body = parseJson(text) as { error?: { code?: unknown; message?: unknown } } | undefined;

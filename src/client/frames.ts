@@ -1,7 +1,7 @@
 import { protocolError, StreamhubClientError } from './errors.js';
 import type { ResetNotice, TopicEvent } from './types.js';
 
-/** Payloads are JSON by contract; anything else means this is not a streamhub server. */
+/** Payloads are always JSON (docs/api.md §1); anything else means this is not a streamhub server. */
 export function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
@@ -18,7 +18,7 @@ export function toResetNotice(value: unknown): ResetNotice {
   return { reason, oldest };
 }
 
-/** A server → client WebSocket frame (contract §3): a JSON object with a `type`. */
+/** A server → client WebSocket frame (docs/api.md §3): a JSON object with a `type`. */
 export type Frame = Readonly<Record<string, unknown>>;
 
 /** The frame in a WebSocket message: a text frame holding one JSON object. */

@@ -25,7 +25,7 @@ export async function fetchOk(
 }
 
 /**
- * An access token (contract §7): the token itself, or a function returning one, called before
+ * An access token (docs/api.md §7): the token itself, or a function returning one, called before
  * every request and (re)connection, so that it can hand out a refreshed token. An empty string
  * means none: no credentials are sent.
  */
@@ -69,7 +69,7 @@ export interface TopicRequest extends Credentials {
   readonly signal: AbortSignal;
 }
 
-/** The id of the topic's newest event, or null when it has none (contract §2 topic info). */
+/** The id of the topic's newest event, or null when it has none (docs/api.md §2 topic info). */
 export async function fetchLastId(request: TopicRequest): Promise<string | null> {
   const response = await fetchOk(request.fetch, topicUrl(request.baseUrl, request.topic), {
     headers: { accept: 'application/json', ...(await authHeaders(request)) },

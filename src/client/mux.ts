@@ -21,7 +21,7 @@ export interface MuxOptions {
    *  with the HTTP requests, e.g. `Authorization`. */
   readonly headers?: Record<string, string>;
   /**
-   * Access token (contract §7): sent in an `auth` first frame after every (re)connection, which
+   * Access token (docs/api.md §7): sent in an `auth` first frame after every (re)connection, which
    * the server confirms before anything else is sent, and as `Authorization: Bearer` with the
    * HTTP requests. A function is called each time; a socket the server closes with
    * `token_expired` then reconnects with a fresh token, where a fixed token stops the
@@ -53,7 +53,7 @@ export interface MuxPublishOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Several topics over one WebSocket (`/v1/ws`, contract §3). */
+/** Several topics over one WebSocket (`/v1/ws`, docs/api.md §3). */
 export interface MuxConnection {
   /** The state of the socket. */
   readonly state: ConnectionState;

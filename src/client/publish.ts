@@ -9,7 +9,7 @@ export interface PublishOptions {
   readonly idempotencyKey?: string;
   /** Sent with the request. */
   readonly headers?: Record<string, string>;
-  /** Access token (contract §7), sent as `Authorization: Bearer`; a function is called for it. */
+  /** Access token (docs/api.md §7), sent as `Authorization: Bearer`; a function is called for it. */
   readonly token?: TokenSource;
   readonly signal?: AbortSignal;
   /** The `fetch` to use; default: the global one. */

@@ -98,7 +98,7 @@ export class TopicCursor {
   }
 }
 
-/** Where a connection starts (query parameters or frame fields, contract §2 and §3). */
+/** Where a connection starts (query parameters or frame fields, docs/api.md §2 and §3). */
 export function startFields(cursor: {
   readonly lastEventId: string | undefined;
   readonly fromStart: boolean;

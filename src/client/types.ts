@@ -16,7 +16,7 @@ export interface TopicEvent {
  * event next, so events between the requested id and `oldest` are lost to this subscriber.
  */
 export interface ResetNotice {
-  /** `history_truncated`, `epoch_mismatch` or `unknown_id` (contract §1). */
+  /** `history_truncated`, `epoch_mismatch` or `unknown_id` (docs/api.md §1). */
   readonly reason: string;
   /** The oldest retained event's id, or null when the topic has none. */
   readonly oldest: string | null;
@@ -56,7 +56,7 @@ export interface SubscribeOptions extends TopicSubscriptionOptions {
   /** Sent with every HTTP request. */
   readonly headers?: Record<string, string>;
   /**
-   * Access token (contract §7), sent as `Authorization: Bearer` (SSE) or `?token=` (WebSocket).
+   * Access token (docs/api.md §7), sent as `Authorization: Bearer` (SSE) or `?token=` (WebSocket).
    * A function is called on every (re)connection; a stream the server ends with `token_expired`
    * then reconnects with a fresh token, where a fixed token stops it with that error.
    */

@@ -1,6 +1,6 @@
 import { StreamhubError } from './errors.js';
 
-/** Topic names and session ids (contract §0). */
+/** Topic names and session ids (docs/api.md §0). */
 const NAME = /^[A-Za-z0-9._:@-]{1,128}$/;
 const EVENT_TYPE = /^[A-Za-z0-9._:-]{1,64}$/;
 

@@ -79,7 +79,7 @@ export function modelList(models: readonly string[], created: number): ModelList
 }
 
 /**
- * The contract's error shape plus OpenAI's `type` and `param`, which the SDKs expose as
+ * The API's error shape (docs/api.md §0) plus OpenAI's `type` and `param`, which the SDKs expose as
  * `error.type` / `error.param`. Used for HTTP errors and for the in-stream error chunk alike.
  */
 export interface OpenAiErrorBody {

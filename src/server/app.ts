@@ -60,13 +60,13 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     // timeout ends once the request is received. Fastify's default, 0, let a client hold a
     // connection for ever by trickling a body.
     requestTimeout: REQUEST_TIMEOUT_MS,
-    // Fastify's own routing errors answer in the contract's shape, like every other error.
+    // Fastify's own routing errors answer in the API's error shape, like every other error.
     frameworkErrors: (error, _request, reply) => {
       const apiError = toApiError(error);
       (reply as FastifyReply).code(apiError.status).send(apiError.toJSON());
     },
-    // Larger request heads are refused by Node's parser, answered 431 in the contract's shape;
-    // a missing Host is refused by installHttpRefusals, also in the contract's shape.
+    // Larger request heads are refused by Node's parser, answered 431 in the API's error shape;
+    // a missing Host is refused by installHttpRefusals, also in the API's error shape.
     http: { maxHeaderSize: config.MAX_HEADER_BYTES, requireHostHeader: false },
     clientErrorHandler: limits.answerClientError,
     trustProxy: config.TRUST_PROXY,

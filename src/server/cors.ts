@@ -5,7 +5,7 @@ import { z } from 'zod';
 /** `CORS_ORIGINS` once parsed: any origin, or exactly these (serialized as browsers send them). */
 export type CorsOrigins = '*' | readonly string[];
 
-/** Request headers a cross-origin page may send (contract §7, plus idempotent publishes). */
+/** Request headers a cross-origin page may send (docs/api.md §7, plus idempotent publishes). */
 const ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'Last-Event-ID', 'Idempotency-Key'];
 /** Response headers a cross-origin page may read: the completion id, and when to retry. */
 const EXPOSED_HEADERS = ['x-stream-id', 'Retry-After'];
@@ -45,7 +45,7 @@ function originOf(entry: string): string | undefined {
 }
 
 /**
- * Cross-origin access for browsers (contract §7), with `@fastify/cors`. Its hook runs on every
+ * Cross-origin access for browsers (docs/api.md §7), with `@fastify/cors`. Its hook runs on every
  * request before the others, so a preflight is answered before authentication or limits look
  * at it (a browser sends no `Authorization` with a preflight), and refusals (401, 429…) carry
  * the CORS headers too, so that a page can read them. A disallowed origin gets no CORS

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { type ErrorKind, LimitError, StreamhubError } from '../core/errors.js';
 
-/** An error the client should see, in the contract's shape `{"error": {"code", "message"}}`. */
+/** An error the client should see, in the API's error shape `{"error": {"code", "message"}}`. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -88,7 +88,7 @@ export function logFailure(request: FastifyRequest, error: unknown, apiError: Ap
   else if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
 }
 
-/** Every failure answers in the contract's error shape; a stack trace never leaves the process. */
+/** Every failure answers in the error shape of docs/api.md §0; a stack trace never leaves the process. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const apiError = toApiError(error);

@@ -9,7 +9,7 @@ const WEBSOCKET_VERSIONS = '13, 8';
 
 /**
  * Requests that Node's HTTP server would answer itself with an empty body answer in the
- * contract's shape instead: an HTTP/1.1 request without `Host` (RFC 9112 §3.2: 400; the app
+ * API's error shape instead: an HTTP/1.1 request without `Host` (RFC 9112 §3.2: 400; the app
  * must be built with `http.requireHostHeader: false`), and an `Expect` other than
  * `100-continue` (417). Install before the other hooks, so nothing looks at such a request.
  */
@@ -31,7 +31,7 @@ export function installHttpRefusals(app: FastifyInstance): void {
 
 /**
  * WebSocket handshakes that `ws` refuses (an Upgrade other than `websocket`, such as `h2c`, on
- * any route; a bad key or version; a method other than GET) answer in the contract's shape,
+ * any route; a bad key or version; a method other than GET) answer in the API's error shape,
  * with the statuses `ws` would give them, rather than in its text/html.
  */
 export function answerHandshakeRefusals(server: WebSocketServer): void {

@@ -22,7 +22,7 @@ export interface ChatRequest {
   readonly maxTokens?: number;
 }
 
-/** A session as clients see it (contract §4). */
+/** A session as clients see it (docs/api.md §4). */
 export interface SessionView {
   readonly session_id: string;
   readonly status: 'idle' | 'generating';

@@ -27,7 +27,7 @@ type ClientFrame = Record<string, unknown>;
 type TopicAction = 'publish' | 'subscribe';
 
 /**
- * The multiplexed topic protocol of contract §3 on one WebSocket: subscribe, unsubscribe,
+ * The multiplexed topic protocol of docs/api.md §3 on one WebSocket: subscribe, unsubscribe,
  * publish and ping, each answered with the client's `ref`. A bad frame is answered with an
  * error frame and the connection stays open, unless the client keeps sending them.
  */

@@ -40,7 +40,7 @@ export function postRaw(
 const STACK_FRAME = /\bat .+:\d+:\d+|node_modules|node:internal|\.(?:js|ts):\d+/;
 
 /**
- * Asserts the contract's error shape `{"error": {"code", "message"}}` with a snake_case code,
+ * Asserts the error shape of docs/api.md §0 `{"error": {"code", "message"}}` with a snake_case code,
  * the expected status (and code, when given), a JSON content type, and no leaked stack trace.
  */
 export function assertApiError(result: HttpResult, status: number, code?: string): void {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { type ClientOptions, type RawData, WebSocket } from 'ws';
 
-/** A server → client frame of contract §3, parsed from one text frame. */
+/** A server → client frame of docs/api.md §3, parsed from one text frame. */
 export type ServerFrame = { readonly type: string } & Record<string, unknown>;
 
 export interface EventFrame {

@@ -27,7 +27,7 @@ interface SignOptions {
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-/** An HS256 token with the contract's claims. */
+/** An HS256 token with the documented claims. */
 async function token(claims: Claims, options: SignOptions = {}): Promise<string> {
   const { sub, publish, subscribe } = claims;
   const streamhub =

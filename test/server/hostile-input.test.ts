@@ -10,7 +10,7 @@
  *
  * Inputs come from a seeded PRNG and are drawn before anything is sent, so a seed replays the
  * same inputs whatever the timing: `HOSTILE_SEED=<seed> node --test
- * dist/test/server/hostile-input.test.js`. Every error answer must have the contract's shape,
+ * dist/test/server/hostile-input.test.js`. Every error answer must have the API's error shape,
  * including those to requests that Node's HTTP parser, its server or the WebSocket library
  * refuse before any route sees them.
  */
@@ -83,7 +83,7 @@ function clip(text: string, length = 300): string {
   return JSON.stringify(text.length > length ? `${text.slice(0, length)}…` : text);
 }
 
-/** Checks one response: never a 5xx (503 aside), errors in the contract's shape. */
+/** Checks one response: never a 5xx (503 aside), errors in the API's error shape. */
 function judge(what: string, result: HttpResult, method = 'GET'): void {
   judged += 1;
   if (FILE_CONTENTS.test(result.text))
@@ -144,7 +144,7 @@ function assertNoViolations(): void {
   assert.deepEqual(violations, [], `${violations.length} problems (seed ${SEED})`);
 }
 
-/** Error frames as contract §3 fixes them: a snake_case code, a message, no stack. */
+/** Error frames as docs/api.md §3 fixes them: a snake_case code, a message, no stack. */
 function checkErrorFrames(what: string, frames: readonly ServerFrame[]): void {
   for (const frame of frames) {
     if (frame.type !== 'error') continue;

@@ -91,7 +91,7 @@ async function fetchFrom(url: string, options: CallOptions): Promise<HttpResult>
   return readAll(await call(url, options));
 }
 
-/** Asserts a refusal in the contract's shape with a `Retry-After` of 1 to `maxSeconds`. */
+/** Asserts a refusal in the API's error shape with a `Retry-After` of 1 to `maxSeconds`. */
 async function assertRefused(
   opened: Opened | HttpResult,
   status: number,

@@ -1,6 +1,6 @@
 /**
  * Requests refused before any route handles them — by Fastify's router, Node's HTTP parser and
- * server, or the WebSocket library — answer in the contract's error shape with a fitting status.
+ * server, or the WebSocket library — answer in the error shape of docs/api.md §0 with a fitting status.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -26,7 +26,7 @@ async function send(request: string): Promise<HttpResult> {
 
 const get = (path: string, headers = '') => `GET ${path} HTTP/1.1\r\nHost: h\r\n${headers}\r\n`;
 
-describe('refusals before routing, in the contract shape', () => {
+describe('refusals before routing, in the API error shape', () => {
   const cases: [what: string, request: string, status: number, code: string][] = [
     ['a badly percent-encoded path', get('/v1/topics/a%zz'), 400, 'invalid_url'],
     ['a path segment too long', get(`/v1/topics/${'a'.repeat(2000)}`), 414, 'uri_too_long'],

@@ -300,7 +300,7 @@ describe('topics across processes', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Chat sessions (contract §4) across processes.
+// Chat sessions (docs/api.md §4) across processes.
 
 let sessionCounter = 0;
 const newSessionId = () => `scale-${process.pid}-${++sessionCounter}`;

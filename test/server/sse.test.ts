@@ -101,7 +101,7 @@ function eventSource(url: string) {
 describe('SSE framing', () => {
   const server = useServer({ HEARTBEAT_MS: '50' });
 
-  test('answers with exactly the contract headers over HTTP/1.1 keep-alive', async () => {
+  test('answers with exactly the documented headers over HTTP/1.1 keep-alive', async () => {
     const client = await subscribe(server(), uniqueTopic('sse.headers'));
     try {
       assert.equal(client.headers['content-type'], 'text/event-stream; charset=utf-8');

@@ -46,7 +46,7 @@ function subscribers(topic: string, count: number, on: RunningServer = server): 
   return waitFor(() => on.hub.subscriberCount(topic) === count, `${count} subscribers of ${topic}`);
 }
 
-/** `{type: "event", ...}` exactly as contract §3 fixes it. */
+/** `{type: "event", ...}` exactly as docs/api.md §3 fixes it. */
 function eventFrame(topic: string, id: string, data: unknown, event = 'message') {
   return { type: 'event', topic, id, event, data };
 }

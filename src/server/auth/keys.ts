@@ -2,7 +2,7 @@ import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
 
-/** The asymmetric algorithms of contract §7. */
+/** The asymmetric algorithms of docs/api.md §7. */
 export type PublicKeyAlgorithm = 'RS256' | 'ES256';
 export const PUBLIC_KEY_ALGORITHMS: readonly PublicKeyAlgorithm[] = ['RS256', 'ES256'];
 

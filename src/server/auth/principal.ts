@@ -1,6 +1,6 @@
 import { ALL_RIGHTS, NO_RIGHTS, type TopicRights } from './rights.js';
 
-/** Who is calling, as far as authentication could tell (contract §7). */
+/** Who is calling, as far as authentication could tell (docs/api.md §7). */
 export interface Principal {
   /** The token's subject; null with auth off, for API keys and without credentials. */
   readonly sub: string | null;

@@ -1,4 +1,4 @@
-/** What a token may do with a topic (contract §7). */
+/** What a token may do with a topic (docs/api.md §7). */
 export type TopicAction = 'publish' | 'subscribe';
 
 export interface TopicRights {

@@ -23,7 +23,7 @@ const PAGE_HEADERS = {
 };
 
 /**
- * The demo page (contract §7: it needs no credentials): `/` is the page, `/demo/*` its
+ * The demo page (docs/api.md §7: it needs no credentials): `/` is the page, `/demo/*` its
  * assets, and `/client/*` the client library it imports. Only files present at start are
  * routed (no wildcard), so unknown paths stay the API's JSON 404.
  */

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { ApiError } from '../errors.js';
 
-/** What Node's HTTP parser refuses before Fastify sees a request, in the contract's terms. */
+/** What Node's HTTP parser refuses before Fastify sees a request, in the API's terms. */
 function refusalOf(code: string | undefined): ApiError {
   if (code === 'HPE_HEADER_OVERFLOW') {
     return new ApiError(
@@ -18,7 +18,7 @@ function refusalOf(code: string | undefined): ApiError {
 
 /**
  * Fastify's `clientErrorHandler`: the same behaviour as its default (nothing to say to a reset
- * or destroyed socket; answer, then close), but the body in the contract's error shape
+ * or destroyed socket; answer, then close), but the body in the error shape of docs/api.md §0
  * `{"error": {"code", "message"}}`. `onHeaderOverflow` counts the header size refusals.
  */
 export function clientErrorHandler(onHeaderOverflow: () => void) {

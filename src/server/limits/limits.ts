@@ -66,7 +66,7 @@ export interface LimitSettings {
 }
 
 /**
- * Per-client and overall limits (contract §0: 429 per client, 503 overall, with `Retry-After`,
+ * Per-client and overall limits (docs/api.md §0: 429 per client, 503 overall, with `Retry-After`,
  * in the error shape): rates of publishes, chats and stream opens, concurrent streaming
  * connections, subscriptions per WebSocket (enforced by `TopicSocket`), and the size of
  * request headers (Node's HTTP parser, answered 431). Bodies and WebSocket frames are bounded

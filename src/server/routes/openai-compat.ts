@@ -70,7 +70,7 @@ function disconnection(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-/** The contract's error shape with OpenAI's `type` and `param`, which the SDKs read. */
+/** The API's error shape (docs/api.md §0) with OpenAI's `type` and `param`, which the SDKs read. */
 function answerOpenAiError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const apiError = toHttpError(error);
   // Upstream failures are logged where they happen.

@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.js';
 
 /** Contract §6: liveness, readiness and Prometheus metrics. */
 export function operationRoutes(app: FastifyInstance, log: EventLog, metrics: Metrics): void {
-  // Probes need no credentials (contract §7); metrics do.
+  // Probes need no credentials (docs/api.md §7); metrics do.
   const open = { config: { auth: 'public' } } as const;
   app.get('/healthz', open, async () => ({ status: 'ok' }));
 

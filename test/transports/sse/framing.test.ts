@@ -1,5 +1,5 @@
 /**
- * SSE framing (contract §1): payload lines become separate `data:` lines on every SSE line
+ * SSE framing (docs/api.md §1): payload lines become separate `data:` lines on every SSE line
  * terminator, so no payload can inject a field; checked on the bytes and with a real client.
  */
 import assert from 'node:assert/strict';

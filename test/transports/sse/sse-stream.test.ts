@@ -79,7 +79,7 @@ function closeCause(stream: SseStream): Promise<CloseCause> {
 }
 
 describe('SseStream', () => {
-  test('opens with the contract headers and a retry: line, and registers itself', () =>
+  test('opens with the documented headers and a retry: line, and registers itself', () =>
     withHarness(async (harness) => {
       const { stream, client } = await connect(harness);
       assert.equal(client.status, 200);

@@ -229,7 +229,7 @@ function load() {
   return { sessionId: newSessionId(), turns: [] };
 }
 
-/** Random, and within the contract's session id alphabet. */
+/** Random, and within the session id alphabet (docs/api.md §0). */
 function newSessionId() {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return `demo-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
