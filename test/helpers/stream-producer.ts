@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { eventually } from './http.js';
 
 /** How a producer's request ended: its response, or the error that broke it. */
 export type ProducerOutcome =
@@ -63,4 +64,17 @@ function parse(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** Resolves once stream `id` is open with `count` events: a consumer connecting then finds it. */
+export async function streamHolds(baseUrl: string, id: string, count: number): Promise<void> {
+  await eventually(
+    async () => {
+      const response = await fetch(`${baseUrl}/v1/streams/${id}`);
+      const body = (await response.json()) as { status?: string; events?: number };
+      return body.status === 'open' && (body.events ?? 0) >= count;
+    },
+    `${count} events in stream ${id}`,
+    20_000,
+  );
 }

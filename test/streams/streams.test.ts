@@ -10,7 +10,7 @@ import { SignJWT } from 'jose';
 import { assertApiError, metricsText, request, uniqueTopic, useServer } from '../helpers/http.js';
 import { waitFor, withServer } from '../helpers/server.js';
 import { RawSseClient } from '../helpers/sse-client.js';
-import { type ProducerOutcome, StreamProducer } from '../helpers/stream-producer.js';
+import { type ProducerOutcome, StreamProducer, streamHolds } from '../helpers/stream-producer.js';
 
 const SSE = 'text/event-stream';
 const NDJSON = 'application/x-ndjson';
@@ -75,6 +75,7 @@ describe('streams on one process', () => {
     const id = uniqueTopic('sse');
     const producing = producer(base(), id, SSE);
     await producing.write('event: part\ndata: {"n":1}\nid: 99\nretry: 10\n\n');
+    await streamHolds(base(), id, 1);
     const reader = consumer(`${base()}/v1/streams/${id}`);
     await waitFor(() => reader.events.length === 1, 'the first event, before the second is sent');
     await producing.write(': a comment\ndata: line one\ndata:  line two \r\ndata:\n\n');
@@ -124,6 +125,7 @@ describe('streams on one process', () => {
     const text = producer(base(), id, 'text/plain; charset=utf-8');
     const euro = Buffer.from('€'); // three bytes, written across two chunks
     await text.write(Buffer.concat([Buffer.from('1 '), euro.subarray(0, 2)]));
+    await streamHolds(base(), id, 1);
     const reader = consumer(`${base()}/v1/streams/${id}`);
     await waitFor(() => reader.events.length === 1, 'the text before the split character');
     await text.write(Buffer.concat([euro.subarray(2), Buffer.from(' 2')]));
@@ -139,6 +141,7 @@ describe('streams on one process', () => {
     const id = uniqueTopic('resume');
     const producing = producer(base(), id, NDJSON);
     await producing.write('{"n":1}\n{"n":2}\n');
+    await streamHolds(base(), id, 2);
     const first = new EventSource(`${base()}/v1/streams/${id}`);
     closers.push(() => first.close());
     const seen: string[] = [];
@@ -173,6 +176,7 @@ describe('streams on one process', () => {
     const id = uniqueTopic('cancel');
     const producing = producer(base(), id, NDJSON);
     await producing.write('"partial"\n');
+    await streamHolds(base(), id, 1);
     const reader = consumer(`${base()}/v1/streams/${id}`);
     await waitFor(() => reader.events.length === 1, 'the first event');
     assert.equal((await post(base(), `${id}/cancel`)).status, 202);
@@ -194,6 +198,7 @@ describe('streams on one process', () => {
     const id = uniqueTopic('broken');
     const producing = producer(base(), id, SSE);
     await producing.write('data: 1\n\n');
+    await streamHolds(base(), id, 1);
     const reader = consumer(`${base()}/v1/streams/${id}`);
     await waitFor(() => reader.events.length === 1, 'the first event');
     producing.destroy();
@@ -230,12 +235,14 @@ describe('streams on one process', () => {
     const id = uniqueTopic('reuse');
     const first = producer(base(), id, NDJSON);
     await first.write('"old 1"\n');
+    await streamHolds(base(), id, 1);
     const second = new StreamProducer(base(), id, NDJSON);
     assertResponse(await second.end('"refused"\n'), 409, 'stream_exists');
     assertResponse(await first.end('"old 2"\n'), 200);
     const oldId = (await view(base(), id)).last_event_id as string;
     const third = producer(base(), id, NDJSON);
     await third.write('"new 1"\n');
+    await streamHolds(base(), id, 1);
     const reader = consumer(`${base()}/v1/streams/${id}`, { 'last-event-id': oldId });
     await waitFor(() => reader.events.length === 1, 'the new stream');
     assertResponse(await third.end(), 200);
@@ -286,6 +293,7 @@ describe('streams on one process', () => {
     assertApiError(await post(base(), `${id}/cancel`), 404, 'stream_not_found');
     const producing = producer(base(), id, NDJSON);
     await producing.write('1\n');
+    await streamHolds(base(), id, 1);
     const active = consumer(`${url}?if_active=true`, { accept: '*/*' });
     await waitFor(() => active.events.length === 1, 'an active stream, as SSE whatever Accept');
     assert.match(String(active.headers['content-type']), /^text\/event-stream/);
