@@ -37,6 +37,8 @@ export class BodyProducer {
   #stop: (error: StreamEndedError) => void = () => {};
   readonly #stopped: Promise<Stop>;
   #ending: StreamEndedError | undefined;
+  /** Set once this producer ends the stream itself: the ending it then sees is its own. */
+  #finishing = false;
 
   constructor(
     readonly context: ProducerContext,
@@ -55,7 +57,7 @@ export class BodyProducer {
   async run(body: AsyncIterable<Uint8Array>, events: BodyEvents): Promise<void> {
     const { context, id } = this;
     const unwatch = await context.streams.log.watch(id, (_epoch, event) => {
-      if (endsStream(event)) void this.#stopWithEnding();
+      if (endsStream(event) && !this.#finishing) void this.#stopWithEnding();
     });
     const idle = setTimeout(() => void this.#idle(), context.idleMs);
     const renewal = setInterval(() => void this.#renew(), context.leaseMs / 3);
@@ -72,7 +74,7 @@ export class BodyProducer {
         await this.#appendAll(events.push(result.value));
       }
       await this.#appendAll(events.end());
-      if (!(await context.finish(id, 'complete', 'complete'))) throw await this.#endedElsewhere();
+      if (!(await this.#finish('complete', 'complete'))) throw await this.#endedElsewhere();
     } catch (error) {
       throw await this.#failed(error);
     } finally {
@@ -86,7 +88,7 @@ export class BodyProducer {
     for (const event of events) {
       if (this.appended >= this.context.maxEvents) {
         const reason = `more than STREAM_MAX_EVENTS (${this.context.maxEvents}) events`;
-        await this.context.finish(this.id, 'too_long', reason);
+        await this.#finish('too_long', reason);
         throw new StreamEndedError('too_long', `the stream has ${reason}; it ended`);
       }
       this.lastId = await this.#writer.append(event);
@@ -104,23 +106,32 @@ export class BodyProducer {
       error instanceof StreamhubError
         ? error.message
         : "the producer's connection closed before its body ended";
-    await this.context.finish(this.id, 'producer_lost', reason).catch(() => false);
+    await this.#finish('producer_lost', reason).catch(() => false);
     return error;
+  }
+
+  #finish(status: StreamEnding, reason: string): Promise<boolean> {
+    this.#finishing = true;
+    return this.context.finish(this.id, status, reason);
   }
 
   async #endedElsewhere(): Promise<StreamEndedError> {
     return this.#ending ?? this.context.endedElsewhere(this.id);
   }
 
+  /** Stops reading: the stream ended without this producer (a cancel, a lapsed lease). */
   async #stopWithEnding(): Promise<void> {
-    this.#stop(await this.context.endedElsewhere(this.id));
+    const ending = await this.context
+      .endedElsewhere(this.id)
+      .catch(() => new StreamEndedError('cancelled', 'the stream ended while it was produced'));
+    this.#stop(ending);
   }
 
   async #idle(): Promise<void> {
     const reason = `the producer sent nothing for STREAM_PRODUCER_IDLE_MS (${this.context.idleMs} ms)`;
     const error = new StreamEndedError('producer_lost', `${reason}; the stream ended`);
     this.#ending ??= error;
-    await this.context.finish(this.id, 'producer_lost', reason).catch(() => false);
+    await this.#finish('producer_lost', reason).catch(() => false);
     this.#stop(error);
   }
 
