@@ -357,3 +357,16 @@ test('rights on a stream id are those on a topic: publish to produce, subscribe 
     assertApiError(await request(`${url}/v1/streams/chat.1`), 401, 'unauthorized');
   });
 });
+
+test('producers and consumers, if_active ones included, hold connection slots', async () => {
+  await withServer({ MAX_CONNECTIONS_PER_CLIENT: '1' }, async ({ url }) => {
+    const id = uniqueTopic('slots');
+    const producing = producer(url, id, NDJSON);
+    await producing.write('1\n');
+    await streamHolds(url, id, 1);
+    const refused = await request(`${url}/v1/streams/${id}?if_active=true`);
+    assertApiError(refused, 429, 'too_many_connections');
+    assertResponse(await producing.end(), 200);
+    assert.equal((await request(`${url}/v1/streams/${id}?if_active=true`)).status, 204);
+  });
+});
