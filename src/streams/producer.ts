@@ -1,15 +1,14 @@
 import { StreamhubError } from '../core/errors.js';
-import type { LiveLog } from '../core/hub.js';
+import type { EventLog } from '../core/event-log.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
 import type { StreamEnding } from '../core/stream-store.js';
 import type { EventInput } from '../core/types.js';
 import type { BodyEvents } from './body-events.js';
 import { isLogEnded, StreamEndedError } from './errors.js';
-import { endsStream } from './stream-log.js';
 
 /** What a producer needs of the service that started it. */
 export interface ProducerContext {
-  readonly streams: LiveLog;
+  readonly log: EventLog;
   readonly maxEvents: number;
   readonly idleMs: number;
   readonly leaseMs: number;
@@ -28,7 +27,8 @@ type Stop = { readonly stop: StreamEndedError };
  * One streaming `POST /v1/streams/{id}`: reads the body a chunk at a time and appends its events
  * before reading more, so a producer faster than the backend is slowed by TCP rather than
  * buffered. It stops when the stream ends without it (cancel, lost lease), when the producer
- * goes silent, or when the body breaks, and the stream then ends as that says.
+ * goes silent, or when the body breaks, and the stream then ends as that says. It does not
+ * watch its own log: hearing every event it wrote again would cost as much as writing it.
  */
 export class BodyProducer {
   appended = 0;
@@ -44,7 +44,7 @@ export class BodyProducer {
     readonly context: ProducerContext,
     readonly id: string,
   ) {
-    this.#writer = new FiniteLogWriter(context.streams.log, id, context.leaseMs / 2);
+    this.#writer = new FiniteLogWriter(context.log, id, context.leaseMs / 2);
     this.#stopped = new Promise((resolve) => {
       this.#stop = (stop) => {
         this.#ending ??= stop;
@@ -55,10 +55,7 @@ export class BodyProducer {
 
   /** Resolves when the body ended and the stream is complete; rejects with why it is not. */
   async run(body: AsyncIterable<Uint8Array>, events: BodyEvents): Promise<void> {
-    const { context, id } = this;
-    const unwatch = await context.streams.log.watch(id, (_epoch, event) => {
-      if (endsStream(event) && !this.#finishing) void this.#stopWithEnding();
-    });
+    const { context } = this;
     const idle = setTimeout(() => void this.#idle(), context.idleMs);
     const renewal = setInterval(() => void this.#renew(), context.leaseMs / 3);
     try {
@@ -80,8 +77,15 @@ export class BodyProducer {
     } finally {
       clearTimeout(idle);
       clearInterval(renewal);
-      unwatch();
     }
+  }
+
+  /**
+   * The stream ended on this process without this producer (a cancel): stop at once. On other
+   * processes, the next append (refused: the log has ended) or lease renewal finds out.
+   */
+  streamEnded(): void {
+    if (!this.#finishing) void this.#stopWithEnding();
   }
 
   async #appendAll(events: readonly EventInput[]): Promise<void> {
