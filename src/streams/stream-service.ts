@@ -189,14 +189,21 @@ export class StreamService {
     };
   }
 
-  /** Opens a stream for a new producer, its log started afresh; 409 while one is open. */
+  /**
+   * Opens a stream for a new producer, its log started afresh; 409 while one is open. A log left
+   * by an earlier stream (replaced, or whose state expired first) is deleted; a fresh stream's
+   * empty log is not, as a second `/events` call racing the first may have appended already.
+   */
   async #open(id: string, leaseMs: number, joinOpen = false): Promise<void> {
     const opening = await this.store.open(id, leaseMs);
     if (opening === 'exists') {
       if (joinOpen) return;
       throw streamExists(id);
     }
-    await this.streams.log.delete(id);
+    const leftover = await lastEvent(this.streams.log, id);
+    if (opening === 'replaced' || (leftover !== undefined && endsStream(leftover))) {
+      await this.streams.log.delete(id);
+    }
   }
 
   async #ended(
