@@ -103,6 +103,21 @@ describe('streams across three processes on one Redis', () => {
     );
   });
 
+  test('/events calls racing to create a stream on three processes lose nothing', async () => {
+    const id = uniqueTopic('racing');
+    const posts = [...urls(), ...urls()].map((url, n) =>
+      request(`${url}/v1/streams/${id}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ data: n }),
+      }),
+    );
+    const statuses = (await Promise.all(posts)).map((result) => result.status);
+    assert.deepEqual(statuses, [201, 201, 201, 201, 201, 201]);
+    const status = await request(`${urls()[0]}/v1/streams/${id}`);
+    assert.equal((status.json as { events: number }).events, 6);
+  });
+
   test('the producing process killed: producer_lost once its lease lapses', async () => {
     const [a, b, c] = urls();
     const id = uniqueTopic('killed');

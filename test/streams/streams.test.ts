@@ -281,15 +281,6 @@ describe('streams on one process', () => {
     assertApiError(await post(base(), `${id}/events`, { data: 4 }), 409, 'stream_ended');
     assertApiError(await post(base(), `${id}/end`), 409, 'stream_ended');
     assertApiError(await post(base(), `${id}/events`, { events: [] }), 400);
-    const racing = uniqueTopic('racing');
-    const firsts = await Promise.all(
-      [1, 2, 3, 4].map((n) => post(base(), `${racing}/events`, { data: n })),
-    );
-    assert.deepEqual(
-      firsts.map((result) => result.status),
-      [201, 201, 201, 201],
-    );
-    assert.equal((await view(base(), racing)).events, 4, 'first appends racing lose nothing');
     assertApiError(await post(base(), `${id}/events`, { data: 1, event: 'bad type' }), 400);
   });
 
