@@ -40,8 +40,7 @@ export async function rejectsWith(
   });
 }
 
-/** Generous, for a loaded 2-core machine: only reached when something is really wrong. */
-export const PATIENCE_MS = 30_000;
+export { PATIENCE_MS } from '../helpers/patience.js';
 
 export interface Transport {
   readonly name: string;

@@ -4,6 +4,7 @@ import { after, before } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { RunningServer } from '../../src/server/server.js';
+import { PATIENCE_MS } from './patience.js';
 import { publish, type Settings, startTestServer } from './server.js';
 
 /** A response read to the end, for assertions on status, headers and body. */
@@ -242,7 +243,7 @@ export class SseIdReader {
 export async function eventually(
   probe: () => Promise<boolean>,
   what: string,
-  timeoutMs = 5000,
+  timeoutMs = PATIENCE_MS,
   intervalMs = 20,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -1,5 +1,6 @@
 import { loadConfig, type SettingName } from '../../src/server/config.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
+import { PATIENCE_MS } from './patience.js';
 
 export type Settings = Partial<Record<SettingName, string>>;
 
@@ -40,7 +41,7 @@ export { type Published, publish } from '../../src/client/publish.js';
 export async function waitFor(
   predicate: () => boolean,
   what: string,
-  timeoutMs = 5000,
+  timeoutMs = PATIENCE_MS,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
