@@ -10,8 +10,8 @@ import {
 } from '../../src/client/index.js';
 import { mockReply } from '../../src/llm/mock.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { startTestServer, waitFor } from '../helpers/server.js';
-import { freePort, PATIENCE_MS, rejectsWith, StreamTap } from './harness.js';
+import { startTestServer, UNREACHABLE_URL, waitFor } from '../helpers/server.js';
+import { PATIENCE_MS, rejectsWith, StreamTap } from './harness.js';
 
 /** Each test is bounded, so that a hang fails it instead of the whole run. */
 const BOUNDED = { timeout: PATIENCE_MS };
@@ -252,7 +252,7 @@ test(
     await rejectsWith(collect(slowChat.resume(newSessionId())), 404, 'session_not_found');
 
     // The message may or may not have arrived: sending it again is the caller's decision.
-    const nowhere = createChat(`http://127.0.0.1:${await freePort()}`, { backoff: BACKOFF });
+    const nowhere = createChat(UNREACHABLE_URL, { backoff: BACKOFF });
     await rejectsWith(collect(nowhere.send(newSessionId(), 'hello?')), 0, 'network_error');
     await rejectsWith(nowhere.cancel('x'), 0, 'network_error');
 

@@ -34,6 +34,13 @@ export async function withServer(
   }
 }
 
+/**
+ * Where nothing listens, whatever else runs on the machine: port 2 is privileged and never
+ * handed out to a listener on port 0, unlike the port of a server that was just stopped (and
+ * unlike port 1, `fetch` does not refuse to try it).
+ */
+export const UNREACHABLE_URL = 'http://127.0.0.1:2';
+
 /** Tests publish with the client library's own `publish`: it is what users call. */
 export { type Published, publish } from '../../src/client/publish.js';
 
