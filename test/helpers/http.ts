@@ -17,7 +17,11 @@ export interface HttpResult {
 }
 
 export async function request(url: string, init: RequestInit = {}): Promise<HttpResult> {
-  const response = await fetch(url, init);
+  return resultOf(await fetch(url, init));
+}
+
+/** A response read to the end. */
+export async function resultOf(response: Response): Promise<HttpResult> {
   const text = await response.text();
   let json: unknown;
   try {
