@@ -57,7 +57,11 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-async function ping(port: number): Promise<boolean> {
+/**
+ * Whether the redis-server with process id `pid` answers on `port`: a port chosen free a moment
+ * ago may have been taken meanwhile by another process's server, which must not pass for ours.
+ */
+async function answers(port: number, pid: number | undefined): Promise<boolean> {
   const probe = new Redis({
     port,
     host: '127.0.0.1',
@@ -69,7 +73,7 @@ async function ping(port: number): Promise<boolean> {
   probe.on('error', () => {});
   try {
     await probe.connect();
-    return (await probe.ping()) === 'PONG';
+    return (await probe.info('server')).includes(`process_id:${pid}\r\n`);
   } catch {
     return false;
   } finally {
@@ -94,7 +98,7 @@ async function spawnServer(port: number, dir: string, persist: boolean): Promise
   });
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && !exited) {
-    if (await ping(port)) return child;
+    if (await answers(port, child.pid)) return child;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   child.kill('SIGKILL');
