@@ -10,7 +10,7 @@ import {
 import type { RunningServer } from '../../src/server/server.js';
 import { publish, startTestServer, waitFor } from '../helpers/server.js';
 import {
-  freePort,
+  downPort,
   PATIENCE_MS,
   Recorder,
   StreamTap,
@@ -230,7 +230,7 @@ for (const transport of TRANSPORTS) {
     }
 
     test('network failures are retried until the server is back', async (t) => {
-      const port = await freePort();
+      const { port, release } = await downPort();
       const topic = uniqueTopic();
       const recorder = new Recorder();
       const subscription = transport.subscribe(
@@ -244,6 +244,7 @@ for (const transport of TRANSPORTS) {
       assert.equal(failure?.code, 'network_error');
       assert.equal(failure?.status, 0);
 
+      await release();
       const revived = await startTestServer({ PORT: String(port) });
       t.after(() => revived.shutdown());
       await until(() => revived.hub.subscriberCount(topic) === 1, 'subscription to the new server');
