@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { after, before } from 'node:test';
-import { CLI } from './process.js';
+import { CLI, killedOnExit } from './process.js';
 import { freePort, type RedisOptions, type RedisServer, startRedis } from './redis-server.js';
 
 /** How much of each process's output is kept for failure messages. */
@@ -38,12 +38,6 @@ interface Member {
   /** Set once the process answers on its port: an exit before is a failed start, not a crash. */
   started: boolean;
 }
-
-const running = new Set<ChildProcess>();
-// A crashed test run must not leave servers behind.
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
 
 function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
@@ -96,14 +90,13 @@ async function launch(
   member.child = child;
   member.stopping = false;
   member.started = false;
-  running.add(child);
+  killedOnExit(child);
   const record = (chunk: string) => {
     member.output = (member.output + chunk).slice(-OUTPUT_TAIL_CHARS);
   };
   child.stdout?.setEncoding('utf8').on('data', record);
   child.stderr?.setEncoding('utf8').on('data', record);
   child.once('exit', (code, signal) => {
-    running.delete(child);
     if (member.started && !member.stopping) {
       crashes.push(
         `process ${member.index} (${url}) exited (${code ?? signal}):\n${member.output}`,

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { killedOnExit } from './process.js';
 
 export interface RedisServer {
   readonly url: string;
@@ -51,12 +52,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-const running = new Set<ChildProcess>();
-// A crashed test run must not leave servers behind.
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
 /**
  * Whether the redis-server with process id `pid` answers on `port`: a port chosen free a moment
  * ago may have been taken meanwhile by another process's server, which must not pass for ours.
@@ -90,11 +85,10 @@ async function spawnServer(port: number, dir: string, persist: boolean): Promise
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence],
     { cwd: dir, stdio: 'ignore' },
   );
-  running.add(child);
+  killedOnExit(child);
   let exited = false;
   child.once('exit', () => {
     exited = true;
-    running.delete(child);
   });
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && !exited) {
