@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { EventLog } from '../../src/core/event-log.js';
 import { formatId, parseId } from '../../src/core/ids.js';
 import type { StoredEvent } from '../../src/core/types.js';
+import { eventually } from '../helpers/http.js';
 
 export interface ContractOptions {
   /** A fresh, empty log with the given retention. */
@@ -93,9 +94,10 @@ export function eventLogContract(name: string, options: ContractOptions): void {
     test('retention by age drops expired events', () =>
       withLog({ ttlMs: 1000 }, async (log) => {
         const [first] = await appendMany(log, 't', 2);
-        await new Promise((resolve) => setTimeout(resolve, 1100));
-        const page = await log.read('t', null, 100);
-        assert.deepEqual(page.events, []);
+        await eventually(
+          async () => (await log.read('t', null, 100)).events.length === 0,
+          'the events to expire',
+        );
         const resumed = await log.read('t', parseId(first as string) ?? null, 100);
         assert.notEqual(resumed.reset, undefined);
       }));
@@ -151,8 +153,14 @@ export function eventLogContract(name: string, options: ContractOptions): void {
         unwatchOther();
         await appendMany(log, 't', 1);
         unwatch();
+        // A watcher that joins now is the marker: once it has the next event, a watcher that
+        // was not stopped would have it too.
+        const marker: number[] = [];
+        const unwatchMarker = await log.watch('t', (_epoch, event) => marker.push(event.seq));
         await appendMany(log, 't', 1);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await eventually(async () => marker.length > 0, 'the marker to see the last event');
+        unwatchMarker();
+        assert.deepEqual(marker, [5]);
         assert.deepEqual(seen, [1, 2, 3, 4]);
         assert.deepEqual(alsoSeen, [1, 2, 3]);
       }));

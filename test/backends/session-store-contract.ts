@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SessionStore } from '../../src/core/session-store.js';
+import { PATIENCE_MS } from '../helpers/patience.js';
 
 export interface SessionStoreContractOptions {
   /** A fresh store (sessions of other stores invisible) keeping at most `maxMessages`. */
@@ -107,7 +108,7 @@ export function sessionStoreContract(name: string, options: SessionStoreContract
   });
 }
 
-export async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+export async function waitUntil(condition: () => boolean, timeoutMs = PATIENCE_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error('condition not met in time');

@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { PATIENCE_MS } from '../helpers/patience.js';
 import { waitFor } from '../helpers/server.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-/** Generous, for a loaded 2-core machine: only reached when something is really wrong. */
-export const PATIENCE_MS = 30_000;
+export { PATIENCE_MS };
 
 export interface CliOptions {
   /** Runs it on a pseudo-terminal, through util-linux's script(1), as a person would. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RunningServer } from '../../src/server/server.js';
-import { startTestServer } from '../helpers/server.js';
+import { startTestServer, UNREACHABLE_URL } from '../helpers/server.js';
 import { runCli } from './cli.js';
 
 let server: RunningServer;
@@ -107,9 +107,7 @@ test("the server's refusal is reported with its message and exit status 1", asyn
 });
 
 test('an unreachable server is reported with exit status 1', async () => {
-  const stopped = await startTestServer();
-  await stopped.shutdown();
-  const { code, stderr } = await runCli(['publish', 'cli.pub.7', '1', '--url', stopped.url]);
+  const { code, stderr } = await runCli(['publish', 'cli.pub.7', '1', '--url', UNREACHABLE_URL]);
   assert.equal(code, 1);
   assert.match(stderr, /publish failed: network error: ECONNREFUSED/);
 });

@@ -10,8 +10,8 @@ import {
 } from '../../src/client/index.js';
 import { mockReply } from '../../src/llm/mock.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { startTestServer, waitFor } from '../helpers/server.js';
-import { freePort, PATIENCE_MS, rejectsWith, StreamTap } from './harness.js';
+import { startTestServer, UNREACHABLE_URL, waitFor } from '../helpers/server.js';
+import { PATIENCE_MS, rejectsWith, StreamTap } from './harness.js';
 
 /** Each test is bounded, so that a hang fails it instead of the whole run. */
 const BOUNDED = { timeout: PATIENCE_MS };
@@ -252,7 +252,7 @@ test(
     await rejectsWith(collect(slowChat.resume(newSessionId())), 404, 'session_not_found');
 
     // The message may or may not have arrived: sending it again is the caller's decision.
-    const nowhere = createChat(`http://127.0.0.1:${await freePort()}`, { backoff: BACKOFF });
+    const nowhere = createChat(UNREACHABLE_URL, { backoff: BACKOFF });
     await rejectsWith(collect(nowhere.send(newSessionId(), 'hello?')), 0, 'network_error');
     await rejectsWith(nowhere.cancel('x'), 0, 'network_error');
 
@@ -351,12 +351,20 @@ test('aborting the signal stops the iteration; the reply goes on', BOUNDED, asyn
   const controller = new AbortController();
   const reply = slowChat.send(sessionId, promptOfAtLeast(30), { signal: controller.signal });
   const events: ReplyEvent[] = [];
+  let eventsAtAbort: number | undefined;
   for await (const event of reply) {
     events.push(event);
-    // Aborted while the iteration waits for the next event.
-    if (event.type === 'delta') setTimeout(() => controller.abort(), 5);
+    // Aborted while the iteration waits for the next event. A timer cannot fire while events
+    // already received are handed out, so more than one delta may come before it.
+    if (event.type === 'delta' && deltas(events) === 1) {
+      setTimeout(() => {
+        eventsAtAbort = events.length;
+        controller.abort();
+      }, 5);
+    }
   }
-  assert.equal(deltas(events), 1);
+  assert.equal(events.length, eventsAtAbort, 'no event after the abort');
+  assert.equal(events.at(-1)?.type, 'delta');
   const textAtAbort = reply.text;
   await waitFor(() => slow.connections.size === 0, 'the stream to close', PATIENCE_MS);
   for (;;) {

@@ -5,7 +5,7 @@ import http, {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
   type ConnectionState,
@@ -19,7 +19,6 @@ import {
   type TopicEvent,
 } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { startTestServer } from '../helpers/server.js';
 
 /**
  * Asserts that `promise` rejects with a StreamhubClientError of this status and code (and
@@ -40,8 +39,7 @@ export async function rejectsWith(
   });
 }
 
-/** Generous, for a loaded 2-core machine: only reached when something is really wrong. */
-export const PATIENCE_MS = 30_000;
+export { PATIENCE_MS } from '../helpers/patience.js';
 
 export interface Transport {
   readonly name: string;
@@ -127,11 +125,17 @@ export class StreamTap {
   }
 }
 
-/** A loopback port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = await startTestServer();
-  await server.shutdown();
-  return Number(new URL(server.url).port);
+/**
+ * A loopback port where a server is down: held by a listener that resets every connection, so
+ * that no other process can take it; `release()` frees it for a server to take right after.
+ */
+export async function downPort(): Promise<{ port: number; release(): Promise<void> }> {
+  const holder = net.createServer((socket) => socket.resetAndDestroy());
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (holder.address() as AddressInfo).port,
+    release: () => new Promise((resolve) => holder.close(() => resolve())),
+  };
 }
 
 /**

@@ -146,9 +146,13 @@ test('resumes every topic after the socket is dropped again and again while even
   await open(mux, topics[2] as string, recorders[2] as Recorder, { lastEventId: first });
 
   const published: string[][] = topics.map(() => []);
+  // Each drop hits a socket that is back with every subscription, however slow the reconnect.
+  const allOpen = () =>
+    mux.state === 'open' && recorders.every((recorder) => recorder.states.at(-1)?.state === 'open');
   let cut = 0;
   for (let n = 0; n < 600; n++) {
     if (n > 0 && n % 60 === 0) {
+      await until(allOpen, 'the socket and its subscriptions to be back');
       // Alternate an abrupt cut of the TCP socket with a clean close (server going away).
       if (n % 120 === 0) server.connections.shutdownAll();
       else cut += tap.destroyAll();
@@ -402,10 +406,13 @@ test('a refused handshake stops the connection and every subscription with the e
 });
 
 test('a quiet socket is kept open with pings; a silent one is replaced', async (t) => {
-  const { mux, states } = connect(t, { idleTimeoutMs: 300 });
+  // Pinged after a second of quiet, the socket has another second for the pong: a loaded
+  // machine delays it by far less.
+  const idleTimeoutMs = 2000;
+  const { mux, states } = connect(t, { idleTimeoutMs });
   await open(mux, uniqueTopic(), new Recorder());
-  // Absence can only be observed over time: several idle periods.
-  const deadline = Date.now() + 1000;
+  // Absence can only be observed over time: longer than the idle timeout.
+  const deadline = Date.now() + 1.5 * idleTimeoutMs;
   await until(() => Date.now() > deadline, 'time to pass');
   assert.equal(states.count('reconnecting'), 0);
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { publish, StreamhubClientError } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { startTestServer } from '../helpers/server.js';
+import { startTestServer, UNREACHABLE_URL } from '../helpers/server.js';
 import { uniqueTopic } from './harness.js';
 
 let server: RunningServer;
@@ -71,9 +71,7 @@ test('an answer without the error body still gives a typed, retryable error', as
 });
 
 test('an unreachable server is a network_error with status 0', async () => {
-  const stopped = await startTestServer();
-  await stopped.shutdown();
-  await rejectsWith(publish(stopped.url, 'topic', 1), 0, 'network_error');
+  await rejectsWith(publish(UNREACHABLE_URL, 'topic', 1), 0, 'network_error');
 });
 
 test('a base URL that is not http(s) is a TypeError', async () => {

@@ -10,7 +10,7 @@ import {
 import type { RunningServer } from '../../src/server/server.js';
 import { publish, startTestServer, waitFor } from '../helpers/server.js';
 import {
-  freePort,
+  downPort,
   PATIENCE_MS,
   Recorder,
   StreamTap,
@@ -149,11 +149,13 @@ for (const transport of TRANSPORTS) {
     test('reconnects while 1,000 events flow and delivers exactly the published sequence', async (t) => {
       const topic = uniqueTopic();
       const recorder = new Recorder();
-      await open(t, topic, recorder);
+      const subscription = await open(t, topic, recorder);
       const ids: string[] = [];
       let socketsCut = 0;
       for (let n = 0; n < 1000; n++) {
         if (n > 0 && n % 125 === 0) {
+          // Each drop hits a connection that is back, however slow the reconnect.
+          await until(() => subscription.state === 'open', 'the subscription to be back');
           // Alternate a clean end of every stream with an abrupt cut of the sockets.
           if (n % 250 === 0) server.connections.shutdownAll();
           else socketsCut += tap.destroyAll();
@@ -228,7 +230,7 @@ for (const transport of TRANSPORTS) {
     }
 
     test('network failures are retried until the server is back', async (t) => {
-      const port = await freePort();
+      const { port, release } = await downPort();
       const topic = uniqueTopic();
       const recorder = new Recorder();
       const subscription = transport.subscribe(
@@ -242,6 +244,7 @@ for (const transport of TRANSPORTS) {
       assert.equal(failure?.code, 'network_error');
       assert.equal(failure?.status, 0);
 
+      await release();
       const revived = await startTestServer({ PORT: String(port) });
       t.after(() => revived.shutdown());
       await until(() => revived.hub.subscriberCount(topic) === 1, 'subscription to the new server');
@@ -317,10 +320,13 @@ for (const transport of TRANSPORTS) {
     test('a quiet but healthy connection is kept open', async (t) => {
       const topic = uniqueTopic();
       const recorder = new Recorder();
-      await open(t, topic, recorder, { idleTimeoutMs: 500 }, small);
-      // Absence can only be observed over time: several idle periods, covered by heartbeats
-      // (SSE) or ping/pong (WebSocket).
-      const deadline = Date.now() + 1500;
+      // Heartbeats come every HEARTBEAT_MS; a WebSocket is pinged after a second of quiet and
+      // has another second for the pong: a loaded machine delays them by far less.
+      const idleTimeoutMs = 2000;
+      await open(t, topic, recorder, { idleTimeoutMs }, small);
+      // Absence can only be observed over time: longer than the idle timeout, covered by
+      // heartbeats (SSE) or ping/pong (WebSocket).
+      const deadline = Date.now() + 1.5 * idleTimeoutMs;
       await until(() => Date.now() > deadline, 'time to pass');
       assert.equal(recorder.count('reconnecting'), 0);
       assert.equal(small.hub.subscriberCount(topic), 1);

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { after, before } from 'node:test';
-import { CLI } from './process.js';
+import { CLI, killedOnExit } from './process.js';
 import { freePort, type RedisOptions, type RedisServer, startRedis } from './redis-server.js';
 
 /** How much of each process's output is kept for failure messages. */
@@ -34,16 +35,35 @@ interface Member {
   output: string;
   /** Set while the cluster itself stops the process, so its exit is not a crash. */
   stopping: boolean;
+  /** Set once the process answers on its port: an exit before is a failed start, not a crash. */
+  started: boolean;
 }
-
-const running = new Set<ChildProcess>();
-// A crashed test run must not leave servers behind.
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
 
 function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
+}
+
+/**
+ * Whether process `pid` holds the listening socket of `port` (Linux): a port chosen free a
+ * moment ago may have been taken meanwhile by another process's server, which must not pass
+ * for ours.
+ */
+function listensOn(pid: number | undefined, port: number): boolean {
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const listening = new Set(
+    readFileSync('/proc/net/tcp', 'utf8')
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      // Fields: sl, local address, remote address, state (0A: LISTEN), ..., inode (10th).
+      .filter((fields) => fields[1]?.endsWith(local) && fields[3] === '0A')
+      .map((fields) => `socket:[${fields[9]}]`),
+  );
+  try {
+    const fds = readdirSync(`/proc/${pid}/fd`);
+    return fds.some((fd) => listening.has(readlinkSync(`/proc/${pid}/fd/${fd}`)));
+  } catch {
+    return false; // gone, or a descriptor closed while being read: asked again shortly
+  }
 }
 
 async function healthy(url: string): Promise<boolean> {
@@ -69,22 +89,22 @@ async function launch(
   });
   member.child = child;
   member.stopping = false;
-  running.add(child);
+  member.started = false;
+  killedOnExit(child);
   const record = (chunk: string) => {
     member.output = (member.output + chunk).slice(-OUTPUT_TAIL_CHARS);
   };
   child.stdout?.setEncoding('utf8').on('data', record);
   child.stderr?.setEncoding('utf8').on('data', record);
   child.once('exit', (code, signal) => {
-    running.delete(child);
-    if (!member.stopping) {
+    if (member.started && !member.stopping) {
       crashes.push(
         `process ${member.index} (${url}) exited (${code ?? signal}):\n${member.output}`,
       );
     }
   });
   const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!(await healthy(url))) {
+  while (!((await healthy(url)) && listensOn(child.pid, member.port))) {
     if (exited(child) || Date.now() > deadline) {
       member.stopping = true;
       child.kill('SIGKILL');
@@ -92,6 +112,7 @@ async function launch(
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  member.started = true;
 }
 
 function terminate(member: Member, signal: NodeJS.Signals): Promise<void> {
@@ -120,6 +141,7 @@ export async function startCluster(count: number, env: Record<string, string>): 
         child: undefined,
         output: '',
         stopping: false,
+        started: false,
       };
       try {
         await launch(member, env, crashes);

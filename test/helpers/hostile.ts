@@ -131,7 +131,7 @@ export interface RawExchange {
 }
 
 export interface RawHttpOptions {
-  /** Gives up (and closes) after this long; what arrived so far is returned. */
+  /** Gives up (and closes) after this long; what arrived so far is returned. Default 5 s. */
   readonly timeoutMs?: number;
   /** Half-closes after writing, as a client that has nothing more to send. */
   readonly halfClose?: boolean;
@@ -145,7 +145,7 @@ export interface RawHttpOptions {
 export function rawHttp(
   baseUrl: string,
   request: Buffer | string,
-  { timeoutMs = 1000, halfClose = false }: RawHttpOptions = {},
+  { timeoutMs = 5000, halfClose = false }: RawHttpOptions = {},
 ): Promise<RawExchange> {
   const { hostname, port } = new URL(baseUrl);
   return new Promise((resolve) => {

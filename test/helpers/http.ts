@@ -4,6 +4,7 @@ import { after, before } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { RunningServer } from '../../src/server/server.js';
+import { PATIENCE_MS } from './patience.js';
 import { publish, type Settings, startTestServer } from './server.js';
 
 /** A response read to the end, for assertions on status, headers and body. */
@@ -16,7 +17,11 @@ export interface HttpResult {
 }
 
 export async function request(url: string, init: RequestInit = {}): Promise<HttpResult> {
-  const response = await fetch(url, init);
+  return resultOf(await fetch(url, init));
+}
+
+/** A response read to the end. */
+export async function resultOf(response: Response): Promise<HttpResult> {
   const text = await response.text();
   let json: unknown;
   try {
@@ -242,7 +247,7 @@ export class SseIdReader {
 export async function eventually(
   probe: () => Promise<boolean>,
   what: string,
-  timeoutMs = 5000,
+  timeoutMs = PATIENCE_MS,
   intervalMs = 20,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;

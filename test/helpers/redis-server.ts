@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { killedOnExit } from './process.js';
 
 export interface RedisServer {
   readonly url: string;
@@ -51,13 +52,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-const running = new Set<ChildProcess>();
-// A crashed test run must not leave servers behind.
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
-async function ping(port: number): Promise<boolean> {
+/**
+ * Whether the redis-server with process id `pid` answers on `port`: a port chosen free a moment
+ * ago may have been taken meanwhile by another process's server, which must not pass for ours.
+ */
+async function answers(port: number, pid: number | undefined): Promise<boolean> {
   const probe = new Redis({
     port,
     host: '127.0.0.1',
@@ -69,7 +68,7 @@ async function ping(port: number): Promise<boolean> {
   probe.on('error', () => {});
   try {
     await probe.connect();
-    return (await probe.ping()) === 'PONG';
+    return (await probe.info('server')).includes(`process_id:${pid}\r\n`);
   } catch {
     return false;
   } finally {
@@ -86,15 +85,14 @@ async function spawnServer(port: number, dir: string, persist: boolean): Promise
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence],
     { cwd: dir, stdio: 'ignore' },
   );
-  running.add(child);
+  killedOnExit(child);
   let exited = false;
   child.once('exit', () => {
     exited = true;
-    running.delete(child);
   });
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && !exited) {
-    if (await ping(port)) return child;
+    if (await answers(port, child.pid)) return child;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   child.kill('SIGKILL');

@@ -1,5 +1,6 @@
 import { loadConfig, type SettingName } from '../../src/server/config.js';
 import { type RunningServer, startServer } from '../../src/server/server.js';
+import { PATIENCE_MS } from './patience.js';
 
 export type Settings = Partial<Record<SettingName, string>>;
 
@@ -33,6 +34,13 @@ export async function withServer(
   }
 }
 
+/**
+ * Where nothing listens, whatever else runs on the machine: port 2 is privileged and never
+ * handed out to a listener on port 0, unlike the port of a server that was just stopped (and
+ * unlike port 1, `fetch` does not refuse to try it).
+ */
+export const UNREACHABLE_URL = 'http://127.0.0.1:2';
+
 /** Tests publish with the client library's own `publish`: it is what users call. */
 export { type Published, publish } from '../../src/client/publish.js';
 
@@ -40,7 +48,7 @@ export { type Published, publish } from '../../src/client/publish.js';
 export async function waitFor(
   predicate: () => boolean,
   what: string,
-  timeoutMs = 5000,
+  timeoutMs = PATIENCE_MS,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {

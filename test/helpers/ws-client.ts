@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { type ClientOptions, type RawData, WebSocket } from 'ws';
+import { PATIENCE_MS } from './patience.js';
 
 /** A server → client frame of docs/api.md §3, parsed from one text frame. */
 export type ServerFrame = { readonly type: string } & Record<string, unknown>;
@@ -92,7 +93,7 @@ export class WsTestClient {
   }
 
   /** Sends a frame with a fresh `ref` and resolves with the server's reply carrying that ref. */
-  async request(frame: Record<string, unknown>, timeoutMs = 5000): Promise<ServerFrame> {
+  async request(frame: Record<string, unknown>, timeoutMs = PATIENCE_MS): Promise<ServerFrame> {
     const ref = uniqueRef();
     this.send({ ...frame, ref });
     return this.waitForFrame((reply) => reply.ref === ref, `reply to ${JSON.stringify(frame)}`, {
@@ -137,7 +138,7 @@ export class WsTestClient {
   waitForFrame(
     predicate: (frame: ServerFrame) => boolean,
     what: string,
-    { timeoutMs = 5000, after = 0 }: { timeoutMs?: number; after?: number } = {},
+    { timeoutMs = PATIENCE_MS, after = 0 }: { timeoutMs?: number; after?: number } = {},
   ): Promise<ServerFrame> {
     const seen = this.frames.slice(after).find(predicate);
     if (seen !== undefined) return Promise.resolve(seen);
@@ -165,7 +166,11 @@ export class WsTestClient {
   }
 
   /** Resolves once `count` events of `topic` have arrived. */
-  async waitForEvents(topic: string, count: number, timeoutMs = 5000): Promise<EventFrame[]> {
+  async waitForEvents(
+    topic: string,
+    count: number,
+    timeoutMs = PATIENCE_MS,
+  ): Promise<EventFrame[]> {
     if (this.eventCount(topic) < count) {
       await this.waitForFrame(
         (frame) => frame.type === 'event' && this.eventCount(topic) >= count,
@@ -177,7 +182,7 @@ export class WsTestClient {
   }
 
   /** Resolves when the connection closes; rejects if it stays open longer than `timeoutMs`. */
-  async waitForClose(timeoutMs = 5000): Promise<CloseInfo> {
+  async waitForClose(timeoutMs = PATIENCE_MS): Promise<CloseInfo> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(

@@ -11,7 +11,7 @@ import {
   type UpstreamBehaviour,
   upstream,
 } from '../helpers/mock-upstream.js';
-import { waitFor } from '../helpers/server.js';
+import { UNREACHABLE_URL, waitFor } from '../helpers/server.js';
 import { chatRequest, collect, MESSAGES } from './collect.js';
 
 let mock: MockUpstream;
@@ -185,9 +185,7 @@ describe('OpenAiProvider', () => {
   });
 
   test('maps a refused connection to upstream_unavailable', async () => {
-    const closed = await MockUpstream.start();
-    const baseURL = closed.baseURL;
-    await closed.close();
+    const baseURL = `${UNREACHABLE_URL}/v1`;
     const unreachable = new OpenAiProvider({ baseURL, apiKey: 'k', defaultModel: 'm' });
     const result = await collect(unreachable.generate(chatRequest().request));
     const error = assertLlmError(result.error, 'upstream_unavailable', true);

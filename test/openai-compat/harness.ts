@@ -4,6 +4,7 @@ import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { mockReply } from '../../src/llm/mock.js';
 import type { ChatMessage } from '../../src/llm/provider.js';
 import type { RunningServer } from '../../src/server/server.js';
+import { PATIENCE_MS } from '../helpers/patience.js';
 import { RawSseClient, type SseMessage } from '../helpers/sse-client.js';
 
 /** The official SDK pointed at the front door; no retries, so a test sees every failure. */
@@ -50,7 +51,7 @@ export function contentOf(chunks: readonly ChatCompletionChunk[]): string {
 }
 
 /** Resolves once the client holds at least `count` stored events. */
-export async function untilEvents(client: RawSseClient, count: number, timeoutMs = 5000) {
+export async function untilEvents(client: RawSseClient, count: number, timeoutMs = PATIENCE_MS) {
   const deadline = Date.now() + timeoutMs;
   while (client.events.length < count) {
     assert.ok(!client.ended, `stream ended after ${client.events.length} of ${count} events`);

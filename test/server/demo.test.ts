@@ -9,6 +9,7 @@ import { CLIENT_DIR } from '../../src/server/demo/plugin.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { request, uniqueTopic } from '../helpers/http.js';
 import { loadParseMarkdown, visibleText } from '../helpers/markdown.js';
+import { PATIENCE_MS } from '../helpers/patience.js';
 import { publish, startTestServer } from '../helpers/server.js';
 
 const AUTH_SECRET = 'streamhub-demo-auth-test-secret-0123456789';
@@ -20,7 +21,6 @@ const SCREENSHOT = process.env.STREAMHUB_DEMO_SCREENSHOT;
 /** Slow enough to act in the middle of a reply: 100+ tokens last 4 s. */
 const TOKENS_PER_SEC = 25;
 const LONG_REPLY_TOKENS = 100;
-const PATIENCE_MS = 10_000;
 
 let server: RunningServer;
 let browser: Browser;

@@ -44,7 +44,13 @@ import {
   type WsFrame,
   wsKey,
 } from '../helpers/hostile.js';
-import { assertApiError, type HttpResult, request, SseIdReader } from '../helpers/http.js';
+import {
+  assertApiError,
+  type HttpResult,
+  request,
+  resultOf,
+  SseIdReader,
+} from '../helpers/http.js';
 import { type ServerProcess, spawnServer } from '../helpers/process.js';
 import { publish, waitFor } from '../helpers/server.js';
 import { rawUpgradedSocket, type ServerFrame, WsTestClient, wsUrl } from '../helpers/ws-client.js';
@@ -66,6 +72,13 @@ const SERVER_ENV = {
 const RSS_MARGIN_MIB = 40;
 const STEADY = 'steady';
 const STEADY_INTERVAL_MS = 10;
+/**
+ * A /healthz probe gives up (a failure) after HEALTH_TIMEOUT_MS; none may even come near it.
+ * A server busy with the abuse answers later than an idle one, more so on a loaded machine
+ * (a second has been seen): the rest is room.
+ */
+const HEALTH_TIMEOUT_MS = 5000;
+const SLOW_HEALTH_MS = 4000;
 /** A server-issued event id: `<epoch>-<seq>` (src/core/ids.ts). */
 const EVENT_ID = /^[a-z0-9]{1,32}-[1-9][0-9]{0,15}$/;
 /** What a response must never contain, whatever the path trick. */
@@ -115,21 +128,38 @@ function judgeRaw(what: string, exchange: RawExchange, expected?: readonly numbe
   }
 }
 
+/**
+ * Sends `spec`; an event stream that opens is read for a moment and then cut (`undefined`).
+ * Any other answer is waited for, however long a loaded machine takes.
+ */
+async function answerOrStream(baseUrl: string, spec: RequestSpec): Promise<HttpResult | undefined> {
+  const response = await fetch(`${baseUrl}${spec.path}`, spec.init);
+  if (!spec.stream || !response.headers.get('content-type')?.startsWith('text/event-stream')) {
+    return resultOf(response);
+  }
+  await sleep(300);
+  await response.body?.cancel();
+  return undefined;
+}
+
 /** Runs `specs` with `fetch`, judging each answer and its status. */
 async function runSpecs(baseUrl: string, specs: readonly RequestSpec[], concurrency: number) {
   let cut = 0;
   await runPool(specs.length, concurrency, async (i) => {
     const spec = specs[i] as RequestSpec;
     const what = `${spec.what} ${spec.init.method ?? 'GET'} ${clip(spec.path, 100)}`;
-    let result: HttpResult;
+    let result: HttpResult | undefined;
     try {
-      const init = spec.stream ? { ...spec.init, signal: AbortSignal.timeout(300) } : spec.init;
-      result = await request(`${baseUrl}${spec.path}`, init);
+      result = await answerOrStream(baseUrl, spec);
     } catch (error) {
-      // A refused upload may be cut by the server mid-body; a stream is cut by our timeout
-      // (when a stream was a possible answer).
-      if (spec.mayReset || (spec.stream && spec.expect?.includes(200) !== false)) cut += 1;
+      // A refused upload may be cut by the server mid-body.
+      if (spec.mayReset) cut += 1;
       else violations.push(`${what}: ${String(error)}`);
+      return;
+    }
+    if (result === undefined) {
+      if (spec.expect?.includes(200) === false) violations.push(`${what}: a stream opened`);
+      cut += 1;
       return;
     }
     judge(what, result, spec.init.method);
@@ -279,7 +309,9 @@ class NormalClients {
     while (this.#running) {
       const started = performance.now();
       try {
-        const result = await request(`${this.url}/healthz`, { signal: AbortSignal.timeout(5000) });
+        const result = await request(`${this.url}/healthz`, {
+          signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+        });
         if (result.status !== 200) this.failures.push(`healthz ${result.status}`);
       } catch (error) {
         this.failures.push(`healthz: ${String(error)}`);
@@ -321,7 +353,7 @@ async function assertUnharmed(
   assert.ok(ws.open, 'the steady WebSocket is still open');
   const worst = Math.max(...normal.healthLatencies);
   t.diagnostic(`${published.length} steady events; /healthz worst ${Math.round(worst)} ms`);
-  assert.ok(worst < 2000, `a /healthz probe took ${Math.round(worst)} ms`);
+  assert.ok(worst < SLOW_HEALTH_MS, `a /healthz probe took ${Math.round(worst)} ms`);
 
   assert.equal((await request(`${child.url}/healthz`)).status, 200);
   assert.equal((await request(`${child.url}/readyz`)).status, 200);
@@ -422,7 +454,7 @@ describe('hostile input against a running server', { concurrency: false }, () =>
     });
     await runPool(cases.length, 16, async (i) => {
       const { name, request: text, expect, halfClose } = cases[i] as RawCase;
-      judgeRaw(name, await rawHttp(url, text, { timeoutMs: 1000, halfClose }), expect);
+      judgeRaw(name, await rawHttp(url, text, { halfClose }), expect);
     });
     const count = random.length + mutated.length + cases.length;
     t.diagnostic(`${count} raw requests in ${Math.round(performance.now() - started)} ms`);
@@ -491,7 +523,8 @@ describe('hostile input against a running server', { concurrency: false }, () =>
         'Accept: text/event-stream',
         ...headers,
       ];
-      const exchange = await rawHttp(url, `${head.join('\r\n')}\r\n\r\n`, { timeoutMs: 600 });
+      // A stream never ends: it is read for long enough to hold its replay on a loaded machine.
+      const exchange = await rawHttp(url, `${head.join('\r\n')}\r\n\r\n`, { timeoutMs: 2000 });
       const response = exchange.response;
       if (response?.status !== 200) {
         judgeRaw(what, exchange);
@@ -523,7 +556,10 @@ describe('hostile input against a running server', { concurrency: false }, () =>
         const client = await WsTestClient.connect(
           wsUrl(url, `/v1/topics/${topic}/ws?last_event_id=${value}`),
         );
-        await sleep(300);
+        // No cursor here is an id: a reset, then every retained event.
+        await client
+          .waitForEvents(topic, ids.length)
+          .catch((error: Error) => violations.push(`ws last_event_id=${value}: ${error.message}`));
         client.close();
         const frames = JSON.stringify(client.frames);
         if (
@@ -580,7 +616,7 @@ describe('hostile input against a running server', { concurrency: false }, () =>
       if (pong instanceof Error) violations.push(`bad frames #${i}: socket lost: ${pong.message}`);
       // Refused publishes are answered asynchronously, possibly after the pong.
       const errors = () => client.framesOfType('error').length;
-      await waitFor(() => errors() >= bad.length, 'error frames', 3000).catch(() => {});
+      await waitFor(() => errors() >= bad.length, 'error frames').catch(() => {});
       if (errors() < bad.length) violations.push(`bad frames #${i}: ${errors()} error frames`);
       checkErrorFrames(`bad frames #${i}`, client.frames);
       client.close();
@@ -588,7 +624,7 @@ describe('hostile input against a running server', { concurrency: false }, () =>
     await runPool(offenders.length, 5, async (i) => {
       const client = await WsTestClient.connect(wsUrl(url, '/v1/ws'));
       send(client, offenders[i] as WsFrame[]);
-      const closed = await client.waitForClose(5000).catch((error: Error) => error);
+      const closed = await client.waitForClose().catch((error: Error) => error);
       if (closed instanceof Error || closed.code !== 1008) {
         violations.push(
           `offender #${i}: ${closed instanceof Error ? closed.message : closed.code}`,
@@ -623,8 +659,10 @@ describe('hostile input against a running server', { concurrency: false }, () =>
       const { name, bytes, codes } = cases[i] as (typeof cases)[number];
       const client = await WsTestClient.connect(wsUrl(url, '/v1/ws'));
       socketOf(client).write(bytes);
-      const closed = await client.waitForClose(1500).catch(() => undefined);
-      // Random bytes may be the start of a frame still waiting for its payload.
+      // Random bytes may be the start of a frame still waiting for its payload: not waited out.
+      const closed = await client
+        .waitForClose(codes === undefined ? 1500 : undefined)
+        .catch(() => undefined);
       if (codes !== undefined && !codes.includes(closed?.code ?? 0)) {
         violations.push(`${name}: closed with ${JSON.stringify(closed)}, wanted ${codes}`);
       }
@@ -637,7 +675,7 @@ describe('hostile input against a running server', { concurrency: false }, () =>
       if (i % 2 === 0) client.ws.close(1000, 'bye');
       else socket.write(clientFrame(Buffer.from([0x03, 0xe8]), { opcode: 8 }));
       socket.write(afterClose[i] as Buffer);
-      const closed = await client.waitForClose(2000).catch((error: Error) => error);
+      const closed = await client.waitForClose().catch((error: Error) => error);
       if (closed instanceof Error) violations.push(`frames after close #${i}: ${closed.message}`);
       client.close();
     });
@@ -789,7 +827,7 @@ describe('hostile input against a running server', { concurrency: false }, () =>
     t.diagnostic(`${open}/${slow.length} slow sockets still open after ${seconds} s`);
     for (const socket of slow) socket.destroy();
     const worst = Math.max(...normal.healthLatencies);
-    assert.ok(worst < 2000, `a /healthz probe took ${Math.round(worst)} ms`);
+    assert.ok(worst < SLOW_HEALTH_MS, `a /healthz probe took ${Math.round(worst)} ms`);
     assert.deepEqual(normal.failures, []);
   });
 
@@ -940,7 +978,7 @@ describe('hostile input with authentication and limits on', { concurrency: false
       const client = await WsTestClient.connect(wsUrl(url, '/v1/ws'));
       client.ws.send(frame.data, { binary: frame.binary === true });
       client.send({ type: 'subscribe', topic: 'auth.x' });
-      const closed = await client.waitForClose(3000).catch((error: Error) => error);
+      const closed = await client.waitForClose().catch((error: Error) => error);
       if (
         closed instanceof Error ||
         closed.code !== 4401 ||
@@ -959,7 +997,7 @@ describe('hostile input with authentication and limits on', { concurrency: false
     for (let i = 0; i < 300; i++) flood.send({ type: 'ping', ref: i });
     const settled = () =>
       flood.closeInfo !== undefined || flood.framesOfType('pong').length === 300;
-    await waitFor(settled, 'the pre-auth flood to settle', 5000);
+    await waitFor(settled, 'the pre-auth flood to settle');
     assert.ok(
       flood.closeInfo === undefined || flood.closeInfo.code === 4401,
       JSON.stringify(flood.closeInfo),

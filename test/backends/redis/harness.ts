@@ -7,6 +7,7 @@ import {
   RedisSessionStore,
   type RedisSessionStoreOptions,
 } from '../../../src/backends/redis/redis-session-store.js';
+import { PATIENCE_MS } from '../../helpers/patience.js';
 import { type RedisServer, startRedis } from '../../helpers/redis-server.js';
 
 /**
@@ -73,7 +74,7 @@ export async function closeAllLogs(): Promise<void> {
 
 export const input = (n: number) => ({ event: 'message', data: JSON.stringify({ n }) });
 
-export function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+export function waitFor(condition: () => boolean, timeoutMs = PATIENCE_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
     const check = () => {

@@ -1,24 +1,52 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { RedisSessionStore } from '../../../src/backends/redis/redis-session-store.js';
 import type { TurnControl } from '../../../src/core/session-store.js';
+import { eventually } from '../../helpers/http.js';
 import { sessionStoreContract, waitUntil } from '../session-store-contract.js';
 import { createSessionStore, uniquePrefix, useRedis } from './harness.js';
 
 const redis = useRedis();
 
+/**
+ * Resolves once `count` stores of `keyPrefix` are subscribed to its signal channel, so that
+ * none of them can miss a cancel or a claim published from now on.
+ */
+async function listening(keyPrefix: string, count: number): Promise<void> {
+  const client = await redis().client();
+  const channel = `${keyPrefix}:signals`;
+  await eventually(async () => {
+    const [, subscribers] = (await client.pubsub('NUMSUB', channel)) as [string, number];
+    return subscribers === count;
+  }, `${count} subscribers of ${channel}`);
+}
+
 sessionStoreContract('redis', {
-  create: async ({ maxMessages }) => createSessionStore(redis().url, { maxMessages }),
+  create: async ({ maxMessages }) => {
+    const keyPrefix = uniquePrefix();
+    const store = createSessionStore(redis().url, { keyPrefix, maxMessages });
+    await listening(keyPrefix, 1);
+    return store;
+  },
 });
 
 const turn = (content: string) => ({ content, owner: null });
 
-/** Two stores on one Redis, as two streamhub processes would have. */
-function twoProcesses(leaseMs: number) {
+/**
+ * Renewed every third of it, so a holder must stall for a whole second to lose it: more than a
+ * loaded machine makes a test process wait.
+ */
+const LEASE_MS = 1500;
+
+/** Two stores on one Redis, as two streamhub processes would have, both listening. */
+async function twoProcesses(leaseMs: number): Promise<[RedisSessionStore, RedisSessionStore]> {
   const keyPrefix = uniquePrefix();
-  return [
+  const stores: [RedisSessionStore, RedisSessionStore] = [
     createSessionStore(redis().url, { keyPrefix, leaseMs }),
     createSessionStore(redis().url, { keyPrefix, leaseMs }),
-  ] as const;
+  ];
+  await listening(keyPrefix, 2);
+  return stores;
 }
 
 function recordingControl() {
@@ -30,16 +58,17 @@ function recordingControl() {
   return { heard, control };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Long enough for a lease that was not renewed to have lapsed. */
+const pastTheLease = () => new Promise((resolve) => setTimeout(resolve, 1.5 * LEASE_MS));
 
 describe('redis sessions: one generator at a time, under a lease', () => {
   test('another process sees the turn; a held turn stays alive past its lease', async () => {
-    const [a, b] = twoProcesses(300);
+    const [a, b] = await twoProcesses(LEASE_MS);
     await a.beginTurn('s', turn('hi'));
     const { heard, control } = recordingControl();
     const release = a.holdTurn('s', 1, control);
     assert.equal(await b.beginTurn('s', turn('mine?')), undefined, 'busy on every process');
-    await sleep(900);
+    await pastTheLease();
     const seen = await b.get('s');
     assert.equal(seen?.generating, true);
     assert.equal(seen?.generatorLost, false, 'renewed by its holder');
@@ -50,12 +79,10 @@ describe('redis sessions: one generator at a time, under a lease', () => {
   });
 
   test('a turn whose holder stops renewing is lost; exactly one process ends it', async () => {
-    const [a, b] = twoProcesses(300);
+    const [a, b] = await twoProcesses(300);
     await a.beginTurn('s', turn('hi'));
     // No holdTurn: as if the generating process died right after starting.
-    await sleep(450);
-    const lost = await b.get('s');
-    assert.equal(lost?.generatorLost, true);
+    await eventually(async () => (await b.get('s'))?.generatorLost === true, 'the lease to lapse');
     const results = await Promise.all([
       b.endLostTurn('s', 1, 'partial'),
       a.endLostTurn('s', 1, 'partial'),
@@ -72,16 +99,16 @@ describe('redis sessions: one generator at a time, under a lease', () => {
   });
 
   test('a lost turn cannot be ended as lost while its holder renews', async () => {
-    const [a, b] = twoProcesses(300);
+    const [a, b] = await twoProcesses(LEASE_MS);
     await a.beginTurn('s', turn('hi'));
     const release = a.holdTurn('s', 1, recordingControl().control);
-    await sleep(400);
+    await pastTheLease();
     assert.equal(await b.endLostTurn('s', 1, ''), false);
     release();
   });
 
   test('a holder whose turn was ended elsewhere hears that it lost it', async () => {
-    const [a, b] = twoProcesses(300);
+    const [a, b] = await twoProcesses(300);
     await a.beginTurn('s', turn('hi'));
     const client = await redis().client();
     // The lease vanishes (as after a long pause of the holder) and another process ends it.
@@ -96,7 +123,7 @@ describe('redis sessions: one generator at a time, under a lease', () => {
 
   test('a cancel reaches the holder on another process through Pub/Sub', async () => {
     // A lease this long is renewed every 20 s: only the Pub/Sub message can arrive in time.
-    const [a, b] = twoProcesses(60_000);
+    const [a, b] = await twoProcesses(60_000);
     await a.beginTurn('s', turn('hi'));
     const { heard, control } = recordingControl();
     const release = a.holdTurn('s', 1, control);
@@ -107,11 +134,18 @@ describe('redis sessions: one generator at a time, under a lease', () => {
   });
 
   test('a cancel whose message the holder missed is found by its lease renewal', async () => {
-    const [a, b] = twoProcesses(600);
+    const [a, b] = await twoProcesses(LEASE_MS);
     await a.beginTurn('s', turn('hi'));
     // Sent while nobody on `a` held the turn, as when its connection blinked.
     await b.requestCancel('s', 1);
-    await sleep(200);
+    // A claim published after it on the same channel: once `a` hears the claim, the cancel
+    // message has come and gone.
+    const claims: number[] = [];
+    a.onViewerClaimed((id, claim) => {
+      if (id === 'marker') claims.push(claim);
+    });
+    await b.claimViewer('marker');
+    await waitUntil(() => claims.length > 0);
     const { heard, control } = recordingControl();
     const release = a.holdTurn('s', 1, control);
     await waitUntil(() => heard.length > 0);
@@ -120,7 +154,7 @@ describe('redis sessions: one generator at a time, under a lease', () => {
   });
 
   test('viewer claims of one process are heard by the others', async () => {
-    const [a, b] = twoProcesses(1_000);
+    const [a, b] = await twoProcesses(1_000);
     const heardByA: number[] = [];
     a.onViewerClaimed((id, claim) => {
       if (id === 's') heardByA.push(claim);
