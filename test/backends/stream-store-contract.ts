@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { StreamStore } from '../../src/core/stream-store.js';
+import { eventually } from '../helpers/http.js';
 
 export interface StreamStoreContractOptions {
   /** A fresh store (streams of other stores invisible) forgetting ended streams after `ttlMs`. */
   readonly create: (options: { ttlMs: number }) => Promise<StreamStore>;
-}
-
-/** Resolves once the async `probe` holds, polling; fails the test after five seconds. */
-async function until(probe: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /**
@@ -59,7 +51,7 @@ export function streamStoreContract(name: string, options: StreamStoreContractOp
         await streams.open('s', 60_000);
         assert.equal(await streams.end('s', 'producer_lost', true), false, 'still held');
         await streams.open('t', 50);
-        await until(async () => (await streams.get('t'))?.producerLost === true, 'the lapse');
+        await eventually(async () => (await streams.get('t'))?.producerLost === true, 'the lapse');
         assert.equal(await streams.end('t', 'producer_lost', true), true);
         const lost = await streams.get('t');
         assert.deepEqual([lost?.status, lost?.producerLost], ['producer_lost', false]);
@@ -70,7 +62,7 @@ export function streamStoreContract(name: string, options: StreamStoreContractOp
         await streams.open('s', 60_000);
         await streams.end('s', 'complete');
         assert.equal((await streams.get('s'))?.status, 'complete');
-        await until(async () => (await streams.get('s')) === undefined, 'the expiry');
+        await eventually(async () => (await streams.get('s')) === undefined, 'the expiry');
         assert.equal(await streams.open('s', 60_000), 'opened');
       }));
   });

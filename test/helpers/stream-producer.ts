@@ -68,13 +68,9 @@ function parse(text: string): unknown {
 
 /** Resolves once stream `id` is open with `count` events: a consumer connecting then finds it. */
 export async function streamHolds(baseUrl: string, id: string, count: number): Promise<void> {
-  await eventually(
-    async () => {
-      const response = await fetch(`${baseUrl}/v1/streams/${id}`);
-      const body = (await response.json()) as { status?: string; events?: number };
-      return body.status === 'open' && (body.events ?? 0) >= count;
-    },
-    `${count} events in stream ${id}`,
-    20_000,
-  );
+  await eventually(async () => {
+    const response = await fetch(`${baseUrl}/v1/streams/${id}`);
+    const body = (await response.json()) as { status?: string; events?: number };
+    return body.status === 'open' && (body.events ?? 0) >= count;
+  }, `${count} events in stream ${id}`);
 }

@@ -12,8 +12,6 @@ import { RawSseClient } from '../helpers/sse-client.js';
 import { type ProducerOutcome, StreamProducer, streamHolds } from '../helpers/stream-producer.js';
 
 const NDJSON = 'application/x-ndjson';
-/** Generous, for a loaded 2-core machine: only reached when something is really wrong. */
-const PATIENCE_MS = 20_000;
 
 const closers: (() => void)[] = [];
 afterEach(() => {
@@ -56,13 +54,13 @@ describe('streams across three processes on one Redis', () => {
     await streamHolds(a, id, 1);
     const onB = consumer(`${b}/v1/streams/${id}`);
     const onC = consumer(`${c}/v1/streams/${id}`);
-    await waitFor(() => onB.events.length === 1 && onC.events.length === 1, 'event 1', PATIENCE_MS);
+    await waitFor(() => onB.events.length === 1 && onC.events.length === 1, 'event 1');
     await producing.write('2\n');
-    await waitFor(() => onB.events.length === 2, 'event 2 on B', PATIENCE_MS);
+    await waitFor(() => onB.events.length === 2, 'event 2 on B');
     const resumed = consumer(`${c}/v1/streams/${id}`, {
       'last-event-id': onB.events[0]?.id as string,
     });
-    await waitFor(() => resumed.events.length === 1, 'the resumed consumer', PATIENCE_MS);
+    await waitFor(() => resumed.events.length === 1, 'the resumed consumer');
     const [status, summary] = statusOf(await producing.end('3\n'));
     assert.equal(status, 200);
     await Promise.all([onB.closed, onC.closed, resumed.closed]);
@@ -82,7 +80,7 @@ describe('streams across three processes on one Redis', () => {
     await producing.write('1\n');
     await streamHolds(a, id, 1);
     const onC = consumer(`${c}/v1/streams/${id}`);
-    await waitFor(() => onC.events.length === 1, 'event 1', PATIENCE_MS);
+    await waitFor(() => onC.events.length === 1, 'event 1');
     const rival = new StreamProducer(b, id, NDJSON);
     const [rivalStatus, refusal] = statusOf(await rival.end('2\n'));
     assert.deepEqual(
@@ -125,7 +123,7 @@ describe('streams across three processes on one Redis', () => {
     await producing.write('1\n');
     await streamHolds(a, id, 1);
     const onB = consumer(`${b}/v1/streams/${id}`);
-    await waitFor(() => onB.events.length === 1, 'event 1', PATIENCE_MS);
+    await waitFor(() => onB.events.length === 1, 'event 1');
     await setup().cluster.kill(0, 'SIGKILL');
     await onB.closed;
     assert.deepEqual(
