@@ -5,7 +5,7 @@ import http, {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
   type ConnectionState,
@@ -154,6 +154,60 @@ export async function startSilentServer(): Promise<{ url: string; close(): Promi
     close: async () => {
       for (const client of sockets.clients) client.terminate();
       server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/**
+ * A TCP proxy in front of a server, for network failures on real sockets: `cut()` resets every
+ * connection through it; during an `outage`, new connections are reset, or answered
+ * `503` as a load balancer would while its backend restarts.
+ */
+export async function startProxy(target: { readonly url: string }) {
+  const { hostname, port } = new URL(target.url);
+  const sockets = new Set<net.Socket>();
+  let outage: 'reset' | '503' | undefined;
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  };
+  const server = net.createServer((client) => {
+    track(client);
+    if (outage === 'reset') return void client.resetAndDestroy();
+    if (outage === '503') {
+      const body = '{"error":{"code":"overloaded","message":"restarting"}}';
+      client.once('data', () =>
+        client.end(
+          'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n' +
+            `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        ),
+      );
+      return;
+    }
+    const upstream = net.connect(Number(port), hostname);
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port: proxyPort } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${proxyPort}`,
+    /** Resets every connection; with `outage`, refuses new ones for `ms`. */
+    cut(kind?: 'reset' | '503', ms = 0): void {
+      outage = kind;
+      for (const socket of sockets) socket.resetAndDestroy();
+      if (kind !== undefined) {
+        setTimeout(() => {
+          outage = undefined;
+        }, ms);
+      }
+    },
+    async close(): Promise<void> {
+      for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
     },
   };
