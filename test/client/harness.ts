@@ -63,6 +63,12 @@ export function uniqueTopic(prefix = 'client'): string {
   return `${prefix}.${process.pid}.${topicCounter}`;
 }
 
+let streamCounter = 0;
+export function uniqueStreamId(prefix = 'stream'): string {
+  streamCounter += 1;
+  return `${prefix}-${process.pid}-${streamCounter}`;
+}
+
 /** Everything a subscription reports, in arrival order. */
 export class Recorder {
   readonly events: TopicEvent[] = [];
@@ -211,4 +217,17 @@ export async function startProxy(target: { readonly url: string }) {
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/** Resolves once the server knows the stream `id`: its producer's first bytes have arrived. */
+export async function waitForStream(baseUrl: string, id: string): Promise<void> {
+  const url = `${baseUrl}/v1/streams/${encodeURIComponent(id)}`;
+  const deadline = Date.now() + PATIENCE_MS;
+  for (;;) {
+    const response = await fetch(url);
+    await response.body?.cancel();
+    if (response.ok) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for stream ${id}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }

@@ -11,7 +11,7 @@ import {
 } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { startTestServer, waitFor } from '../helpers/server.js';
-import { PATIENCE_MS, rejectsWith, startProxy } from './harness.js';
+import { PATIENCE_MS, rejectsWith, startProxy, uniqueStreamId, waitForStream } from './harness.js';
 
 /** Each test is bounded, so that a hang fails it instead of the whole run. */
 const BOUNDED = { timeout: PATIENCE_MS };
@@ -23,12 +23,6 @@ before(async () => {
   server = await startTestServer();
 });
 after(() => server.shutdown());
-
-let streamCounter = 0;
-function newStreamId(): string {
-  streamCounter += 1;
-  return `stream-${process.pid}-${streamCounter}`;
-}
 
 /** A source the test feeds by hand: what it pushes is produced, in order, when it pushes it. */
 function handFed<T>(): EventQueue<T> {
@@ -55,16 +49,6 @@ class Collected {
   }
 }
 
-/** Resolves once the server knows the stream: its producer's first event has arrived. */
-async function waitForStream(id: string): Promise<void> {
-  for (;;) {
-    const response = await fetch(`${server.url}/v1/streams/${id}`);
-    await response.body?.cancel();
-    if (response.status === 200) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 const numbered = (count: number): StreamEventInput[] =>
   Array.from({ length: count }, (_, n) => ({ data: { n }, event: n % 2 ? 'odd' : 'even' }));
 
@@ -72,11 +56,11 @@ test(
   'a reader gets each event while the body is still being produced, and ends with it',
   BOUNDED,
   async () => {
-    const id = newStreamId();
+    const id = uniqueStreamId();
     const source = handFed<StreamEventInput>();
     const produced = produce(server.url, id, source);
     source.push({ data: { text: 'Hel' } });
-    await waitForStream(id);
+    await waitForStream(server.url, id);
     const reader = new Collected(readStream(server.url, id, { backoff: BACKOFF }));
     await reader.receivedAtLeast(1);
     source.push({ data: { text: 'lo' }, event: 'delta' });
@@ -97,14 +81,14 @@ test(
   'a reader whose connection is cut resumes with no event repeated or missing',
   BOUNDED,
   async () => {
-    const id = newStreamId();
+    const id = uniqueStreamId();
     const proxy = await startProxy(server);
     try {
       const source = handFed<StreamEventInput>();
       const produced = produce(server.url, id, source);
       const events = numbered(30);
       source.push(events[0] as StreamEventInput);
-      await waitForStream(id);
+      await waitForStream(server.url, id);
       const reader = new Collected(readStream(proxy.url, id, { backoff: BACKOFF }));
       for (const [n, event] of events.entries()) {
         if (n > 0) source.push(event);
@@ -131,7 +115,7 @@ test(
   'a reader resumes after a saved id, and one that starts after the end reads it all',
   BOUNDED,
   async () => {
-    const id = newStreamId();
+    const id = uniqueStreamId();
     const answer = await produce(server.url, id, iterate(numbered(5)));
     const all = new Collected(readStream(server.url, id));
     await all.ended;
@@ -151,12 +135,12 @@ test(
   'a producer that breaks off ends the stream as producer_lost, and readers learn it',
   BOUNDED,
   async () => {
-    const id = newStreamId();
+    const id = uniqueStreamId();
     const source = handFed<StreamEventInput>();
     const failure = new Error('the model crashed');
     const produced = produce(server.url, id, source);
     source.push({ data: 'partial' });
-    await waitForStream(id);
+    await waitForStream(server.url, id);
     const reader = readStream(server.url, id, { backoff: BACKOFF });
     const collected = new Collected(reader);
     await collected.receivedAtLeast(1);
@@ -172,11 +156,11 @@ test(
 );
 
 test('cancel ends the readers with `cancelled` and fails the producer', BOUNDED, async () => {
-  const id = newStreamId();
+  const id = uniqueStreamId();
   const source = handFed<StreamEventInput>();
   const produced = produce(server.url, id, source).catch((error: unknown) => error);
   source.push({ data: 1 });
-  await waitForStream(id);
+  await waitForStream(server.url, id);
   const reader = new Collected(readStream(server.url, id, { backoff: BACKOFF }));
   await reader.receivedAtLeast(1);
   const cancel = await fetch(`${server.url}/v1/streams/${id}/cancel`, { method: 'POST' });
@@ -192,7 +176,7 @@ test(
   'byte sources: SSE text from a ReadableStream kept byte for byte, NDJSON from a Response',
   BOUNDED,
   async () => {
-    const sseId = newStreamId();
+    const sseId = uniqueStreamId();
     const frames = [
       'event: delta\ndata: {"a":1}\n\n',
       ': comment\nid: 7\ndata: line one\n',
@@ -215,7 +199,7 @@ test(
       ],
     );
 
-    const ndjsonId = newStreamId();
+    const ndjsonId = uniqueStreamId();
     const response = new Response('{"n":1}\n{"n":2}\n', {
       headers: { 'content-type': 'application/x-ndjson' },
     });
@@ -228,7 +212,7 @@ test(
 );
 
 test('strings are text: every event a JSON string, the whole text kept', BOUNDED, async () => {
-  const id = newStreamId();
+  const id = uniqueStreamId();
   await produce(server.url, id, iterate(['Hello, ', 'wörld ', '👋']));
   const reader = new Collected(readStream(server.url, id));
   await reader.ended;
@@ -236,15 +220,15 @@ test('strings are text: every event a JSON string, the whole text kept', BOUNDED
 });
 
 test('refusals: producing to an open stream, reading an unknown one', BOUNDED, async () => {
-  const id = newStreamId();
+  const id = uniqueStreamId();
   const source = handFed<StreamEventInput>();
   const produced = produce(server.url, id, source);
   source.push({ data: 1 });
-  await waitForStream(id);
+  await waitForStream(server.url, id);
   await rejectsWith(produce(server.url, id, iterate([{ data: 2 }])), 409, 'stream_exists', false);
   source.end();
   await produced;
-  const unknown = new Collected(readStream(server.url, newStreamId()));
+  const unknown = new Collected(readStream(server.url, uniqueStreamId()));
   await rejectsWith(unknown.ended, 404, 'stream_not_found', false);
   assert.throws(() => readStream('ftp://nowhere', id), TypeError);
 });

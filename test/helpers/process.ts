@@ -10,9 +10,20 @@ export interface ServerProcess {
 }
 
 /** `streamhub serve` as a child process on a free port; resolves once it listens. */
-export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0'], {
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+export function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+  return spawnListening([CLI, 'serve', '--port', '0'], { LOG_LEVEL: 'info', ...env });
+}
+
+/**
+ * `node <args>` as a child process, a server that prints `listening at <url>` on stdout once it
+ * listens; resolves then.
+ */
+export async function spawnListening(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
