@@ -1,6 +1,6 @@
 import { BackendUnavailableError } from './errors.js';
 import type { AppendOptions, EventLog } from './event-log.js';
-import { parseId } from './ids.js';
+import { formatId, parseId } from './ids.js';
 import type { EventInput } from './types.js';
 
 /**
@@ -19,17 +19,18 @@ export class FiniteLogWriter {
     readonly retryMs: number,
   ) {}
 
-  /** Appends `input`; a `final` one ends the log. */
-  async append(input: EventInput, options: Pick<AppendOptions, 'final'> = {}): Promise<void> {
+  /** Appends `input` and resolves to its id; a `final` one ends the log. */
+  async append(input: EventInput, options: Pick<AppendOptions, 'final'> = {}): Promise<string> {
     const deadline = Date.now() + this.retryMs;
     let uncertain = false;
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
       try {
-        if (uncertain && (await this.#landed())) return;
+        const landed = uncertain ? await this.#landed() : undefined;
+        if (landed !== undefined) return landed;
         uncertain = false;
         const appended = await this.log.append(this.topic, input, options);
         this.#lastSeq = parseId(appended.id)?.seq ?? this.#lastSeq + 1;
-        return;
+        return appended.id;
       } catch (error) {
         if (!(error instanceof BackendUnavailableError) || Date.now() + delay > deadline) {
           throw error;
@@ -40,10 +41,11 @@ export class FiniteLogWriter {
     }
   }
 
-  async #landed(): Promise<boolean> {
+  /** The id of the uncertain append if it landed. */
+  async #landed(): Promise<string | undefined> {
     const head = await this.log.head(this.topic);
-    if (head.seq <= this.#lastSeq) return false;
+    if (head.epoch === null || head.seq <= this.#lastSeq) return undefined;
     this.#lastSeq = head.seq;
-    return true;
+    return formatId(head.epoch, head.seq);
   }
 }

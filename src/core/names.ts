@@ -9,11 +9,16 @@ export function isName(value: unknown): value is string {
 }
 
 export function checkTopic(value: unknown): string {
+  return checkName(value, 'topic');
+}
+
+/** A name (`noun` says of what), or 400 `invalid_<noun>`. */
+export function checkName(value: unknown, noun: string): string {
   if (isName(value)) return value;
   throw new StreamhubError(
     'invalid',
-    'invalid_topic',
-    'topic must be 1-128 chars of [A-Za-z0-9._:@-]',
+    `invalid_${noun.replaceAll(' ', '_')}`,
+    `${noun} must be 1-128 chars of [A-Za-z0-9._:@-]`,
   );
 }
 

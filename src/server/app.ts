@@ -15,6 +15,7 @@ import { answerHandshakeRefusals, installHttpRefusals } from './protocol-errors.
 import { openAiCompatRoutes } from './routes/openai-compat.js';
 import { operationRoutes, statsRoute } from './routes/operations.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { streamRoutes } from './routes/streams.js';
 import { topicRoutes } from './routes/topics.js';
 import { createServices, type Services } from './services.js';
 import { installValidation } from './validation.js';
@@ -110,6 +111,7 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     completions: services.completions,
     provider: services.provider,
   });
+  await streamRoutes(app, { ...streams, streams: services.streams });
   await app.register(demoPage);
   const { log, hub } = services.topicLog;
   return { app, log, hub, connections, metrics, services, limits };

@@ -119,6 +119,18 @@ export const SETTINGS = {
     schema: integer(1000).default(10 * MINUTE),
     help: 'how long a streamed /v1/chat/completions reply stays resumable',
   },
+  STREAM_PRODUCER_IDLE_MS: {
+    schema: integer(100, 60 * MINUTE).default(MINUTE),
+    help: 'a stream producer silent this long ends its stream as producer_lost',
+  },
+  STREAM_MAX_EVENTS: {
+    schema: integer(1, 10_000_000).default(100_000),
+    help: 'events a stream (/v1/streams) may hold; past it the stream ends as too_long',
+  },
+  STREAM_TTL_MS: {
+    schema: integer(1000).default(60 * MINUTE),
+    help: 'how long a stream (/v1/streams) and its events are kept',
+  },
   LLM_PROVIDER: { schema: z.enum(['mock', 'openai']).default('mock'), help: 'model provider' },
   OPENAI_BASE_URL: {
     schema: z.url({ protocol: /^https?$/ }).default('https://api.openai.com/v1'),

@@ -76,6 +76,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly streamsEnded = new Counter({
+    name: 'streamhub_streams_ended_total',
+    help: 'Streams from producers (/v1/streams) ended by this process, by status',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly streamEvents = new Counter({
+    name: 'streamhub_stream_events_total',
+    help: 'Events appended to streams (/v1/streams) by producers on this process',
+    registers: [this.registry],
+  });
+
   readonly upstreamErrors = new Counter({
     name: 'streamhub_llm_upstream_errors_total',
     help: 'Failed upstream attempts by code (retried or final; circuit_open = refused fast)',

@@ -1,16 +1,20 @@
 import { MemoryEventLog } from '../backends/memory/memory-log.js';
 import { MemorySessionStore } from '../backends/memory/memory-session-store.js';
+import { MemoryStreamStore } from '../backends/memory/memory-stream-store.js';
 import { RedisConnection } from '../backends/redis/connection.js';
 import { RedisEventLog } from '../backends/redis/redis-event-log.js';
 import { RedisSessionStore } from '../backends/redis/redis-session-store.js';
+import { RedisStreamStore } from '../backends/redis/redis-stream-store.js';
 import type { EventLog } from '../core/event-log.js';
 import { type LiveLog, TopicHub } from '../core/hub.js';
 import type { SessionStore } from '../core/session-store.js';
+import type { StreamStore } from '../core/stream-store.js';
 import { GenerationRunner } from '../llm/generation-runner.js';
 import { ConcurrencyLimiter } from '../llm/limiter.js';
 import { RunningGenerations } from '../llm/running.js';
 import { CompletionService } from '../openai-compat/completion-service.js';
 import { SessionService } from '../sessions/session-service.js';
+import { StreamService } from '../streams/stream-service.js';
 import { TopicService } from '../topics/topic-service.js';
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
@@ -27,6 +31,7 @@ export interface Services {
   readonly topics: TopicService;
   readonly sessions: SessionService;
   readonly completions: CompletionService;
+  readonly streams: StreamService;
   /** Every running generation, so shutdown can let them finish within its grace period. */
   readonly generations: RunningGenerations;
   close(): Promise<void>;
@@ -39,15 +44,16 @@ interface Retention {
 
 /** Where everything is stored: the logs by what they hold, and the sessions. */
 interface Backend {
-  log(name: 'topic' | 'reply' | 'completion', retention: Retention): EventLog;
+  log(name: 'topic' | 'reply' | 'completion' | 'stream', retention: Retention): EventLog;
   readonly sessionStore: SessionStore;
+  readonly streamStore: StreamStore;
   /** Closes what the logs and the store share (the Redis connection), after them. */
   close(): Promise<void>;
 }
 
 type MemorySettings = Pick<
   Config,
-  'IDEMPOTENCY_TTL_MS' | 'SESSION_TTL_MS' | 'SESSION_MAX_MESSAGES'
+  'IDEMPOTENCY_TTL_MS' | 'SESSION_TTL_MS' | 'SESSION_MAX_MESSAGES' | 'STREAM_TTL_MS'
 >;
 type RedisSettings = MemorySettings &
   Pick<Config, 'REDIS_URL' | 'REDIS_SHARDED_PUBSUB' | 'REDIS_KEY_PREFIX' | 'SESSION_LEASE_MS'>;
@@ -60,6 +66,7 @@ function memoryBackend(config: MemorySettings): Backend {
       ttlMs: config.SESSION_TTL_MS,
       maxMessages: config.SESSION_MAX_MESSAGES,
     }),
+    streamStore: new MemoryStreamStore({ ttlMs: config.STREAM_TTL_MS }),
     close: async () => {},
   };
 }
@@ -85,6 +92,12 @@ function redisBackend(config: RedisSettings): Backend {
       ttlMs: config.SESSION_TTL_MS,
       maxMessages: config.SESSION_MAX_MESSAGES,
       leaseMs: config.SESSION_LEASE_MS,
+    }),
+    // Under the stream logs' prefix: a stream's state and log share its hash tag.
+    streamStore: new RedisStreamStore({
+      connection,
+      keyPrefix: `${prefix}:stream`,
+      ttlMs: config.STREAM_TTL_MS,
     }),
     close: () => connection.close(),
   };
@@ -118,6 +131,12 @@ export function createServices(
   const generations = new RunningGenerations(onInternalError);
   const runner = new GenerationRunner(provider, limiter, generations);
   const sessionStore = backend.sessionStore;
+  const streamStore = backend.streamStore;
+  // One more than the stream's events: the event that says how it ended.
+  const streamLog = backend.log('stream', {
+    maxEvents: config.STREAM_MAX_EVENTS + 1,
+    ttlMs: config.STREAM_TTL_MS,
+  });
   const counted = (feature: string) => ({
     onGeneration: (outcome: string) => metrics.generations.inc({ feature, outcome }),
     onDelta: () => metrics.generatedDeltas.inc({ feature }),
@@ -149,6 +168,19 @@ export function createServices(
           config.BACKEND === 'redis' ? longestSilenceMs(config) + LOST_MARGIN_MS : undefined,
       },
     ),
+    streams: new StreamService(
+      streamStore,
+      { log: streamLog, hub: new TopicHub(streamLog) },
+      {
+        maxEvents: config.STREAM_MAX_EVENTS,
+        maxEventBytes: config.MAX_BODY_BYTES,
+        producerIdleMs: config.STREAM_PRODUCER_IDLE_MS,
+        leaseMs: config.SESSION_LEASE_MS,
+        onEnded: (status) => metrics.streamsEnded.inc({ status }),
+        onAppended: () => metrics.streamEvents.inc(),
+        onInternalError,
+      },
+    ),
     async close() {
       await generations.drain(0);
       sessions.close();
@@ -156,7 +188,9 @@ export function createServices(
         topicLog.close(),
         replyLog.close(),
         completionLog.close(),
+        streamLog.close(),
         sessionStore.close(),
+        streamStore.close(),
       ]);
       await backend.close();
     },

@@ -3,8 +3,8 @@ import type { AppendResult, EventLog } from '../core/event-log.js';
 import type { StartFrom, Subscriber, Subscription, TopicHub } from '../core/hub.js';
 import { parseId } from '../core/ids.js';
 import { checkEventType, checkTopic } from '../core/names.js';
+import { toJsonText } from '../core/payload.js';
 import { DEFAULT_EVENT_TYPE, type ResetInfo, type StoredEvent } from '../core/types.js';
-import { toJsonText } from './payload.js';
 
 export interface PublishRequest {
   readonly data: unknown;

@@ -6,7 +6,8 @@ import type { TopicAction } from './rights.js';
 
 /**
  * What a route asks of its callers, as `config.auth`: nothing (`public`), valid credentials
- * (`token`, the default), the right to publish to or subscribe to the route's `:topic`, or,
+ * (`token`, the default), the right to publish to or subscribe to the route's `:topic` (or a
+ * stream's `:id`), or,
  * for a WebSocket that may authenticate with its first frame, valid credentials if any are
  * presented (`deferred`).
  */
@@ -79,7 +80,10 @@ async function principalOf(request: FastifyRequest, auth: Authenticator): Promis
   const principal = await auth.authenticate(token);
   if (principal === undefined) throw unauthorized(INVALID_TOKEN, 'invalid_token');
   if (needs === 'publish' || needs === 'subscribe') {
-    const { topic } = request.params as { topic?: unknown };
+    // A stream's id is a topic name as far as rights go.
+    const { topic = (request.params as { id?: unknown }).id } = request.params as {
+      topic?: unknown;
+    };
     if (typeof topic !== 'string' || !principal.rights.allows(needs, topic)) {
       throw forbidden(needs);
     }

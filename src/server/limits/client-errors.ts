@@ -16,6 +16,18 @@ function refusalOf(code: string | undefined): ApiError {
   return new ApiError(400, 'bad_request', 'malformed HTTP request');
 }
 
+/** Sockets whose request body is a stream that may take as long as it needs (a producer's). */
+const unboundedBodies = new WeakSet<Socket>();
+
+/**
+ * Exempts the request on `socket` from the server's request timeout until `release` is called:
+ * a producer's body lasts as long as its stream. Its idle timeout bounds it instead.
+ */
+export function allowUnboundedBody(socket: Socket): () => void {
+  unboundedBodies.add(socket);
+  return () => unboundedBodies.delete(socket);
+}
+
 /**
  * Fastify's `clientErrorHandler`: the same behaviour as its default (nothing to say to a reset
  * or destroyed socket; answer, then close), but the body in the error shape of docs/api.md §0
@@ -24,6 +36,7 @@ function refusalOf(code: string | undefined): ApiError {
 export function clientErrorHandler(onHeaderOverflow: () => void) {
   return (error: Error & { code?: string }, socket: Socket): void => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && unboundedBodies.has(socket)) return;
     const refusal = refusalOf(error.code);
     if (refusal.status === 431) onHeaderOverflow();
     if (socket.writable) socket.write(refusal.toHttpResponse());

@@ -42,6 +42,9 @@ const LIMITED_ROUTES: Readonly<Record<string, RouteLimits>> = {
   'GET /v1/sessions/:id/stream': { rate: 'connect', slot: true },
   'POST /v1/chat/completions': { rate: 'chat', slot: true },
   'GET /v1/chat/completions/:id/stream': { rate: 'connect', slot: true },
+  'POST /v1/streams/:id': { rate: 'connect', slot: true },
+  'POST /v1/streams/:id/events': { rate: 'publish' },
+  'GET /v1/streams/:id': { rate: 'connect', slot: true, eventStreamOnly: true },
 };
 
 /** Nobody knows when a connection frees up; this spreads the retries of refused clients. */

@@ -20,7 +20,9 @@ export function sseLogSubscriber(
   const { isLast } = options;
   return {
     send(batch) {
-      const accepted = stream.writeFrames(batch.encode(encoder));
+      const frames = batch.encode(encoder);
+      // An encoder may leave events out; an empty HTTP chunk would end the response.
+      const accepted = frames.payload.length === 0 || stream.writeFrames(frames);
       const last = batch.events[batch.events.length - 1];
       if (isLast !== undefined && last !== undefined && isLast(last)) stream.end();
       return accepted;

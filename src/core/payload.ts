@@ -1,4 +1,4 @@
-import { StreamhubError } from '../core/errors.js';
+import { StreamhubError } from './errors.js';
 
 /** The payload as JSON text, stored and sent as is from here on. */
 export function toJsonText(data: unknown): string {

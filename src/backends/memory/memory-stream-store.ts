@@ -1,0 +1,98 @@
+import type {
+  StreamEnding,
+  StreamOpening,
+  StreamState,
+  StreamStatus,
+  StreamStore,
+} from '../../core/stream-store.js';
+
+export interface MemoryStreamStoreOptions {
+  /** Ended streams are forgotten after this long. */
+  readonly ttlMs: number;
+  readonly now?: () => number;
+}
+
+interface Entry {
+  status: StreamStatus;
+  readonly createdAt: number;
+  updatedAt: number;
+  leaseUntil: number;
+}
+
+/** Streams of one process in a Map; ended ones swept after the TTL. */
+export class MemoryStreamStore implements StreamStore {
+  readonly #streams = new Map<string, Entry>();
+  readonly #sweeper: NodeJS.Timeout;
+  readonly #now: () => number;
+
+  constructor(readonly options: MemoryStreamStoreOptions) {
+    this.#now = options.now ?? Date.now;
+    const interval = Math.min(60_000, Math.max(1000, options.ttlMs / 4));
+    this.#sweeper = setInterval(() => this.sweep(), interval).unref();
+  }
+
+  async get(id: string): Promise<StreamState | undefined> {
+    const entry = this.#live(id);
+    if (entry === undefined) return undefined;
+    const { status, createdAt, updatedAt } = entry;
+    return { status, createdAt, updatedAt, producerLost: this.#lost(entry) };
+  }
+
+  async open(id: string, leaseMs: number): Promise<StreamOpening> {
+    const existing = this.#live(id);
+    if (existing?.status === 'open') return 'exists';
+    const now = this.#now();
+    this.#streams.set(id, {
+      status: 'open',
+      createdAt: now,
+      updatedAt: now,
+      leaseUntil: now + leaseMs,
+    });
+    return existing === undefined ? 'opened' : 'replaced';
+  }
+
+  async renew(id: string, leaseMs: number): Promise<boolean> {
+    const entry = this.#live(id);
+    if (entry?.status !== 'open') return false;
+    entry.leaseUntil = this.#now() + leaseMs;
+    return true;
+  }
+
+  async end(id: string, status: StreamEnding, onlyIfLost = false): Promise<boolean> {
+    const entry = this.#live(id);
+    if (entry?.status !== 'open' || (onlyIfLost && !this.#lost(entry))) return false;
+    entry.status = status;
+    entry.updatedAt = this.#now();
+    return true;
+  }
+
+  async delete(id: string): Promise<void> {
+    this.#streams.delete(id);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+  }
+
+  /** Forgets streams that ended longer than the TTL ago. */
+  sweep(): void {
+    for (const [id, entry] of this.#streams) {
+      if (this.#expired(entry)) this.#streams.delete(id);
+    }
+  }
+
+  #live(id: string): Entry | undefined {
+    const entry = this.#streams.get(id);
+    if (entry === undefined || !this.#expired(entry)) return entry;
+    this.#streams.delete(id);
+    return undefined;
+  }
+
+  #expired(entry: Entry): boolean {
+    return entry.status !== 'open' && this.#now() - entry.updatedAt > this.options.ttlMs;
+  }
+
+  #lost(entry: Entry): boolean {
+    return entry.status === 'open' && entry.leaseUntil < this.#now();
+  }
+}

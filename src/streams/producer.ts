@@ -1,0 +1,131 @@
+import { StreamhubError } from '../core/errors.js';
+import type { LiveLog } from '../core/hub.js';
+import { FiniteLogWriter } from '../core/log-writer.js';
+import type { StreamEnding } from '../core/stream-store.js';
+import type { EventInput } from '../core/types.js';
+import type { BodyEvents } from './body-events.js';
+import { isLogEnded, StreamEndedError } from './errors.js';
+import { endsStream } from './stream-log.js';
+
+/** What a producer needs of the service that started it. */
+export interface ProducerContext {
+  readonly streams: LiveLog;
+  readonly maxEvents: number;
+  readonly idleMs: number;
+  readonly leaseMs: number;
+  /** Ends the stream unless it has ended already; true when this call ended it. */
+  finish(id: string, status: StreamEnding, reason: string): Promise<boolean>;
+  /** Keeps the producer's lease; false once the stream is no longer open. */
+  renew(id: string): Promise<boolean>;
+  /** How the stream ended, once it did without this producer. */
+  endedElsewhere(id: string): Promise<StreamEndedError>;
+  onAppended(): void;
+}
+
+type Stop = { readonly stop: StreamEndedError };
+
+/**
+ * One streaming `POST /v1/streams/{id}`: reads the body a chunk at a time and appends its events
+ * before reading more, so a producer faster than the backend is slowed by TCP rather than
+ * buffered. It stops when the stream ends without it (cancel, lost lease), when the producer
+ * goes silent, or when the body breaks, and the stream then ends as that says.
+ */
+export class BodyProducer {
+  appended = 0;
+  lastId: string | null = null;
+  readonly #writer: FiniteLogWriter;
+  #stop: (error: StreamEndedError) => void = () => {};
+  readonly #stopped: Promise<Stop>;
+  #ending: StreamEndedError | undefined;
+
+  constructor(
+    readonly context: ProducerContext,
+    readonly id: string,
+  ) {
+    this.#writer = new FiniteLogWriter(context.streams.log, id, context.leaseMs / 2);
+    this.#stopped = new Promise((resolve) => {
+      this.#stop = (stop) => {
+        this.#ending ??= stop;
+        resolve({ stop: this.#ending });
+      };
+    });
+  }
+
+  /** Resolves when the body ended and the stream is complete; rejects with why it is not. */
+  async run(body: AsyncIterable<Uint8Array>, events: BodyEvents): Promise<void> {
+    const { context, id } = this;
+    const unwatch = await context.streams.log.watch(id, (_epoch, event) => {
+      if (endsStream(event)) void this.#stopWithEnding();
+    });
+    const idle = setTimeout(() => void this.#idle(), context.idleMs);
+    const renewal = setInterval(() => void this.#renew(), context.leaseMs / 3);
+    try {
+      const chunks = body[Symbol.asyncIterator]();
+      for (;;) {
+        const next = chunks.next();
+        // Once stopped, the read left pending fails when the connection closes: nobody waits.
+        next.catch(() => {});
+        const result = await Promise.race([next, this.#stopped]);
+        if ('stop' in result) throw result.stop;
+        idle.refresh();
+        if (result.done) break;
+        await this.#appendAll(events.push(result.value));
+      }
+      await this.#appendAll(events.end());
+      if (!(await context.finish(id, 'complete', 'complete'))) throw await this.#endedElsewhere();
+    } catch (error) {
+      throw await this.#failed(error);
+    } finally {
+      clearTimeout(idle);
+      clearInterval(renewal);
+      unwatch();
+    }
+  }
+
+  async #appendAll(events: readonly EventInput[]): Promise<void> {
+    for (const event of events) {
+      if (this.appended >= this.context.maxEvents) {
+        const reason = `more than STREAM_MAX_EVENTS (${this.context.maxEvents}) events`;
+        await this.context.finish(this.id, 'too_long', reason);
+        throw new StreamEndedError('too_long', `the stream has ${reason}; it ended`);
+      }
+      this.lastId = await this.#writer.append(event);
+      this.appended++;
+      this.context.onAppended();
+    }
+  }
+
+  /** The error the producer's request answers with; the stream is ended as it implies. */
+  async #failed(error: unknown): Promise<unknown> {
+    if (isLogEnded(error)) return this.#endedElsewhere();
+    if (error instanceof StreamEndedError) return error;
+    // Refused input says why; anything else is the request itself breaking off.
+    const reason =
+      error instanceof StreamhubError
+        ? error.message
+        : "the producer's connection closed before its body ended";
+    await this.context.finish(this.id, 'producer_lost', reason).catch(() => false);
+    return error;
+  }
+
+  async #endedElsewhere(): Promise<StreamEndedError> {
+    return this.#ending ?? this.context.endedElsewhere(this.id);
+  }
+
+  async #stopWithEnding(): Promise<void> {
+    this.#stop(await this.context.endedElsewhere(this.id));
+  }
+
+  async #idle(): Promise<void> {
+    const reason = `the producer sent nothing for STREAM_PRODUCER_IDLE_MS (${this.context.idleMs} ms)`;
+    const error = new StreamEndedError('producer_lost', `${reason}; the stream ended`);
+    this.#ending ??= error;
+    await this.context.finish(this.id, 'producer_lost', reason).catch(() => false);
+    this.#stop(error);
+  }
+
+  async #renew(): Promise<void> {
+    const open = await this.context.renew(this.id).catch(() => true);
+    if (!open) await this.#stopWithEnding();
+  }
+}

@@ -1,0 +1,246 @@
+import { lastEvent } from '../core/finite-log.js';
+import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
+import { formatId, parseId } from '../core/ids.js';
+import type { StreamEnding, StreamStatus, StreamStore } from '../core/stream-store.js';
+import type { EventInput } from '../core/types.js';
+import { type BodyType, bodyEvents } from './body-events.js';
+import {
+  isLogEnded,
+  notOpen,
+  StreamEndedError,
+  streamEnded,
+  streamExists,
+  streamNotFound,
+} from './errors.js';
+import { BodyProducer, type ProducerContext } from './producer.js';
+import { COMPLETE_MARKER, endingEvent, endsStream } from './stream-log.js';
+
+export interface StreamServiceOptions {
+  /** Events a stream may hold; past it the stream ends as `too_long`. */
+  readonly maxEvents: number;
+  /** The largest event a body may carry. */
+  readonly maxEventBytes: number;
+  /** A producer silent this long is lost; also the lease of a stream built with `/events`. */
+  readonly producerIdleMs: number;
+  /** The lease a streaming producer's process renews; lapsed, the process is gone. */
+  readonly leaseMs: number;
+  readonly onEnded?: (status: StreamEnding) => void;
+  readonly onAppended?: () => void;
+  readonly onInternalError?: (error: unknown) => void;
+}
+
+/** `GET /v1/streams/{id}` without an event stream (docs/api.md §9). */
+export interface StreamView {
+  readonly id: string;
+  readonly status: StreamStatus;
+  readonly events: number;
+  readonly last_event_id: string | null;
+  readonly created_at: string;
+  readonly updated_at: string;
+}
+
+/** What a producer's request answers when its body ended the stream. */
+export interface StreamSummary {
+  readonly id: string;
+  readonly events: number;
+  readonly last_event_id: string | null;
+}
+
+/**
+ * Streams from any producer: a stream is a log with one writer that ends, like a chat reply,
+ * whose producer is an HTTP client. The store decides who produces and how a stream ends; the
+ * log holds the events, ending with one that says how the stream ended, so that consumers on
+ * every process learn it from the log alone.
+ */
+export class StreamService {
+  readonly #context: ProducerContext;
+
+  constructor(
+    readonly store: StreamStore,
+    readonly streams: LiveLog,
+    readonly options: StreamServiceOptions,
+  ) {
+    this.#context = {
+      streams,
+      maxEvents: options.maxEvents,
+      idleMs: options.producerIdleMs,
+      leaseMs: options.leaseMs,
+      finish: (id, status, reason) => this.#finish(id, status, reason),
+      renew: (id) => store.renew(id, options.leaseMs),
+      endedElsewhere: (id) => this.#endedElsewhere(id),
+      onAppended: () => options.onAppended?.(),
+    };
+  }
+
+  /** Produces stream `id` from a streamed body; resolves once the body ended it, complete. */
+  async produce(
+    id: string,
+    type: BodyType,
+    body: AsyncIterable<Uint8Array>,
+  ): Promise<StreamSummary> {
+    await this.#endIfLost(id);
+    await this.#open(id, this.options.leaseMs);
+    const producer = new BodyProducer(this.#context, id);
+    await producer.run(body, bodyEvents(type, this.options.maxEventBytes));
+    return { id, events: producer.appended, last_event_id: producer.lastId };
+  }
+
+  /** Appends events without a streaming body, opening the stream on first use; the last id. */
+  async append(id: string, events: readonly EventInput[]): Promise<string> {
+    await this.#endIfLost(id);
+    const state = await this.store.get(id);
+    if (state !== undefined && state.status !== 'open') throw streamEnded(id);
+    const idleMs = this.options.producerIdleMs;
+    if (state === undefined) await this.#open(id, idleMs, true);
+    else if (!(await this.store.renew(id, idleMs))) throw streamEnded(id);
+    const { log } = this.streams;
+    const head = await log.head(id);
+    if (head.seq + events.length > this.options.maxEvents) {
+      const reason = `more than STREAM_MAX_EVENTS (${this.options.maxEvents}) events`;
+      await this.#finish(id, 'too_long', reason);
+      throw new StreamEndedError('too_long', `the stream would have ${reason}; it ended`);
+    }
+    let lastId = '';
+    for (const event of events) {
+      lastId = (await log.append(id, event).catch(rethrowEnded(id))).id;
+      this.options.onAppended?.();
+    }
+    return lastId;
+  }
+
+  /** Ends a stream built with `append` as complete. */
+  async end(id: string): Promise<void> {
+    await this.#ended(id, 'complete', 'complete', () => streamEnded(id));
+  }
+
+  /** Ends an open stream as cancelled, which stops its producer wherever it runs. */
+  async cancel(id: string): Promise<void> {
+    await this.#ended(id, 'cancelled', 'the stream was cancelled', () => notOpen(id));
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.#finish(id, 'cancelled', 'the stream was deleted');
+    await this.store.delete(id);
+    await this.streams.log.delete(id);
+  }
+
+  async view(id: string): Promise<StreamView> {
+    await this.#endIfLost(id);
+    const state = await this.store.get(id);
+    if (state === undefined) throw streamNotFound(id);
+    const last = await lastEvent(this.streams.log, id);
+    const position = last === undefined ? undefined : parseId(last.id);
+    // The complete marker ends the log but is no event of the stream.
+    const events = (position?.seq ?? 0) - (last?.event === COMPLETE_MARKER ? 1 : 0);
+    return {
+      id,
+      status: state.status,
+      events,
+      last_event_id:
+        position?.epoch == null || events === 0 ? null : formatId(position.epoch, events),
+      created_at: new Date(state.createdAt).toISOString(),
+      updated_at: new Date(Math.max(state.updatedAt, last?.time ?? 0)).toISOString(),
+    };
+  }
+
+  /** Whether a consumer would get anything live: the stream exists and is open. */
+  async isActive(id: string): Promise<boolean> {
+    await this.#endIfLost(id);
+    return (await this.store.get(id))?.status === 'open';
+  }
+
+  /**
+   * Where a consumer holding `lastEventId` starts: after it (an id of another epoch, of an
+   * earlier stream with this id, is answered with a reset and the whole stream), or `ended`
+   * when it already has the stream's last event.
+   */
+  async resumePoint(id: string, lastEventId: string | undefined): Promise<StartFrom | 'ended'> {
+    await this.#endIfLost(id);
+    if ((await this.store.get(id)) === undefined) throw streamNotFound(id);
+    if (lastEventId === undefined) return { kind: 'start' };
+    const position = parseId(lastEventId);
+    const head = await this.streams.log.head(id);
+    if (position?.epoch === head.epoch && position.seq === head.seq) {
+      const last = await lastEvent(this.streams.log, id, head);
+      if (last !== undefined && endsStream(last)) return 'ended';
+    }
+    return { kind: 'after', id: lastEventId };
+  }
+
+  /** Streams `id`'s log to a consumer, ending a stream whose producer is lost meanwhile. */
+  watch(id: string, from: StartFrom, subscriber: Subscriber): Subscription {
+    const subscription = this.streams.hub.subscribe(id, from, subscriber);
+    const check = () =>
+      void this.#endIfLost(id).catch((error) => this.options.onInternalError?.(error));
+    const everyMs = Math.max(100, Math.min(this.options.leaseMs, this.options.producerIdleMs) / 2);
+    const timer = setInterval(check, everyMs).unref();
+    return {
+      close() {
+        clearInterval(timer);
+        subscription.close();
+      },
+    };
+  }
+
+  /** Opens a stream for a new producer, its log started afresh; 409 while one is open. */
+  async #open(id: string, leaseMs: number, joinOpen = false): Promise<void> {
+    const opening = await this.store.open(id, leaseMs);
+    if (opening === 'exists') {
+      if (joinOpen) return;
+      throw streamExists(id);
+    }
+    await this.streams.log.delete(id);
+  }
+
+  async #ended(
+    id: string,
+    status: StreamEnding,
+    reason: string,
+    refusal: () => Error,
+  ): Promise<void> {
+    await this.#endIfLost(id);
+    if ((await this.store.get(id)) === undefined) throw streamNotFound(id);
+    if (!(await this.#finish(id, status, reason))) throw refusal();
+  }
+
+  /** Ends an open stream once, then appends the event that says how (racing processes: once). */
+  async #finish(
+    id: string,
+    status: StreamEnding,
+    reason: string,
+    onlyIfLost = false,
+  ): Promise<boolean> {
+    if (!(await this.store.end(id, status, onlyIfLost))) return false;
+    await this.streams.log
+      .append(id, endingEvent(status, reason), { final: true })
+      .catch(rethrowUnlessEnded);
+    this.options.onEnded?.(status);
+    return true;
+  }
+
+  /** A producer whose lease lapsed (its process died, or it went silent) is ended as lost. */
+  async #endIfLost(id: string): Promise<void> {
+    const state = await this.store.get(id);
+    if (!state?.producerLost) return;
+    await this.#finish(id, 'producer_lost', 'the producer went away before the stream ended', true);
+  }
+
+  async #endedElsewhere(id: string): Promise<StreamEndedError> {
+    const status = (await this.store.get(id))?.status;
+    const ending = status === undefined || status === 'open' ? 'cancelled' : status;
+    return new StreamEndedError(
+      ending,
+      `the stream ended as ${ending} while it was being produced`,
+    );
+  }
+}
+
+function rethrowUnlessEnded(error: unknown): void {
+  if (!isLogEnded(error)) throw error;
+}
+
+function rethrowEnded(id: string): (error: unknown) => never {
+  return (error) => {
+    throw isLogEnded(error) ? streamEnded(id) : error;
+  };
+}
