@@ -34,7 +34,7 @@ async function chat(request, response) {
     // When the upload fails (the stop button cancelled the stream, or streamhub is gone), the
     // generation stops too.
     consumeSseStream: ({ stream }) => {
-      produce(STREAMHUB_URL, id, stream, { type: 'sse' }).catch((error) => generation.abort(error));
+      produce(STREAMHUB_URL, id, stream, { type: 'sse' }).catch(() => generation.abort());
     },
   });
   await send(reply, response);

@@ -54,9 +54,11 @@ export interface Produced {
 /**
  * `POST /v1/streams/{id}`: streams `source` to the server, which stores and delivers each event
  * while the rest is still being produced. Resolves when the body has ended and the stream is
- * complete. Rejects with the server's error (`409 stream_exists`, `403`…), `network_error` when
- * the upload breaks (the stream then ends as `producer_lost`, or `cancelled` after a
- * `/cancel`), or whatever the source throws (the upload is broken off the same way).
+ * complete. Rejects with the server's error: `409 stream_exists` while a stream with that id is
+ * open, `409 cancelled` when `/cancel` ended it (stop generating then), `409 producer_lost` when
+ * the server gave up on this producer, `413 stream_too_long`, `403`…; with `network_error` when
+ * the upload breaks (the stream then ends as `producer_lost`); or with whatever the source
+ * throws (the upload is broken off, and the stream ends as `producer_lost`).
  *
  * Streaming request bodies need Node ≥ 20, Deno, or Chromium over HTTP/2; other browsers cannot
  * send them.
