@@ -597,23 +597,28 @@ export function renderScaleOutReport(res: Results, header: string): string {
 
 const STREAMS_ORDER: StreamsTargetName[] = ['streamhub', 'resumable-stream'];
 
+/** Per load (the issue's first), per target: the runs pooled over rounds. */
 function streamsRows(res: Results) {
   const runs = res.streams?.runs ?? [];
-  return STREAMS_ORDER.map((name) => {
-    const mine = runs.filter((r) => r.target === name);
-    return {
-      name,
-      label: streamsTargets[name].label,
-      pool: mine.length ? pooled(mine) : undefined,
-    };
-  });
+  return (res.streams?.opts.loads ?? []).flatMap((streams) =>
+    STREAMS_ORDER.map((name) => {
+      const mine = runs.filter((r) => r.target === name && r.streams === streams);
+      return {
+        name,
+        streams,
+        label: `${streamsTargets[name].label} @ ${streams} streams`,
+        pool: mine.length ? pooled(mine) : undefined,
+      };
+    }),
+  );
 }
 
 const kb = (bytes: number) => bytes / 1024;
 
 function streamsTable(res: Results): string {
   const rows = streamsRows(res);
-  const peer = rows.find((r) => r.name === 'resumable-stream')?.pool?.totalCpu;
+  const peerCpu = (streams: number) =>
+    rows.find((r) => r.name === 'resumable-stream' && r.streams === streams)?.pool?.totalCpu;
   const headers = [
     'target',
     'server CPU µs/chunk',
@@ -629,7 +634,7 @@ function streamsTable(res: Results): string {
     'consumers whole',
     'hung',
   ];
-  const body = rows.flatMap(({ label, pool: p }): Cell[][] => {
+  const body = rows.flatMap(({ label, streams, pool: p }): Cell[][] => {
     if (p === undefined) return [];
     return [
       [
@@ -637,7 +642,7 @@ function streamsTable(res: Results): string {
         p.serverCpu,
         p.redisCpu,
         p.totalCpu,
-        ratio(p.totalCpu, peer),
+        ratio(p.totalCpu, peerCpu(streams)),
         p.latency.percentile(50),
         p.latency.percentile(99),
         kb(p.serverRss),
@@ -685,7 +690,8 @@ function deathTable(res: Results): string {
 }
 
 function streamsTargetsTable(res: Results): string {
-  const rows = streamsRows(res);
+  // The issue's load is the first.
+  const rows = streamsRows(res).filter((r) => r.streams === res.streams?.opts.loads[0]);
   const mine = rows.find((r) => r.name === 'streamhub')?.pool;
   const peer = rows.find((r) => r.name === 'resumable-stream')?.pool;
   const deaths = res.streams?.deaths.find((d) => d.target === 'streamhub');
@@ -694,16 +700,11 @@ function streamsTargetsTable(res: Results): string {
     ['target', 'measured', 'goal', 'met'],
     [
       limitRow(
-        'CPU per chunk (server + Redis): streamhub ÷ resumable-stream',
+        `CPU per chunk (server + Redis) @ ${res.streams?.opts.loads[0]} streams: streamhub ÷ resumable-stream`,
         ratio(mine?.totalCpu, peer?.totalCpu),
         0.8,
       ),
-      [
-        'streamhub consumers that hung (workload and producer death)',
-        mine === undefined ? 'pending' : count(mine.hung + hungAfterDeath),
-        '0',
-        mine === undefined ? '—' : mine.hung + hungAfterDeath === 0 ? '✅' : '❌',
-      ],
+      hungRow(streamsRows(res), hungAfterDeath),
     ],
   );
 }
@@ -719,4 +720,16 @@ export function renderStreamsReport(res: Results, header: string): string {
     '### Stream targets from the issue (informational)',
     streamsTargetsTable(res),
   ].join('\n\n');
+}
+
+/** Every streamhub consumer, of every load and of the producer's death, ended. */
+function hungRow(rows: ReturnType<typeof streamsRows>, hungAfterDeath: number): Cell[] {
+  const pools = rows.filter((r) => r.name === 'streamhub').flatMap((r) => (r.pool ? [r.pool] : []));
+  const hung = pools.reduce((n, p) => n + p.hung, hungAfterDeath);
+  return [
+    'streamhub consumers that hung (every load, and the producer death)',
+    pools.length ? count(hung) : 'pending',
+    '0',
+    pools.length ? (hung === 0 ? '✅' : '❌') : '—',
+  ];
 }

@@ -60,7 +60,7 @@ const scaleOutOpts: ScaleOutOptions = {
 };
 
 const streamsOpts: StreamsOptions = {
-  streams: quick ? 100 : 500,
+  loads: quick ? [100] : [500, 100],
   chunks: 100,
   rate: 20,
   staggerMs: 1000,
@@ -250,7 +250,7 @@ function scaleOutDetails(): string[] {
 function streamsDetails(): string[] {
   const o = streamsOpts;
   return [
-    `- ${o.streams} streams of ${o.chunks} SSE chunks at ${o.rate} chunks/s, started over ${o.staggerMs / 1000} s, each with one consumer from its start; every ${o.resumeEvery}th also with a consumer joining half-way that reads it from its start (resume time: request → first chunk); ${o.rounds} round(s), a fresh redis-server and server process per run; CPU, server RSS and Redis \`used_memory\` from before the first stream to after the last consumer`,
+    `- ${o.loads.join(' and ')} streams of ${o.chunks} SSE chunks at ${o.rate} chunks/s, started over ${o.staggerMs / 1000} s, each with one consumer from its start; every ${o.resumeEvery}th also with a consumer joining half-way that reads it from its start (resume time: request → first chunk); ${o.rounds} round(s), a fresh redis-server and server process per run; CPU, server RSS and Redis \`used_memory\` from before the first stream to after the last consumer`,
     `- streamhub's producer is this load generator, uploading each stream (\`POST /v1/streams/{id}\`, \`text/event-stream\`); resumable-stream's producer is a timer in its own server process, its first consumer the \`POST\` that starts it (the shape its README documents), later ones \`resumeExistingStream\``,
     `- Producer death: 2 processes on one Redis, ${o.death.streams} streams produced through process A and read from process B; A gets SIGKILL after ${o.death.killAfterChunks} chunks; B's readers watched for ${o.death.watchMs / 1000} s (streamhub: \`SESSION_LEASE_MS\` 10 s, its default)`,
   ];

@@ -10,7 +10,7 @@ import { withRedis } from './scale-out.js';
 /**
  * Resumable streams from a producer, through streamhub (`/v1/streams`, Redis backend) and
  * through Vercel's `resumable-stream` on the same Redis (bench/reference/resumable-stream.ts):
- * `streams` streams of `chunks` SSE chunks at `rate` chunks/s, started over `staggerMs`, each
+ * for each of `loads`, that many streams of `chunks` SSE chunks at `rate` chunks/s, started over `staggerMs`, each
  * with one consumer from its start, and every `resumeEvery`-th also with a consumer that joins
  * half-way (a refreshed page) and reads it from its start.
  *
@@ -20,7 +20,8 @@ import { withRedis } from './scale-out.js';
  * its first consumer is the request that started it.
  */
 export interface StreamsOptions {
-  streams: number;
+  /** How many concurrent streams, per load: the issue's first, then lighter ones. */
+  loads: number[];
   chunks: number;
   rate: number;
   staggerMs: number;
@@ -170,7 +171,8 @@ export const streamsTargets: Record<StreamsTargetName, StreamsTarget> = {
     env: { BACKEND: 'redis' },
     start(port, id, o, onChunk) {
       const after = new Promise<void>((started) => produceUp(port, id, o, started));
-      return consume(port, 'GET', streamPath(id), onChunk, { after, retries404: 50 });
+      // A stream the server has not created yet (it lags under load) answers 404: try again.
+      return consume(port, 'GET', streamPath(id), onChunk, { after, retries404: 500 });
     },
     resume: (port, id, onChunk) => consume(port, 'GET', streamPath(id), onChunk),
   },
@@ -196,6 +198,7 @@ const streamPath = (id: string) => `/v1/streams/${encodeURIComponent(id)}`;
 /** One run of the main workload. */
 export interface StreamsRun {
   target: StreamsTargetName;
+  streams: number;
   chunks: number;
   serverCpuMicrosPerChunk: number;
   redisCpuMicrosPerChunk: number;
@@ -234,6 +237,7 @@ function rssOf(procs: readonly ServerProcess[]): number {
 async function runWorkload(
   target: StreamsTarget,
   o: StreamsOptions,
+  streams: number,
   proc: ServerProcess,
   redis: BenchRedis,
   round: number,
@@ -248,13 +252,13 @@ async function runWorkload(
   const before = { cpu: cpuOf([proc]), redis: await redis.stats(), rss: rssOf([proc]) };
   const firsts: Consumer[] = [];
   const resumers: Promise<Consumer>[] = [];
-  for (let i = 0; i < o.streams; i++) {
+  for (let i = 0; i < streams; i++) {
     const id = `bench-${round}-${i}`;
     firsts.push(target.start(proc.port, id, o, onChunk));
     if (i % o.resumeEvery === 0) {
       resumers.push(sleep(streamMs / 2).then(() => target.resume(proc.port, id)));
     }
-    await sleep(o.staggerMs / o.streams);
+    await sleep(o.staggerMs / streams);
   }
   // Every stream is open now, about half-way through the first ones.
   await sleep(Math.min(1000, streamMs / 4));
@@ -263,7 +267,7 @@ async function runWorkload(
   const consumers = [...firsts, ...late];
   const hung = await settle(consumers, streamMs + o.hangMs);
   const after = { cpu: cpuOf([proc]), redis: await redis.stats() };
-  const produced = o.streams * o.chunks;
+  const produced = streams * o.chunks;
   const incomplete = new Map<string, number>();
   for (const c of consumers.filter((c) => !isWhole(c, o.chunks))) {
     const key = `${c.ending ?? 'hung'} after ${c.chunks.length} chunks`;
@@ -271,11 +275,12 @@ async function runWorkload(
   }
   return {
     target: target.name,
+    streams,
     chunks: produced,
     serverCpuMicrosPerChunk: (after.cpu - before.cpu) / produced,
     redisCpuMicrosPerChunk: (after.redis.cpuMicros - before.redis.cpuMicros) / produced,
-    serverRssBytesPerStream: (open.rss - before.rss) / o.streams,
-    redisBytesPerStream: (open.redis.usedMemoryBytes - before.redis.usedMemoryBytes) / o.streams,
+    serverRssBytesPerStream: (open.rss - before.rss) / streams,
+    redisBytesPerStream: (open.redis.usedMemoryBytes - before.redis.usedMemoryBytes) / streams,
     latency,
     resumeMs: late.map((c) => c.firstChunkMs).filter((ms) => !Number.isNaN(ms)),
     whole: consumers.filter((c) => isWhole(c, o.chunks)).length,
@@ -336,9 +341,8 @@ async function runDeath(
 }
 
 function describeLatecomer(c: Consumer): string {
-  if (c.ending === undefined)
-    return `no answer, still waiting after 5 s (${c.chunks.length} chunks)`;
-  return `${c.chunks.length} chunks, then ${c.ending}`;
+  if (c.ending === undefined) return `still waiting after 5 s, ${c.chunks.length} chunks`;
+  return `${c.ending} after ${c.chunks.length} chunks`;
 }
 
 export interface StreamsReport {
@@ -352,36 +356,44 @@ const ORDER: StreamsTarget[] = [streamsTargets.streamhub, streamsTargets['resuma
 /** Rounds interleave the targets; each run gets a fresh Redis and fresh processes. */
 export async function runStreamsScenario(o: StreamsOptions, attempt: Step): Promise<StreamsReport> {
   const report: StreamsReport = { opts: o, runs: [], deaths: [] };
+  const onRedis = (
+    target: StreamsTarget,
+    processes: number,
+    fn: (procs: ServerProcess[], redis: BenchRedis) => Promise<void>,
+  ) =>
+    withRedis(true, (redis) =>
+      withServers(
+        target.server,
+        processes,
+        { ...target.env, REDIS_URL: redis?.url ?? '' },
+        (procs) => {
+          if (redis === undefined) throw new Error('no Redis');
+          return fn(procs, redis);
+        },
+      ),
+    );
   for (let round = 1; round <= o.rounds; round++) {
     const progress = o.rounds > 1 ? ` [round ${round}/${o.rounds}]` : '';
-    for (const target of ORDER) {
-      await attempt(target.label, target.name === 'streamhub', progress, () =>
-        withRedis(true, (redis) =>
-          withServers(
-            target.server,
-            1,
-            { ...target.env, REDIS_URL: redis?.url ?? '' },
-            async ([proc]) => {
-              if (!proc || !redis) throw new Error('no server');
-              report.runs.push(await runWorkload(target, o, proc, redis, round));
-            },
-          ),
-        ),
-      );
+    for (const streams of o.loads) {
+      for (const target of ORDER) {
+        await attempt(
+          `${target.label} @ ${streams} streams`,
+          target.name === 'streamhub',
+          progress,
+          () =>
+            onRedis(target, 1, async ([proc], redis) => {
+              if (proc === undefined) throw new Error('no server');
+              report.runs.push(await runWorkload(target, o, streams, proc, redis, round));
+            }),
+        );
+      }
     }
   }
   for (const target of ORDER) {
     await attempt(`${target.label}: producer killed`, target.name === 'streamhub', '', () =>
-      withRedis(true, (redis) =>
-        withServers(
-          target.server,
-          2,
-          { ...target.env, REDIS_URL: redis?.url ?? '' },
-          async (procs) => {
-            report.deaths.push(await runDeath(target, o, procs));
-          },
-        ),
-      ),
+      onRedis(target, 2, async (procs) => {
+        report.deaths.push(await runDeath(target, o, procs));
+      }),
     );
   }
   return report;
