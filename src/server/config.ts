@@ -105,7 +105,7 @@ export const SETTINGS = {
   SESSION_TTL_MS: { schema: integer(1000).default(DAY), help: 'idle chat sessions expire after' },
   SESSION_LEASE_MS: {
     schema: integer(300, 10 * MINUTE).default(10_000),
-    help: 'a reply whose generating process is silent this long ends with generator_lost',
+    help: 'a reply (or a stream) whose generating (producing) process is silent this long ends with generator_lost (producer_lost)',
   },
   SESSION_MAX_MESSAGES: {
     schema: integer(2, 10_000).default(200),

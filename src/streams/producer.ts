@@ -1,15 +1,14 @@
 import { StreamhubError } from '../core/errors.js';
-import type { LiveLog } from '../core/hub.js';
+import type { EventLog } from '../core/event-log.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
 import type { StreamEnding } from '../core/stream-store.js';
 import type { EventInput } from '../core/types.js';
 import type { BodyEvents } from './body-events.js';
 import { isLogEnded, StreamEndedError } from './errors.js';
-import { endsStream } from './stream-log.js';
 
 /** What a producer needs of the service that started it. */
 export interface ProducerContext {
-  readonly streams: LiveLog;
+  readonly log: EventLog;
   readonly maxEvents: number;
   readonly idleMs: number;
   readonly leaseMs: number;
@@ -28,7 +27,8 @@ type Stop = { readonly stop: StreamEndedError };
  * One streaming `POST /v1/streams/{id}`: reads the body a chunk at a time and appends its events
  * before reading more, so a producer faster than the backend is slowed by TCP rather than
  * buffered. It stops when the stream ends without it (cancel, lost lease), when the producer
- * goes silent, or when the body breaks, and the stream then ends as that says.
+ * goes silent, or when the body breaks, and the stream then ends as that says. It does not
+ * watch its own log: hearing every event it wrote again would cost as much as writing it.
  */
 export class BodyProducer {
   appended = 0;
@@ -37,12 +37,14 @@ export class BodyProducer {
   #stop: (error: StreamEndedError) => void = () => {};
   readonly #stopped: Promise<Stop>;
   #ending: StreamEndedError | undefined;
+  /** Set once this producer ends the stream itself: the ending it then sees is its own. */
+  #finishing = false;
 
   constructor(
     readonly context: ProducerContext,
     readonly id: string,
   ) {
-    this.#writer = new FiniteLogWriter(context.streams.log, id, context.leaseMs / 2);
+    this.#writer = new FiniteLogWriter(context.log, id, context.leaseMs / 2);
     this.#stopped = new Promise((resolve) => {
       this.#stop = (stop) => {
         this.#ending ??= stop;
@@ -53,10 +55,7 @@ export class BodyProducer {
 
   /** Resolves when the body ended and the stream is complete; rejects with why it is not. */
   async run(body: AsyncIterable<Uint8Array>, events: BodyEvents): Promise<void> {
-    const { context, id } = this;
-    const unwatch = await context.streams.log.watch(id, (_epoch, event) => {
-      if (endsStream(event)) void this.#stopWithEnding();
-    });
+    const { context } = this;
     const idle = setTimeout(() => void this.#idle(), context.idleMs);
     const renewal = setInterval(() => void this.#renew(), context.leaseMs / 3);
     try {
@@ -72,21 +71,28 @@ export class BodyProducer {
         await this.#appendAll(events.push(result.value));
       }
       await this.#appendAll(events.end());
-      if (!(await context.finish(id, 'complete', 'complete'))) throw await this.#endedElsewhere();
+      if (!(await this.#finish('complete', 'complete'))) throw await this.#endedElsewhere();
     } catch (error) {
       throw await this.#failed(error);
     } finally {
       clearTimeout(idle);
       clearInterval(renewal);
-      unwatch();
     }
+  }
+
+  /**
+   * The stream ended on this process without this producer (a cancel): stop at once. On other
+   * processes, the next append (refused: the log has ended) or lease renewal finds out.
+   */
+  streamEnded(): void {
+    if (!this.#finishing) void this.#stopWithEnding();
   }
 
   async #appendAll(events: readonly EventInput[]): Promise<void> {
     for (const event of events) {
       if (this.appended >= this.context.maxEvents) {
         const reason = `more than STREAM_MAX_EVENTS (${this.context.maxEvents}) events`;
-        await this.context.finish(this.id, 'too_long', reason);
+        await this.#finish('too_long', reason);
         throw new StreamEndedError('too_long', `the stream has ${reason}; it ended`);
       }
       this.lastId = await this.#writer.append(event);
@@ -104,23 +110,32 @@ export class BodyProducer {
       error instanceof StreamhubError
         ? error.message
         : "the producer's connection closed before its body ended";
-    await this.context.finish(this.id, 'producer_lost', reason).catch(() => false);
+    await this.#finish('producer_lost', reason).catch(() => false);
     return error;
+  }
+
+  #finish(status: StreamEnding, reason: string): Promise<boolean> {
+    this.#finishing = true;
+    return this.context.finish(this.id, status, reason);
   }
 
   async #endedElsewhere(): Promise<StreamEndedError> {
     return this.#ending ?? this.context.endedElsewhere(this.id);
   }
 
+  /** Stops reading: the stream ended without this producer (a cancel, a lapsed lease). */
   async #stopWithEnding(): Promise<void> {
-    this.#stop(await this.context.endedElsewhere(this.id));
+    const ending = await this.context
+      .endedElsewhere(this.id)
+      .catch(() => new StreamEndedError('cancelled', 'the stream ended while it was produced'));
+    this.#stop(ending);
   }
 
   async #idle(): Promise<void> {
     const reason = `the producer sent nothing for STREAM_PRODUCER_IDLE_MS (${this.context.idleMs} ms)`;
     const error = new StreamEndedError('producer_lost', `${reason}; the stream ended`);
     this.#ending ??= error;
-    await this.context.finish(this.id, 'producer_lost', reason).catch(() => false);
+    await this.#finish('producer_lost', reason).catch(() => false);
     this.#stop(error);
   }
 

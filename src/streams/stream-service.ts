@@ -54,6 +54,8 @@ export interface StreamSummary {
  */
 export class StreamService {
   readonly #context: ProducerContext;
+  /** The producers streaming on this process, told at once when their stream ends here. */
+  readonly #producers = new Map<string, BodyProducer>();
 
   constructor(
     readonly store: StreamStore,
@@ -61,7 +63,7 @@ export class StreamService {
     readonly options: StreamServiceOptions,
   ) {
     this.#context = {
-      streams,
+      log: streams.log,
       maxEvents: options.maxEvents,
       idleMs: options.producerIdleMs,
       leaseMs: options.leaseMs,
@@ -81,7 +83,12 @@ export class StreamService {
     await this.#endIfLost(id);
     await this.#open(id, this.options.leaseMs);
     const producer = new BodyProducer(this.#context, id);
-    await producer.run(body, bodyEvents(type, this.options.maxEventBytes));
+    this.#producers.set(id, producer);
+    try {
+      await producer.run(body, bodyEvents(type, this.options.maxEventBytes));
+    } finally {
+      this.#producers.delete(id);
+    }
     return { id, events: producer.appended, last_event_id: producer.lastId };
   }
 
@@ -215,6 +222,7 @@ export class StreamService {
       .append(id, endingEvent(status, reason), { final: true })
       .catch(rethrowUnlessEnded);
     this.options.onEnded?.(status);
+    this.#producers.get(id)?.streamEnded();
     return true;
   }
 

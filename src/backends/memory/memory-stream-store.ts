@@ -74,7 +74,7 @@ export class MemoryStreamStore implements StreamStore {
     clearInterval(this.#sweeper);
   }
 
-  /** Forgets streams that ended longer than the TTL ago. */
+  /** Forgets expired streams (see `#expired`), as Redis expires their keys. */
   sweep(): void {
     for (const [id, entry] of this.#streams) {
       if (this.#expired(entry)) this.#streams.delete(id);
@@ -88,8 +88,10 @@ export class MemoryStreamStore implements StreamStore {
     return undefined;
   }
 
+  /** Ended longer than the TTL ago, or abandoned: open, its lease lapsed that long ago. */
   #expired(entry: Entry): boolean {
-    return entry.status !== 'open' && this.#now() - entry.updatedAt > this.options.ttlMs;
+    const since = entry.status === 'open' ? entry.leaseUntil : entry.updatedAt;
+    return this.#now() - since > this.options.ttlMs;
   }
 
   #lost(entry: Entry): boolean {

@@ -23,8 +23,12 @@ interface RouteLimits {
   readonly rate: RateName;
   /** Holds a connection slot while the response (or WebSocket) is open. */
   readonly slot?: boolean;
-  /** Only requests for an event stream count (the route also serves JSON history pages). */
-  readonly eventStreamOnly?: boolean;
+  /** Only the requests this says open a stream count (the route also answers JSON). */
+  readonly opensStream?: (request: FastifyRequest) => boolean;
+}
+
+function acceptsEventStream(request: FastifyRequest): boolean {
+  return request.headers.accept?.includes('text/event-stream') ?? false;
 }
 
 /**
@@ -34,7 +38,7 @@ interface RouteLimits {
  */
 const LIMITED_ROUTES: Readonly<Record<string, RouteLimits>> = {
   'POST /v1/topics/:topic/events': { rate: 'publish' },
-  'GET /v1/topics/:topic/events': { rate: 'connect', slot: true, eventStreamOnly: true },
+  'GET /v1/topics/:topic/events': { rate: 'connect', slot: true, opensStream: acceptsEventStream },
   'GET /v1/topics/:topic/ws': { rate: 'connect', slot: true },
   'GET /v1/ws': { rate: 'connect', slot: true },
   'POST /v1/chat': { rate: 'chat', slot: true },
@@ -44,7 +48,14 @@ const LIMITED_ROUTES: Readonly<Record<string, RouteLimits>> = {
   'GET /v1/chat/completions/:id/stream': { rate: 'connect', slot: true },
   'POST /v1/streams/:id': { rate: 'connect', slot: true },
   'POST /v1/streams/:id/events': { rate: 'publish' },
-  'GET /v1/streams/:id': { rate: 'connect', slot: true, eventStreamOnly: true },
+  'GET /v1/streams/:id': {
+    rate: 'connect',
+    slot: true,
+    // `?if_active=true` answers an event stream whatever the Accept header.
+    opensStream: (request) =>
+      acceptsEventStream(request) ||
+      (request.query as { if_active?: unknown }).if_active === 'true',
+  },
 };
 
 /** Nobody knows when a connection frees up; this spreads the retries of refused clients. */
@@ -172,7 +183,7 @@ export class Limits {
   #hook(limits: RouteLimits): onRequestAsyncHookHandler {
     const rate = this.#rates.get(limits.rate);
     return async (request, reply) => {
-      if (limits.eventStreamOnly && !request.headers.accept?.includes('text/event-stream')) return;
+      if (limits.opensStream !== undefined && !limits.opensStream(request)) return;
       const key = clientKey(request);
       if (limits.slot) this.#takeSlot(request, reply, key);
       const waitMs = rate === undefined ? 0 : await rate(request, key);

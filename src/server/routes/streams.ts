@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { type AppendBody, appendedEvents } from '../../streams/append-request.js';
 import { bodyTypeOf, STREAM_CONTENT_TYPES } from '../../streams/body-events.js';
@@ -52,7 +51,7 @@ export async function streamRoutes(app: FastifyInstance, deps: StreamRouteDeps):
         if (type === undefined) throw unsupportedBody();
         const release = allowUnboundedBody(request.raw.socket);
         try {
-          return await streams.produce(id, type, request.body as Readable);
+          return await streams.produce(id, type, request.raw);
         } catch (error) {
           // What is left of the body is not read: the connection cannot carry another request.
           reply.header('connection', 'close');
