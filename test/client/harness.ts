@@ -219,14 +219,16 @@ export async function startProxy(target: { readonly url: string }) {
   };
 }
 
-/** Resolves once the server knows the stream `id`: its producer's first bytes have arrived. */
-export async function waitForStream(baseUrl: string, id: string): Promise<void> {
+/** Resolves once the server holds at least `events` events of the stream `id` (by default,
+ *  once it knows the stream: its producer's first event has arrived). */
+export async function waitForStream(baseUrl: string, id: string, events = 0): Promise<void> {
   const url = `${baseUrl}/v1/streams/${encodeURIComponent(id)}`;
   const deadline = Date.now() + PATIENCE_MS;
   for (;;) {
     const response = await fetch(url);
-    await response.body?.cancel();
-    if (response.ok) return;
+    const status = response.ok ? ((await response.json()) as { events: number }) : undefined;
+    if (!response.ok) await response.body?.cancel();
+    if (status !== undefined && status.events >= events) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting for stream ${id}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

@@ -18,8 +18,12 @@ let example: ServerProcess;
 before(async () => {
   // Slow enough that a reply is still being generated when the browser comes back.
   streamhub = await startTestServer({ MOCK_TOKENS_PER_SEC: '60' });
-  example = await spawnListening([EXAMPLE], { STREAMHUB_URL: streamhub.url, PORT: '0' });
+  example = await spawnExample();
 });
+
+function spawnExample(): Promise<ServerProcess> {
+  return spawnListening([EXAMPLE], { STREAMHUB_URL: streamhub.url, PORT: '0' });
+}
 after(async () => {
   example.child.kill();
   await example.exited;
@@ -27,17 +31,21 @@ after(async () => {
 });
 
 /** The transport of docs/ai-sdk.md's useChat: messages to the app, reconnections to streamhub. */
-function transport(): DefaultChatTransport<UIMessage> {
+function transport(app = example): DefaultChatTransport<UIMessage> {
   return new DefaultChatTransport({
-    api: `${example.url}/api/chat`,
+    api: `${app.url}/api/chat`,
     prepareReconnectToStreamRequest: ({ id }) => ({
       api: `${streamhub.url}/v1/streams/${encodeURIComponent(id)}?if_active=true`,
     }),
   });
 }
 
-function send(chatId: string, text: string): Promise<ReadableStream<UIMessageChunk>> {
-  return transport().sendMessages({
+function send(
+  chatId: string,
+  text: string,
+  app = example,
+): Promise<ReadableStream<UIMessageChunk>> {
+  return transport(app).sendMessages({
     chatId,
     trigger: 'submit-message',
     messageId: undefined,
@@ -104,3 +112,28 @@ test('the stop button cancels the stream: readers get an error, not a hang', BOU
   // The example stopped generating: the app's own response ends with the AI SDK's abort chunk.
   assert.equal((await chunkTypes(direct)).at(-1), 'abort');
 });
+
+test(
+  'an app server that dies mid-reply gives the AI SDK an error, not a hang',
+  BOUNDED,
+  async () => {
+    const doomed = await spawnExample();
+    try {
+      const chatId = uniqueStreamId('ai-chat');
+      const direct = await send(chatId, 'a reply cut short', doomed);
+      await waitForStream(streamhub.url, chatId);
+      const resumed = await transport(doomed).reconnectToStream({ chatId });
+      assert.ok(resumed !== null);
+      doomed.child.kill('SIGKILL');
+      // The browser's own response died with the server; streamhub's copy ends as producer_lost.
+      direct.cancel().catch(() => {});
+      const errors: unknown[] = [];
+      const message = await assemble(resumed, (error) => errors.push(error));
+      assert.match(String(errors[0]), /producer_lost/);
+      assert.ok(textOf(message).length > 0, 'the partial reply is kept');
+    } finally {
+      doomed.child.kill();
+      await doomed.exited;
+    }
+  },
+);
