@@ -1,3 +1,4 @@
+import { percentile } from './lib/stats.js';
 import { type Cell, count, fmt, markdownTable } from './lib/table.js';
 import type { FanoutSummary } from './scenarios/fanout.js';
 import {
@@ -16,6 +17,12 @@ import {
   type ScaleOutReport,
   type ScaleOutSummary,
 } from './scenarios/scale-out.js';
+import {
+  pooled,
+  type StreamsReport,
+  type StreamsTargetName,
+  streamsTargets,
+} from './scenarios/streams.js';
 import { type Subject, subjects } from './targets.js';
 
 export interface Results {
@@ -24,6 +31,7 @@ export interface Results {
   replay: ReplayReport | undefined;
   gateway: GatewayReport | undefined;
   scaleOut: ScaleOutReport | undefined;
+  streams: StreamsReport | undefined;
   /** Rows that could not be measured, e.g. streamhub not built yet or a run that failed. */
   missing: { scenario: string; label: string; reason: string }[];
 }
@@ -585,4 +593,143 @@ export function renderScaleOutReport(res: Results, header: string): string {
     '### Scale-out targets from the issue (informational)',
     scaleOutTargetsTable(res),
   ].join('\n\n');
+}
+
+const STREAMS_ORDER: StreamsTargetName[] = ['streamhub', 'resumable-stream'];
+
+/** Per load (the issue's first), per target: the runs pooled over rounds. */
+function streamsRows(res: Results) {
+  const runs = res.streams?.runs ?? [];
+  return (res.streams?.opts.loads ?? []).flatMap((streams) =>
+    STREAMS_ORDER.map((name) => {
+      const mine = runs.filter((r) => r.target === name && r.streams === streams);
+      return {
+        name,
+        streams,
+        label: `${streamsTargets[name].label} @ ${streams} streams`,
+        pool: mine.length ? pooled(mine) : undefined,
+      };
+    }),
+  );
+}
+
+const kb = (bytes: number) => bytes / 1024;
+
+function streamsTable(res: Results): string {
+  const rows = streamsRows(res);
+  const peerCpu = (streams: number) =>
+    rows.find((r) => r.name === 'resumable-stream' && r.streams === streams)?.pool?.totalCpu;
+  const headers = [
+    'target',
+    'server CPU µs/chunk',
+    'Redis CPU µs/chunk',
+    'total µs/chunk',
+    '× peer',
+    'chunk p50 ms',
+    'chunk p99 ms',
+    'server KB/open stream',
+    'Redis KB/open stream',
+    'resume p50 ms',
+    'resume p99 ms',
+    'consumers whole',
+    'hung',
+  ];
+  const body = rows.flatMap(({ label, streams, pool: p }): Cell[][] => {
+    if (p === undefined) return [];
+    return [
+      [
+        label,
+        p.serverCpu,
+        p.redisCpu,
+        p.totalCpu,
+        ratio(p.totalCpu, peerCpu(streams)),
+        p.latency.percentile(50),
+        p.latency.percentile(99),
+        kb(p.serverRss),
+        kb(p.redisBytes),
+        percentile(p.resume, 50),
+        percentile(p.resume, 99),
+        `${count(p.whole)} / ${count(p.consumers)}`,
+        count(p.hung),
+      ],
+    ];
+  });
+  return markdownTable(headers, [...body, ...missingRows(res, 'streams', headers.length)]);
+}
+
+/** Consumers that did not get every chunk, per target and how they ended. */
+function streamsIncomplete(res: Results): string {
+  const lines = streamsRows(res).flatMap(({ label, pool }) =>
+    [...(pool?.incomplete ?? [])].map(([how, n]) => `- ${label}: ${count(n)} × ${how}`),
+  );
+  return lines.length
+    ? lines.join('\n')
+    : '- Every consumer of both targets got every chunk once, in order.';
+}
+
+function deathTable(res: Results): string {
+  const headers = [
+    'target',
+    'consumers on the other process',
+    'how they ended',
+    'a reader arriving after the death',
+  ];
+  const body = (res.streams?.deaths ?? []).map((d): Cell[] => [
+    streamsTargets[d.target].label,
+    count(d.watching),
+    d.outcomes
+      .map((o) =>
+        o.ending === 'hung'
+          ? `still waiting after ${fmt((res.streams?.opts.death.watchMs ?? 0) / 1000)} s: ${count(o.count)}`
+          : `${o.ending}: ${count(o.count)}, after ${fmt(o.medianMs / 1000)} s (median)`,
+      )
+      .join('; '),
+    d.latecomer,
+  ]);
+  return markdownTable(headers, body);
+}
+
+function streamsTargetsTable(res: Results): string {
+  // The issue's load is the first.
+  const rows = streamsRows(res).filter((r) => r.streams === res.streams?.opts.loads[0]);
+  const mine = rows.find((r) => r.name === 'streamhub')?.pool;
+  const peer = rows.find((r) => r.name === 'resumable-stream')?.pool;
+  const deaths = res.streams?.deaths.find((d) => d.target === 'streamhub');
+  const hungAfterDeath = deaths?.outcomes.find((o) => o.ending === 'hung')?.count ?? 0;
+  return markdownTable(
+    ['target', 'measured', 'goal', 'met'],
+    [
+      limitRow(
+        `CPU per chunk (server + Redis) @ ${res.streams?.opts.loads[0]} streams: streamhub ÷ resumable-stream`,
+        ratio(mine?.totalCpu, peer?.totalCpu),
+        0.8,
+      ),
+      hungRow(streamsRows(res), hungAfterDeath),
+    ],
+  );
+}
+
+export function renderStreamsReport(res: Results, header: string): string {
+  return [
+    header,
+    '### (i) Resumable streams from a producer: streamhub vs resumable-stream, on one Redis',
+    streamsTable(res),
+    streamsIncomplete(res),
+    '### (j) When the process that produces a stream dies',
+    deathTable(res),
+    '### Stream targets from the issue (informational)',
+    streamsTargetsTable(res),
+  ].join('\n\n');
+}
+
+/** Every streamhub consumer, of every load and of the producer's death, ended. */
+function hungRow(rows: ReturnType<typeof streamsRows>, hungAfterDeath: number): Cell[] {
+  const pools = rows.filter((r) => r.name === 'streamhub').flatMap((r) => (r.pool ? [r.pool] : []));
+  const hung = pools.reduce((n, p) => n + p.hung, hungAfterDeath);
+  return [
+    'streamhub consumers that hung (every load, and the producer death)',
+    pools.length ? count(hung) : 'pending',
+    '0',
+    pools.length ? (hung === 0 ? '✅' : '❌') : '—',
+  ];
 }

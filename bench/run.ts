@@ -3,12 +3,19 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { writeBetweenMarkers } from './lib/docs.js';
 import { backgroundLoad, killAll, machineInfo } from './lib/proc.js';
-import { type Results, renderGatewayReport, renderReport, renderScaleOutReport } from './report.js';
+import {
+  type Results,
+  renderGatewayReport,
+  renderReport,
+  renderScaleOutReport,
+  renderStreamsReport,
+} from './report.js';
 import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
 import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
 import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
 import { runReplay } from './scenarios/replay.js';
 import { runScaleOutScenario, type ScaleOutOptions } from './scenarios/scale-out.js';
+import { runStreamsScenario, type StreamsOptions } from './scenarios/streams.js';
 import { type Subject, streamhubBuilt, subjects } from './targets.js';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -52,12 +59,24 @@ const scaleOutOpts: ScaleOutOptions = {
   monitorMs: quick ? 500 : 1000,
 };
 
+const streamsOpts: StreamsOptions = {
+  loads: quick ? [100] : [500, 100],
+  chunks: 100,
+  rate: 20,
+  staggerMs: 1000,
+  resumeEvery: 5,
+  rounds: quick ? 1 : 3,
+  hangMs: 15_000,
+  death: { streams: quick ? 5 : 20, killAfterChunks: 20, watchMs: 25_000 },
+};
+
 const results: Results = {
   fanout: [],
   idle: [],
   replay: undefined,
   gateway: undefined,
   scaleOut: undefined,
+  streams: undefined,
   missing: [],
 };
 
@@ -164,10 +183,15 @@ const scenarios: Record<string, () => Promise<void>> = {
         attempt('scale-out', label, needsStreamhub, fn, progress),
     );
   },
+  streams: async () => {
+    results.streams = await runStreamsScenario(streamsOpts, (label, needsStreamhub, progress, fn) =>
+      attempt('streams', label, needsStreamhub, fn, progress),
+    );
+  },
 };
 
 /** Scenarios whose results go to their own block of the doc instead of the main one. */
-const OWN_BLOCK = new Set(['gateway', 'scale-out']);
+const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams']);
 
 /** `npm run check` formats Markdown too: pad the generated tables the way biome wants them. */
 function formatMarkdown(file: string): void {
@@ -223,6 +247,15 @@ function scaleOutDetails(): string[] {
   ];
 }
 
+function streamsDetails(): string[] {
+  const o = streamsOpts;
+  return [
+    `- ${o.loads.join(' and ')} streams of ${o.chunks} SSE chunks at ${o.rate} chunks/s, started over ${o.staggerMs / 1000} s, each with one consumer from its start; every ${o.resumeEvery}th also with a consumer joining half-way that reads it from its start (resume time: request → first chunk); ${o.rounds} round(s), a fresh redis-server and server process per run; CPU, server RSS and Redis \`used_memory\` from before the first stream to after the last consumer`,
+    `- streamhub's producer is this load generator, uploading each stream (\`POST /v1/streams/{id}\`, \`text/event-stream\`); resumable-stream's producer is a timer in its own server process, its first consumer the \`POST\` that starts it (the shape its README documents), later ones \`resumeExistingStream\``,
+    `- Producer death: 2 processes on one Redis, ${o.death.streams} streams produced through process A and read from process B; A gets SIGKILL after ${o.death.killAfterChunks} chunks; B's readers watched for ${o.death.watchMs / 1000} s (streamhub: \`SESSION_LEASE_MS\` 10 s, its default)`,
+  ];
+}
+
 async function main() {
   const argv = process.argv.slice(2);
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -267,6 +300,12 @@ async function main() {
     blocks.push([
       'scale-out',
       renderScaleOutReport(results, header(argv, background, scaleOutDetails())),
+    ]);
+  }
+  if (names.includes('streams')) {
+    blocks.push([
+      'streams',
+      renderStreamsReport(results, header(argv, background, streamsDetails())),
     ]);
   }
   for (const [, text] of blocks) console.log(text);

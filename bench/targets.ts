@@ -36,6 +36,8 @@ export const servers = {
   fakeLlm: referenceServer('fake-llm'),
   /** A bare pass-through in front of the upstream at `UPSTREAM_URL` (in its environment). */
   rawProxy: referenceServer('raw-proxy'),
+  /** Vercel's resumable-stream; needs `REDIS_URL` in its environment. */
+  resumableStream: referenceServer('resumable-stream'),
 } satisfies Record<string, Server>;
 
 /** One row in a table: a server plus the transport its subscribers use. */

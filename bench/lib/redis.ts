@@ -11,6 +11,8 @@ export interface RedisStats {
   cpuMicros: number;
   /** Calls per command (`cmdstat_<name>`), counting commands that Lua scripts run as well. */
   calls: Map<string, number>;
+  /** `used_memory`: what Redis holds (data and buffers), not counting allocator overhead. */
+  usedMemoryBytes: number;
 }
 
 /** Commands clients sent (round trips), as MONITOR sees them; not those that scripts run. */
@@ -41,7 +43,7 @@ function parseInfo(text: string): RedisStats {
     calls.set(m[1] ?? '', Number(m[2]));
   }
   const cpuSeconds = field('used_cpu_user') + field('used_cpu_sys');
-  return { cpuMicros: cpuSeconds * 1e6, calls };
+  return { cpuMicros: cpuSeconds * 1e6, calls, usedMemoryBytes: field('used_memory') };
 }
 
 /** Calls made between two samples, without the bench's own INFO calls. */
@@ -117,7 +119,8 @@ export async function startRedis(): Promise<BenchRedis> {
   await client.connect();
   return {
     url,
-    stats: async () => parseInfo(String(await client.call('INFO', 'cpu', 'commandstats'))),
+    stats: async () =>
+      parseInfo(String(await client.call('INFO', 'cpu', 'commandstats', 'memory'))),
     sampleCommands: (ms, counter) => sampleCommands(proc.port, ms, counter),
     async stop() {
       client.disconnect();

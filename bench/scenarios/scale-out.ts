@@ -146,7 +146,8 @@ function redisProbe(redis: BenchRedis, monitorMs: number) {
   return { hooks, result: () => load };
 }
 
-async function withRedis<T>(
+/** Runs `fn` with a fresh private redis-server when `wanted`, stopped afterwards. */
+export async function withRedis<T>(
   wanted: boolean,
   fn: (redis: BenchRedis | undefined) => Promise<T>,
 ): Promise<T> {

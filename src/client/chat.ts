@@ -1,7 +1,7 @@
 import { Backoff } from './backoff.js';
 import { type Endpoint, toEndpoint } from './endpoint.js';
 import { protocolError, StreamhubClientError } from './errors.js';
-import { EventQueue } from './event-queue.js';
+import { FollowedStream } from './followed-stream.js';
 import { type Frame, parseJson, toFrameError, toResetNotice } from './frames.js';
 import { authHeaders, fetchOk, type TokenSource, worthRetrying } from './http.js';
 import { reconnect } from './reconnect-loop.js';
@@ -164,11 +164,9 @@ const TERMINAL: ReadonlySet<ReplyEvent['type']> = new Set(['done', 'error', 'abo
  * A reply stream: the first connection sends the message (when there is one); every later one,
  * and every one of a `resume`, is `POST /v1/chat/resume` after the last event received.
  */
-class Reply implements ReplyStream {
+class Reply extends FollowedStream<ReplyEvent> implements ReplyStream {
   readonly #config: ChatConfig;
   readonly #sessionId: string;
-  readonly #controller = new AbortController();
-  readonly #queue = new EventQueue<ReplyEvent>(() => this.close());
   /** The message to send, until the server has taken it. */
   #message: object | undefined;
   #lastEventId: string | undefined;
@@ -182,19 +180,12 @@ class Reply implements ReplyStream {
     lastEventId: string | undefined,
     signal: AbortSignal | undefined,
   ) {
+    super();
     this.#config = config;
     this.#sessionId = sessionId;
     this.#message = message;
     this.#lastEventId = lastEventId;
-    const close = () => this.close();
-    if (signal?.aborted) close();
-    signal?.addEventListener('abort', close, { once: true });
-    this.#follow()
-      .then(
-        () => this.#queue.end(),
-        (error: unknown) => this.#queue.end(error),
-      )
-      .finally(() => signal?.removeEventListener('abort', close));
+    this.start(() => this.#follow(), signal);
   }
 
   get lastEventId(): string | undefined {
@@ -205,17 +196,8 @@ class Reply implements ReplyStream {
     return this.#text;
   }
 
-  close(): void {
-    this.#queue.clear();
-    this.#controller.abort();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<ReplyEvent> {
-    return this.#queue;
-  }
-
   #follow(): Promise<void> {
-    const { signal } = this.#controller;
+    const { signal } = this.controller;
     const backoff = Backoff.fromOption(this.#config.backoff);
     return reconnect({
       signal,
@@ -259,7 +241,7 @@ class Reply implements ReplyStream {
 
   #receive(message: SseMessage): void {
     // Further messages of the chunk that carried the final event, or of a closed stream.
-    if (this.#controller.signal.aborted) return;
+    if (this.controller.signal.aborted) return;
     const event = toReplyEvent(message);
     if (event?.type === 'start' && this.#received) {
       // Only a different reply starts again after events of this one: the session moved on
@@ -275,10 +257,10 @@ class Reply implements ReplyStream {
     }
     if (event === undefined) return;
     if (event.type === 'delta') this.#text += event.content;
-    this.#queue.push(event);
+    this.queue.push(event);
     if (TERMINAL.has(event.type)) {
-      this.#queue.end();
-      this.#controller.abort();
+      this.queue.end();
+      this.controller.abort();
     }
   }
 }

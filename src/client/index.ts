@@ -1,7 +1,8 @@
 /**
  * The streamhub client: publish to topics and subscribe to them over SSE or WebSocket (a
- * socket per topic, or many topics on one with `connectMux`), and stream chat replies, with
- * automatic reconnection and resumption. No dependencies and no Node-only APIs, so it runs in
+ * socket per topic, or many topics on one with `connectMux`), stream chat replies, and produce
+ * and read resumable streams (`produce`, `readStream`), with automatic reconnection and
+ * resumption. No dependencies and no Node-only APIs, so it runs in
  * Node ≥ 20 and in browsers alike (docs/client.md).
  *
  * ```ts
@@ -39,7 +40,21 @@ export {
   type MuxOptions,
   type MuxPublishOptions,
 } from './mux.js';
+export {
+  type Produced,
+  type ProduceOptions,
+  type ProduceSource,
+  produce,
+  type StreamBodyType,
+  type StreamEventInput,
+} from './produce.js';
 export { type Published, type PublishOptions, publish } from './publish.js';
+export {
+  type ReadStreamOptions,
+  readStream,
+  type StreamEvent,
+  type StreamReader,
+} from './read-stream.js';
 export { type SseMessage, SseParser, type SseParserHandlers } from './sse-parser.js';
 export { subscribe } from './subscribe.js';
 export { type SubscribeWsOptions, subscribeWs } from './subscribe-ws.js';

@@ -26,13 +26,19 @@ export function apiUrl(
 }
 
 /** `{baseUrl}/v1/topics/{topic}{suffix}?{query}`. */
-export function topicUrl(
-  baseUrl: string,
-  topic: string,
-  suffix = '',
-  query: Record<string, string | undefined> = {},
-): string {
-  return apiUrl(baseUrl, `/v1/topics/${encodeURIComponent(topic)}${suffix}`, query);
+export const topicUrl = resourceUrl('topics');
+
+/** `{baseUrl}/v1/streams/{id}{suffix}?{query}`. */
+export const streamUrl = resourceUrl('streams');
+
+/** The URLs of one kind of named resource, `{baseUrl}/v1/{kind}/{name}{suffix}?{query}`. */
+function resourceUrl(kind: string) {
+  return (
+    baseUrl: string,
+    name: string,
+    suffix = '',
+    query: Record<string, string | undefined> = {},
+  ): string => apiUrl(baseUrl, `/v1/${kind}/${encodeURIComponent(name)}${suffix}`, query);
 }
 
 /** `{baseUrl}/v1/sessions/{sessionId}{suffix}`. */

@@ -10,6 +10,8 @@ export { PATIENCE_MS };
 export interface CliOptions {
   /** Runs it on a pseudo-terminal, through util-linux's script(1), as a person would. */
   readonly terminal?: boolean;
+  /** Gives it a stdin the test writes to (`child.stdin`); default: none. */
+  readonly stdin?: boolean;
 }
 
 /** Whether `CliOptions.terminal` can work here: script(1) of util-linux is installed. */
@@ -30,7 +32,7 @@ export class Cli {
       : command;
     this.child = spawn(file as string, argv, {
       env: { ...inherited, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stdout += chunk;

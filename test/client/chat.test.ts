@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import {
   type ChatClient,
@@ -11,7 +11,7 @@ import {
 import { mockReply } from '../../src/llm/mock.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { startTestServer, UNREACHABLE_URL, waitFor } from '../helpers/server.js';
-import { PATIENCE_MS, rejectsWith, StreamTap } from './harness.js';
+import { PATIENCE_MS, rejectsWith, StreamTap, startProxy } from './harness.js';
 
 /** Each test is bounded, so that a hang fails it instead of the whole run. */
 const BOUNDED = { timeout: PATIENCE_MS };
@@ -83,60 +83,6 @@ async function stored(server: RunningServer, sessionId: string) {
 function assertUniqueIds(events: readonly ReplyEvent[]) {
   const ids = events.map((event) => event.id).filter((id) => id !== undefined);
   assert.equal(new Set(ids).size, ids.length, `repeated ids: ${ids.join(' ')}`);
-}
-
-/**
- * A TCP proxy in front of a server, for network failures on real sockets: `cut()` resets every
- * connection through it; during an `outage`, new connections are reset, or answered
- * `503` as a load balancer would while its backend restarts.
- */
-async function startProxy(target: RunningServer) {
-  const { hostname, port } = new URL(target.url);
-  const sockets = new Set<net.Socket>();
-  let outage: 'reset' | '503' | undefined;
-  const track = (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-  };
-  const server = net.createServer((client) => {
-    track(client);
-    if (outage === 'reset') return void client.resetAndDestroy();
-    if (outage === '503') {
-      const body = '{"error":{"code":"overloaded","message":"restarting"}}';
-      client.once('data', () =>
-        client.end(
-          'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n' +
-            `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-        ),
-      );
-      return;
-    }
-    const upstream = net.connect(Number(port), hostname);
-    track(upstream);
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: proxyPort } = server.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${proxyPort}`,
-    /** Resets every connection; with `outage`, refuses new ones for `ms`. */
-    cut(kind?: 'reset' | '503', ms = 0): void {
-      outage = kind;
-      for (const socket of sockets) socket.resetAndDestroy();
-      if (kind !== undefined) {
-        setTimeout(() => {
-          outage = undefined;
-        }, ms);
-      }
-    },
-    async close(): Promise<void> {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
 
 test('send streams start, deltas and done; the text is the stored reply', BOUNDED, async () => {
@@ -276,7 +222,7 @@ test(
       page.closeAllConnections();
       page.close();
     });
-    const { port } = page.address() as net.AddressInfo;
+    const { port } = page.address() as AddressInfo;
     // A resume, unlike a send, is retried after any retryable error.
     const chat = createChat(`http://127.0.0.1:${port}`, { backoff: BACKOFF });
     await rejectsWith(collect(chat.resume(newSessionId())), 0, 'protocol_error', false);

@@ -19,6 +19,7 @@ import {
   type TopicEvent,
 } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/server/server.js';
+import { PATIENCE_MS } from '../helpers/patience.js';
 
 /**
  * Asserts that `promise` rejects with a StreamhubClientError of this status and code (and
@@ -39,7 +40,7 @@ export async function rejectsWith(
   });
 }
 
-export { PATIENCE_MS } from '../helpers/patience.js';
+export { PATIENCE_MS };
 
 export interface Transport {
   readonly name: string;
@@ -59,6 +60,12 @@ let topicCounter = 0;
 export function uniqueTopic(prefix = 'client'): string {
   topicCounter += 1;
   return `${prefix}.${process.pid}.${topicCounter}`;
+}
+
+let streamCounter = 0;
+export function uniqueStreamId(prefix = 'stream'): string {
+  streamCounter += 1;
+  return `${prefix}-${process.pid}-${streamCounter}`;
 }
 
 /** Everything a subscription reports, in arrival order. */
@@ -161,4 +168,73 @@ export async function startSilentServer(): Promise<{ url: string; close(): Promi
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * A TCP proxy in front of a server, for network failures on real sockets: `cut()` resets every
+ * connection through it; during an `outage`, new connections are reset, or answered
+ * `503` as a load balancer would while its backend restarts.
+ */
+export async function startProxy(target: { readonly url: string }) {
+  const { hostname, port } = new URL(target.url);
+  const sockets = new Set<net.Socket>();
+  let outage: 'reset' | '503' | undefined;
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  };
+  const server = net.createServer((client) => {
+    track(client);
+    if (outage === 'reset') return void client.resetAndDestroy();
+    if (outage === '503') {
+      const body = '{"error":{"code":"overloaded","message":"restarting"}}';
+      client.once('data', () =>
+        client.end(
+          'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n' +
+            `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        ),
+      );
+      return;
+    }
+    const upstream = net.connect(Number(port), hostname);
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port: proxyPort } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${proxyPort}`,
+    /** Resets every connection; with `outage`, refuses new ones for `ms`. */
+    cut(kind?: 'reset' | '503', ms = 0): void {
+      outage = kind;
+      for (const socket of sockets) socket.resetAndDestroy();
+      if (kind !== undefined) {
+        setTimeout(() => {
+          outage = undefined;
+        }, ms);
+      }
+    },
+    async close(): Promise<void> {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Resolves once the server holds at least `events` events of the stream `id` (by default,
+ *  once it knows the stream: its producer's first event has arrived). */
+export async function waitForStream(baseUrl: string, id: string, events = 0): Promise<void> {
+  const url = `${baseUrl}/v1/streams/${encodeURIComponent(id)}`;
+  const deadline = Date.now() + PATIENCE_MS;
+  for (;;) {
+    const response = await fetch(url);
+    const status = response.ok ? ((await response.json()) as { events: number }) : undefined;
+    if (!response.ok) await response.body?.cancel();
+    if (status !== undefined && status.events >= events) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for stream ${id}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }

@@ -23,10 +23,21 @@ export interface ServerProcess {
 }
 
 /** `streamhub serve` as a child process on a free port; resolves once it listens. */
-export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+export function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+  return spawnListening([CLI, 'serve', '--port', '0'], { LOG_LEVEL: 'info', ...env });
+}
+
+/**
+ * `node <args>` as a child process, a server that prints `listening at <url>` on stdout once it
+ * listens; resolves then.
+ */
+export async function spawnListening(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   const child = killedOnExit(
-    spawn(process.execPath, [CLI, 'serve', '--port', '0'], {
-      env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    spawn(process.execPath, args, {
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
