@@ -121,7 +121,8 @@ test(
     try {
       const chatId = uniqueStreamId('ai-chat');
       const direct = await send(chatId, 'a reply cut short', doomed);
-      await waitForStream(streamhub.url, chatId);
+      // Past the start, step and text-start chunks, so some text is stored before the kill.
+      await waitForStream(streamhub.url, chatId, 8);
       const resumed = await transport(doomed).reconnectToStream({ chatId });
       assert.ok(resumed !== null);
       doomed.child.kill('SIGKILL');
