@@ -38,8 +38,12 @@ export function streamedError(): LlmError {
   return new LlmError('upstream_error', 'the upstream reported an error mid-stream', true);
 }
 
-/** A non-2xx answer; `body` is its parsed JSON (OpenAI's `{"error": {"message"}}`), if any. */
-export function statusFailure(status: number, headers: HeaderLookup, body: unknown): LlmError {
+/**
+ * A non-2xx answer, `text` its body. A refusal of the request itself (a 4xx other than 401,
+ * 403, 408, 409 and 429) that comes in OpenAI's error shape is kept whole, for the client to
+ * get as the upstream gave it; auth failures are the server's own and stay vague.
+ */
+export function statusFailure(status: number, headers: HeaderLookup, text: string): LlmError {
   const retryAfterMs = retryAfter(headers);
   if (status === 429) {
     return new LlmError(
@@ -66,12 +70,25 @@ export function statusFailure(status: number, headers: HeaderLookup, body: unkno
       `the upstream refused the server's credentials (${status})`,
     );
   }
-  const error = (body as { error?: { message?: unknown } | null } | null | undefined)?.error;
-  const detail = typeof error === 'object' && error !== null ? error.message : undefined;
+  const error = errorObject(text);
+  const detail = typeof error?.message === 'string' ? `: ${error.message}` : '';
   return new LlmError(
     'invalid_request',
-    `the upstream rejected the request (${status})${typeof detail === 'string' ? `: ${detail}` : ''}`,
+    `the upstream rejected the request (${status})${detail}`,
+    false,
+    undefined,
+    error === undefined ? undefined : { status, body: text },
   );
+}
+
+/** The `error` object of OpenAI's error body `{"error": {"message", …}}`, if `text` is one. */
+function errorObject(text: string): { message?: unknown } | undefined {
+  try {
+    const { error } = JSON.parse(text) as { error?: unknown };
+    return typeof error === 'object' && error !== null ? error : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Not retried: a garbled stream says more about a broken or incompatible upstream than luck. */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { chunkText } from '../../src/llm/chunks.js';
 import { OpenAiProvider } from '../../src/llm/openai.js';
 import { LlmError, type LlmErrorCode } from '../../src/llm/provider.js';
 import {
@@ -205,7 +206,7 @@ describe('withResilience: timeouts', () => {
     const { provider } = setup({ idleTimeoutMs: 200 });
     const deltas: string[] = [];
     for await (const chunk of provider.generate(chatRequest().request)) {
-      if (chunk.type === 'delta') deltas.push(chunk.content);
+      if (chunk.type === 'chunk') deltas.push(chunkText(chunk.json));
       await new Promise((resolve) => setTimeout(resolve, 60));
     }
     assert.equal(deltas.join(''), DEFAULT_REPLY);
