@@ -136,30 +136,36 @@ class ResilientUpstream implements ResilientProvider {
         const attempt = this.upstream.generate({ ...request, signal: clock.signal });
         const iterator = attempt[Symbol.asyncIterator]();
         let chunks = 0;
+        /** The provider yielded its finish: nothing is stopped early any more. */
         let finished = false;
+        let exhausted = false;
         try {
           for (;;) {
             clock.waiting();
             const result = await iterator.next();
             clock.arrived();
             if (result.done) break;
-            if (result.value.type === 'chunk' && chunks++ === 0) {
+            if (result.value.type === 'finish') {
+              finished = true;
+              outcome = 'success';
+            } else if (chunks++ === 0) {
               this.#observer.latency?.((this.clock.now() - started) / 1000);
             }
             yield result.value;
           }
-          finished = true;
-          outcome = 'success';
+          exhausted = true;
           return;
         } catch (error) {
           request.signal.throwIfAborted(); // the client left: neither retried nor counted
           // Once a chunk is out, another attempt would stream the reply again from its start.
           await this.#beforeRetry(asLlmError(error), chunks === 0 ? retries : undefined, request);
         } finally {
+          // Stopped before the finish (timeout, error, consumer gone): the request is aborted.
           clock.end(finished);
-          // Stopped early (timeout, error, consumer gone): the provider is told to stop too.
-          // Not awaited: a provider slow to stop must not hold the consumer up.
-          if (!finished) iterator.return?.().catch(() => {});
+          // Consumers stop at the finish, so the provider is most often left at its last yield:
+          // returning lets it release its connection. Not awaited: a provider slow to stop
+          // must not hold the consumer up.
+          if (!exhausted) iterator.return?.().catch(() => {});
         }
       }
     } catch (error) {

@@ -6,7 +6,7 @@ import { type CompletionEventType, DONE_SENTINEL } from './completion-stream.js'
 import { errorTypeOf, statusOfLlmError } from './errors.js';
 import { errorBody } from './wire.js';
 
-const SKIPPED = Promise.resolve();
+const NOTHING_TO_WRITE = Promise.resolve();
 
 /**
  * Records a streamed completion in its log exactly as clients will read it: each chunk's JSON
@@ -36,7 +36,7 @@ export class CompletionRecorder implements GenerationSink {
 
   /** Once open, the writer's own promise: no async layer of ours on the path of every chunk. */
   chunk(chunk: ModelChunk): Promise<unknown> {
-    if (chunk.usageOnly && !this.includeUsage) return SKIPPED;
+    if (chunk.usageOnly && !this.includeUsage) return NOTHING_TO_WRITE;
     const event = { event: 'chunk', data: chunk.json };
     return this.#isOpen ? this.writer.append(event) : this.#append('chunk', chunk.json);
   }
@@ -70,8 +70,9 @@ export class CompletionRecorder implements GenerationSink {
     return this.#append('error', JSON.stringify(body));
   }
 
-  async #refused(error: Error): Promise<void> {
+  #refused(error: Error): Promise<void> {
     this.#refuse(error);
+    return NOTHING_TO_WRITE;
   }
 
   async #append(type: CompletionEventType, data: string): Promise<void> {

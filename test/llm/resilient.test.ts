@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { chunkText } from '../../src/llm/chunks.js';
+import { runGeneration } from '../../src/llm/generation.js';
 import { OpenAiProvider } from '../../src/llm/openai.js';
 import { LlmError, type LlmErrorCode } from '../../src/llm/provider.js';
 import {
@@ -246,6 +247,24 @@ describe('withResilience: circuit breaker', () => {
     mock.enqueue(upstream.status500(), upstream.ok(), upstream.status500());
     for (let i = 0; i < 3; i++) await generate(provider);
     assert.equal(provider.circuitState(), 'closed');
+  });
+
+  test('a consumer that stops at the finish, as every feature does, counts a success', async () => {
+    const clock = new ManualClock();
+    const { provider } = setup(breakerOptions, clock);
+    await openCircuit(provider);
+    clock.advance(5000);
+    mock.defaultBehaviour = upstream.ok();
+    const sink = {
+      chunk: async () => {},
+      finish: async () => {},
+      fail: async (error: LlmError) => assert.fail(error),
+      cancelled: async () => assert.fail('nothing aborts it'),
+    };
+    await runGeneration(provider, chatRequest().request, sink);
+    assert.equal(provider.circuitState(), 'closed');
+    // Its upstream request ended cleanly: its connection is reused, nothing was aborted.
+    assert.equal(mock.abortedRequests, 0);
   });
 
   test('after the cooldown one trial goes through; its success closes the circuit', async () => {
