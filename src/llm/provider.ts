@@ -60,11 +60,13 @@ export type LlmErrorCode =
   | 'circuit_open'
   | 'invalid_request';
 
-/** The upstream's own answer to a request it rejected, which a client gets as it came. */
+/**
+ * The upstream's refusal of a request (a 4xx other than 429), which a client of the front door
+ * gets as it came: its status, and its body when that is an OpenAI error object.
+ */
 export interface UpstreamRejection {
   readonly status: number;
-  /** The body's text, an OpenAI error object. */
-  readonly body: string;
+  readonly body: string | undefined;
 }
 
 /** A generation failure, with a code clients see in `error` events. */

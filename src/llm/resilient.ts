@@ -169,7 +169,8 @@ class ResilientUpstream implements ResilientProvider {
         }
       }
     } catch (error) {
-      if (!request.signal.aborted && (error as LlmError).code !== 'invalid_request') {
+      // The upstream judging the request itself says nothing of its health either.
+      if (!request.signal.aborted && (error as LlmError).rejection === undefined) {
         outcome = 'failure';
       }
       throw error;

@@ -207,7 +207,7 @@ describe('OpenAiProvider', () => {
     });
   }
 
-  test('keeps an invalid request’s answer whole for the client, never an auth failure’s', async () => {
+  test('keeps a 4xx refusal whole for the client; the message of an auth failure stays vague', async () => {
     mock.enqueue(
       upstream.badRequest("model 'x' does not exist", 'model', 'model_not_found'),
       upstream.status(401, {}, { error: { message: 'Incorrect API key provided: sk-abc***' } }),
@@ -218,10 +218,12 @@ describe('OpenAiProvider', () => {
     assert.match(error.message, /model 'x' does not exist/);
     assert.deepEqual(error.rejection, { status: 400, body: mock.answers[0]?.body });
     const unauthorized = await collect(provider.generate(chatRequest().request));
-    assert.doesNotMatch((unauthorized.error as Error).message, /sk-/);
-    assert.equal((unauthorized.error as LlmError).rejection, undefined);
+    const authError = assertLlmError(unauthorized.error, 'upstream_error', false);
+    assert.doesNotMatch(authError.message, /sk-/);
+    assert.deepEqual(authError.rejection, { status: 401, body: mock.answers[1]?.body });
     const unshaped = await collect(provider.generate(chatRequest().request));
-    assert.equal(assertLlmError(unshaped.error, 'invalid_request', false).rejection, undefined);
+    const unshapedError = assertLlmError(unshaped.error, 'invalid_request', false);
+    assert.deepEqual(unshapedError.rejection, { status: 422, body: undefined });
   });
 
   test('maps a refused connection to upstream_unavailable', async () => {

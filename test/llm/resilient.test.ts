@@ -312,13 +312,14 @@ describe('withResilience: circuit breaker', () => {
     assert.equal(provider.circuitState(), 'closed');
   });
 
-  test('client aborts and invalid requests do not count as upstream failures', async () => {
+  test('client aborts and the upstream’s refusals (a 4xx but 429) do not count as failures', async () => {
     const { provider, observer } = setup({ ...breakerOptions, breakerFailures: 1 });
-    mock.enqueue(upstream.stallAfterTokens(1), upstream.status(400));
+    mock.enqueue(upstream.stallAfterTokens(1), upstream.status(400), upstream.status(401));
     const { request, controller } = chatRequest();
     await collect(provider.generate(request), () => controller.abort(new Error('bye')));
     assertCode((await generate(provider)).error, 'invalid_request');
+    assertCode((await generate(provider)).error, 'upstream_error');
     assert.equal(provider.circuitState(), 'closed');
-    assert.deepEqual(observer.failures, ['invalid_request']);
+    assert.deepEqual(observer.failures, ['invalid_request', 'upstream_error']);
   });
 });

@@ -8,7 +8,12 @@ import type {
   ChatCompletionTool,
 } from 'openai/resources/chat/completions';
 import { request } from '../helpers/http.js';
-import { type MockUpstream, type RecordedRequest, upstream } from '../helpers/mock-upstream.js';
+import {
+  type MockUpstream,
+  openAiError,
+  type RecordedRequest,
+  upstream,
+} from '../helpers/mock-upstream.js';
 import { waitFor } from '../helpers/server.js';
 import { callId, textReply, tokenize } from '../helpers/upstream-replies.js';
 import { useServerBehindUpstream } from '../helpers/upstream-server.js';
@@ -345,34 +350,32 @@ describe('upstream refusals and failures through the gateway', { timeout: 60_000
   afterEach(() => env.mock.reset());
   const messages = [{ role: 'user' as const, content: 'hello' }];
 
-  test('other 4xx pass through too: 404 for an unknown model', async () => {
-    env.mock.enqueue(
-      upstream.status(
-        404,
-        {},
-        {
-          error: {
-            message: 'The model `gpt-9` does not exist',
-            type: 'invalid_request_error',
-            param: null,
-            code: 'model_not_found',
-          },
+  const otherRefusals = [
+    [404, 'model_not_found', OpenAI.NotFoundError, true],
+    [401, 'invalid_api_key', OpenAI.AuthenticationError, false],
+    [409, 'conflict', OpenAI.ConflictError, true],
+  ] as const;
+  for (const [status, code, errorClass, stream] of otherRefusals) {
+    test(`other 4xx pass through too, not retried: ${status} ${code}`, async () => {
+      const body = openAiError(`the upstream says ${code}`, 'invalid_request_error', code);
+      env.mock.enqueue(upstream.status(status, {}, body));
+      const tap = wireTap();
+      await assert.rejects(
+        tappedSdkClient(env.server, tap).chat.completions.create({
+          model: 'gpt-4o',
+          messages,
+          stream,
+        }),
+        (error: unknown) => {
+          assert.ok(error instanceof errorClass, String(error));
+          assert.equal(error.code, code);
+          return true;
         },
-      ),
-    );
-    await assert.rejects(
-      tappedSdkClient(env.server, wireTap()).chat.completions.create({
-        model: 'gpt-9',
-        messages,
-        stream: true,
-      }),
-      (error: unknown) => {
-        assert.ok(error instanceof OpenAI.NotFoundError, String(error));
-        assert.equal(error.code, 'model_not_found');
-        return true;
-      },
-    );
-  });
+      );
+      assert.equal(await tap.bodies[0], upstreamSide(env.mock).body);
+      assert.equal(env.mock.completionRequests.length, 1);
+    });
+  }
 
   test('a 429 is retried: the client sees one clean answer', async () => {
     env.mock.enqueue(upstream.status429('0'));

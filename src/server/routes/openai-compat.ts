@@ -81,7 +81,7 @@ function disconnection(reply: FastifyReply): AbortSignal {
  * or, when the model's server rejected the request itself, its status and body as they came.
  */
 function answerOpenAiError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
-  if (error instanceof LlmError && error.rejection !== undefined) {
+  if (error instanceof LlmError && error.rejection?.body !== undefined) {
     reply.code(error.rejection.status).type(JSON_TYPE).send(error.rejection.body);
     return;
   }
@@ -96,6 +96,9 @@ function answerOpenAiError(error: unknown, request: FastifyRequest, reply: Fasti
 }
 
 function toHttpError(error: unknown): ApiError {
+  if (error instanceof LlmError && error.rejection !== undefined) {
+    return new ApiError(error.rejection.status, error.code, error.message);
+  }
   if (error instanceof LlmError) {
     const headers: Record<string, string> =
       error.retryAfterMs === undefined
