@@ -1,10 +1,17 @@
-import { type GenerateRequest, LlmError, type LlmProvider, type Usage } from './provider.js';
+import {
+  type GenerateRequest,
+  LlmError,
+  type LlmProvider,
+  type ModelChunk,
+  type Usage,
+} from './provider.js';
 
 export type GenerationOutcome = 'done' | 'error' | 'cancelled';
 
 /** Where a generation's outcome goes: a feature records it in its own event format. */
 export interface GenerationSink {
-  delta(content: string): Promise<void>;
+  /** A chunk of the reply (see `GenerationChunk`); the next one waits until this settles. */
+  chunk(chunk: ModelChunk): Promise<unknown>;
   finish(finishReason: string, usage: Usage | null): Promise<void>;
   /** The upstream failed (after retries); `error.code` and message are for clients. */
   fail(error: LlmError): Promise<void>;
@@ -13,7 +20,7 @@ export interface GenerationSink {
 }
 
 /**
- * Runs a provider to its end into a sink: every delta, then exactly one of finish, fail or
+ * Runs a provider to its end into a sink: every chunk, then exactly one of finish, fail or
  * cancelled. A reply that stops without a finish is a failure, never a silent clean end that
  * a client would take for a complete answer.
  */
@@ -25,7 +32,7 @@ export async function runGeneration(
   try {
     for await (const chunk of provider.generate(request)) {
       if (chunk.type === 'finish') return await sink.finish(chunk.finishReason, chunk.usage);
-      await sink.delta(chunk.content);
+      await sink.chunk(chunk);
     }
     throw new LlmError('upstream_error', 'the model ended the reply without finishing it');
   } catch (error) {

@@ -1,146 +1,175 @@
-import { createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { conversationDigest, type MockMessage, mockReply } from './mock-reply.js';
+import {
+  type CompletionIdentity,
+  MockChunks,
+  type MockToolCall,
+  mockCompletion,
+} from './mock-wire.js';
 import type {
-  ChatMessage,
+  CompletionBody,
   GenerateRequest,
   GenerationChunk,
   LlmProvider,
+  ModelEntry,
   Usage,
 } from './provider.js';
 
+export { mockReply } from './mock-reply.js';
+
 export const MOCK_MODEL = 'streamhub-mock';
 
+/** What the mock answers: text as tokens, or one call of a tool. */
+type MockAnswer = (
+  | { readonly kind: 'text'; readonly tokens: readonly string[] }
+  | { readonly kind: 'tool'; readonly call: MockToolCall }
+) & { readonly finishReason: string };
+
 /**
- * The embedded default model: a deterministic reply derived from the whole conversation,
- * streamed word by word at `tokensPerSecond`, so everything works with no key and no network.
+ * The embedded default model, an OpenAI-compatible server of its own: a deterministic reply
+ * derived from the whole conversation, streamed word by word at `tokensPerSecond` as
+ * `chat.completion.chunk`s (or answered whole), so everything works with no key and no
+ * network. It plays tools too (contract §5.1): offered tools after a user message, it calls
+ * the first one with no arguments; after a tool's result, it answers with that result.
  */
 export class MockProvider implements LlmProvider {
   readonly name = 'mock';
-  readonly defaultModel = MOCK_MODEL;
+  readonly #models: readonly ModelEntry[];
 
-  constructor(readonly tokensPerSecond: number) {}
-
-  models(): readonly string[] {
-    return [MOCK_MODEL];
+  constructor(
+    readonly tokensPerSecond: number,
+    /** The name it goes by (LLM_MODEL); it answers to any. */
+    readonly defaultModel = MOCK_MODEL,
+  ) {
+    const created = unixSeconds();
+    this.#models = [...new Set([defaultModel, MOCK_MODEL])].map((id) => ({
+      id,
+      object: 'model',
+      created,
+      owned_by: 'streamhub',
+    }));
   }
 
-  async *generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
-    const tokens = mockReply(request.messages);
-    const limit = Math.min(tokens.length, request.maxTokens ?? Number.POSITIVE_INFINITY);
-    const interval = 1000 / this.tokensPerSecond;
-    const started = performance.now();
-    for (let i = 0; i < limit; i++) {
-      // Paced against the start rather than the previous token, so timer drift does not add up.
-      const due = started + i * interval - performance.now();
-      if (due > 0) await sleep(due, undefined, { signal: request.signal });
-      request.signal.throwIfAborted();
-      yield { type: 'delta', content: tokens[i] as string };
-    }
-    yield {
-      type: 'finish',
-      finishReason: limit < tokens.length ? 'length' : 'stop',
-      usage: usage(request.messages, limit),
+  async listModels(): Promise<readonly ModelEntry[]> {
+    return this.#models;
+  }
+
+  async *generate({ body, signal }: GenerateRequest): AsyncIterable<GenerationChunk> {
+    const messages = readMessages(body.messages);
+    const answer = answerTo(messages, body);
+    const identity: CompletionIdentity = {
+      id: `chatcmpl-${randomUUID().replaceAll('-', '')}`,
+      created: unixSeconds(),
+      model: body.model,
     };
+    const steps = answer.kind === 'text' ? answer.tokens.length : 2;
+    const usage = countUsage(messages, steps);
+    const due = pacer(this.tokensPerSecond, signal);
+    if (body.stream === true) {
+      const chunks = new MockChunks(identity, body.stream_options?.include_usage === true);
+      for (const [step, texts] of streamSteps(answer, chunks).entries()) {
+        await due(step);
+        for (const json of texts) yield chunk(json);
+      }
+      yield chunk(chunks.finish(answer.finishReason));
+      yield { type: 'chunk', json: chunks.usage(usage), usageOnly: true };
+    } else {
+      await due(steps - 1);
+      const reply =
+        answer.kind === 'text' ? { content: answer.tokens.join('') } : { toolCalls: [answer.call] };
+      yield chunk(mockCompletion(identity, reply, answer.finishReason, usage));
+    }
+    yield { type: 'finish', finishReason: answer.finishReason, usage };
   }
 }
 
-/**
- * The reply as tokens: its words, each with the whitespace before it, so the deltas add up to
- * the exact text. The reply is a pure function of the conversation, which makes "the rest of a
- * reply after some of its tokens" well defined. 60 to 150 tokens, in simple Markdown.
- */
-export function mockReply(messages: readonly ChatMessage[]): string[] {
-  return composeReply(messages).match(/\s*\S+/g) ?? [];
-}
-
-type Opening = (quote: string, turn: number) => string;
-
-const OPENINGS: readonly Opening[] = [
-  (quote) =>
-    `You asked “${quote}” — and I can't really answer: I'm **streamhub-mock**, the model built ` +
-    'into streamhub. I make replies up from a hash of the conversation, then stream them one ' +
-    '`delta` event at a time.',
-  (quote) =>
-    `“${quote}” deserves a real model, and I'm not one. I'm \`streamhub-mock\`, streamhub's ` +
-    'built-in stand-in: no key, no network, typed at `MOCK_TOKENS_PER_SEC` (50 by default).',
-  (quote, turn) =>
-    `This is turn ${turn}, about “${quote}” — answered by \`streamhub-mock\`, a deterministic ` +
-    'model built into the server, to show off the streaming rather than to be right.',
-  (quote) =>
-    `On “${quote}”, I only pretend to know things: I'm the *mock* model that ships with ` +
-    'streamhub. Still, every word you see is a real `delta` event on the server, with its own id.',
-];
-
-const LIST_INTROS: readonly string[] = [
-  "While I'm typing, try one of these:",
-  'Some things to try before I finish:',
-  'Here is what this page can show you:',
-];
-
-const THINGS_TO_TRY: readonly string[] = [
-  '**Refresh the page** now: the reply picks up right after the last event id it saw, with ' +
-    'nothing repeated or missing.',
-  '**Open this page in a second tab**: the new tab takes the reply over, and this one offers ' +
-    'to take it back.',
-  'Press **Stop** (or Escape): the server cancels the reply, and every viewer sees it end with ' +
-    '`abort`.',
-  'Ask a follow-up: each turn sends the whole conversation to the model, so my answer changes ' +
-    'with it.',
-  'Subscribe to a topic in the *Topic console*, then publish some JSON to it from another tab.',
-  'Keep an eye on the status strip: *Tokens/s* is me typing, *Replies generating* counts this ' +
-    'reply.',
-  'Follow this session from a terminal: `curl -N` its `/v1/sessions/{id}/stream` URL, with the ' +
-    'session id shown above.',
-];
-
-const CLOSINGS: readonly string[] = [
-  'For real answers, restart the server with an OpenAI-compatible model:\n\n' +
-    '```sh\nLLM_PROVIDER=openai OPENAI_API_KEY=sk-... npm start\n```',
-  'To make me type slower, which makes refreshing mid-reply easier:\n\n' +
-    '```sh\nMOCK_TOKENS_PER_SEC=10 npm start\n```',
-  'When you want real answers, set `LLM_PROVIDER=openai` and `OPENAI_API_KEY`, or point ' +
-    '`OPENAI_BASE_URL` at any OpenAI-compatible server.',
-  'Any OpenAI client works with me too: point its base URL at `/v1` and ask for the model ' +
-    '`streamhub-mock`.',
-];
-
-/** How many words of the question the reply quotes. */
-const QUOTED_WORDS = 8;
-
-function composeReply(messages: readonly ChatMessage[]): string {
-  const choose = chooser(messages);
-  const words = messages[messages.length - 1]?.content.match(/\S+/g) ?? [];
-  const quote = words.slice(0, QUOTED_WORDS).join(' ') + (words.length > QUOTED_WORDS ? ' …' : '');
-  const turn = messages.filter((message) => message.role === 'user').length;
-  const tries = choose.several(THINGS_TO_TRY, 3);
-  const numbered = choose.index(2) === 0;
-  const list = tries.map((item, i) => `${numbered ? `${i + 1}.` : '-'} ${item}`).join('\n');
-  return [
-    choose.one(OPENINGS)(quote, turn),
-    choose.one(LIST_INTROS),
-    list,
-    choose.one(CLOSINGS),
-  ].join('\n\n');
-}
-
-/** Choices drawn from a digest of the whole conversation: the same conversation, the same ones. */
-function chooser(messages: readonly ChatMessage[]) {
-  const digest = createHash('sha256')
-    .update(messages.map((m) => `${m.role}:${m.content}`).join('\n'))
-    .digest();
-  let drawn = 0;
-  const index = (count: number) => (digest[drawn++ % digest.length] as number) % count;
-  return {
-    index,
-    one: <T>(options: readonly T[]): T => options[index(options.length)] as T,
-    several<T>(options: readonly T[], count: number): T[] {
-      const left = [...options];
-      return Array.from({ length: count }, () => left.splice(index(left.length), 1)[0] as T);
-    },
+/** Waits until step `n` is due, paced against the start so that timer drift does not add up. */
+function pacer(tokensPerSecond: number, signal: AbortSignal) {
+  const started = performance.now();
+  return async (n: number) => {
+    const due = started + (n * 1000) / tokensPerSecond - performance.now();
+    if (due > 0) await sleep(due, undefined, { signal });
+    signal.throwIfAborted();
   };
 }
 
-function usage(messages: readonly ChatMessage[], completionTokens: number): Usage {
+/** The streamed answer's chunks at each step of the pace; the role comes with the first token. */
+function streamSteps(answer: MockAnswer, chunks: MockChunks): string[][] {
+  if (answer.kind === 'tool') {
+    return [[chunks.toolCall(answer.call)], [chunks.toolArguments(answer.call.arguments)]];
+  }
+  return answer.tokens.map((token, i) =>
+    i === 0 ? [chunks.role(), chunks.text(token)] : [chunks.text(token)],
+  );
+}
+
+function chunk(json: string): GenerationChunk {
+  return { type: 'chunk', json, usageOnly: false };
+}
+
+function unixSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * A tool's result is answered with that result; a user's message with a call of the first
+ * tool offered, if any; anything else with the Markdown reply, cut at `max_completion_tokens`
+ * (or `max_tokens`).
+ */
+function answerTo(messages: readonly MockMessage[], body: CompletionBody): MockAnswer {
+  const last = messages[messages.length - 1];
+  const tool = firstToolName(body.tools);
+  if (last?.role === 'user' && tool !== undefined) {
+    const id = `call_${conversationDigest(messages).toString('hex').slice(0, 24)}`;
+    return { kind: 'tool', call: { id, name: tool, arguments: '{}' }, finishReason: 'tool_calls' };
+  }
+  const tokens =
+    last?.role === 'tool'
+      ? (`The tool returned: ${last.content}`.match(/\s*\S+/g) ?? [])
+      : mockReply(messages);
+  const limit = maxTokens(body) ?? tokens.length;
+  return {
+    kind: 'text',
+    tokens: tokens.slice(0, limit),
+    finishReason: limit < tokens.length ? 'length' : 'stop',
+  };
+}
+
+/** The messages' roles and texts: `developer` is `system`, text parts are joined by lines. */
+function readMessages(messages: readonly unknown[]): MockMessage[] {
+  return messages.map((message) => {
+    const { role, content } = (message ?? {}) as { role?: unknown; content?: unknown };
+    return { role: role === 'developer' ? 'system' : String(role), content: textOf(content) };
+  });
+}
+
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content
+    .flatMap((part: { type?: unknown; text?: unknown } | null) =>
+      part?.type === 'text' && typeof part.text === 'string' ? [part.text] : [],
+    )
+    .join('\n');
+}
+
+function firstToolName(tools: unknown): string | undefined {
+  const first = (Array.isArray(tools) ? tools[0] : undefined) as
+    | { function?: { name?: unknown } }
+    | undefined;
+  const name = first?.function?.name;
+  return typeof name === 'string' ? name : undefined;
+}
+
+/** The newer name wins: OpenAI deprecated max_tokens in its favour. */
+function maxTokens(body: CompletionBody): number | undefined {
+  const limit = body.max_completion_tokens ?? body.max_tokens;
+  return typeof limit === 'number' && Number.isInteger(limit) && limit > 0 ? limit : undefined;
+}
+
+/** Tokens counted as words. */
+function countUsage(messages: readonly MockMessage[], completionTokens: number): Usage {
   const promptTokens = messages.reduce((sum, m) => sum + (m.content.match(/\S+/g)?.length ?? 0), 0);
   return {
     prompt_tokens: promptTokens,

@@ -2,9 +2,7 @@ import { LlmError } from './provider.js';
 
 /**
  * Maps what an OpenAI-compatible upstream answered, or how its connection failed, into an
- * LlmError, deciding what is worth another attempt. Upstream messages are passed on only for
- * requests the upstream judged invalid (they tell the client what to fix); auth failures stay
- * vague, since their text can quote part of the server's key.
+ * LlmError, deciding what is worth another attempt.
  */
 
 /** Response headers, read by name: a fetch `Headers` or a lookup over `IncomingHttpHeaders`. */
@@ -38,8 +36,14 @@ export function streamedError(): LlmError {
   return new LlmError('upstream_error', 'the upstream reported an error mid-stream', true);
 }
 
-/** A non-2xx answer; `body` is its parsed JSON (OpenAI's `{"error": {"message"}}`), if any. */
-export function statusFailure(status: number, headers: HeaderLookup, body: unknown): LlmError {
+/**
+ * A non-2xx answer, `text` its body. Any 4xx but 429 is the upstream's refusal of the request
+ * itself (a bad tool schema, a context too long, an unknown model, or streamhub's own key):
+ * not worth another attempt, and kept as a `rejection` for the client to get as it came.
+ * Its message here, for chat sessions and logs, stays vague for auth failures, whose text can
+ * quote part of the server's key.
+ */
+export function statusFailure(status: number, headers: HeaderLookup, text: string): LlmError {
   const retryAfterMs = retryAfter(headers);
   if (status === 429) {
     return new LlmError(
@@ -57,21 +61,29 @@ export function statusFailure(status: number, headers: HeaderLookup, body: unkno
       retryAfterMs,
     );
   }
-  if (status >= 500 || status === 408 || status === 409) {
+  if (status >= 500) {
     return new LlmError('upstream_error', `the upstream failed (${status})`, true, retryAfterMs);
   }
+  if (status < 400) return new LlmError('upstream_error', `the upstream answered ${status}`);
+  const error = errorObject(text);
+  const rejection = { status, body: error === undefined ? undefined : text };
   if (status === 401 || status === 403) {
-    return new LlmError(
-      'upstream_error',
-      `the upstream refused the server's credentials (${status})`,
-    );
+    const message = `the upstream refused the server's credentials (${status})`;
+    return new LlmError('upstream_error', message, false, undefined, rejection);
   }
-  const error = (body as { error?: { message?: unknown } | null } | null | undefined)?.error;
-  const detail = typeof error === 'object' && error !== null ? error.message : undefined;
-  return new LlmError(
-    'invalid_request',
-    `the upstream rejected the request (${status})${typeof detail === 'string' ? `: ${detail}` : ''}`,
-  );
+  const detail = typeof error?.message === 'string' ? `: ${error.message}` : '';
+  const message = `the upstream rejected the request (${status})${detail}`;
+  return new LlmError('invalid_request', message, false, undefined, rejection);
+}
+
+/** The `error` object of OpenAI's error body `{"error": {"message", …}}`, if `text` is one. */
+function errorObject(text: string): { message?: unknown } | undefined {
+  try {
+    const { error } = JSON.parse(text) as { error?: unknown };
+    return typeof error === 'object' && error !== null ? error : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Not retried: a garbled stream says more about a broken or incompatible upstream than luck. */

@@ -1,28 +1,36 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import {
+  type ClientRequest,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+} from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createParser } from 'eventsource-parser';
+import { readUsage, StreamProgress } from './chunks.js';
 import {
   connectionFailure,
   type HeaderLookup,
   malformedChunk,
   midStreamFailure,
   statusFailure,
-  streamedError,
 } from './openai-errors.js';
 import {
+  type CompletionBody,
   type GenerateRequest,
   type GenerationChunk,
   LlmError,
   type LlmProvider,
-  type Usage,
+  type ModelEntry,
 } from './provider.js';
 
 export const OPENAI_DEFAULT_MODEL = 'gpt-4o-mini';
 
 /** Events parsed but not yet consumed beyond which the response is paused (backpressure). */
 const MAX_QUEUED_EVENTS = 64;
-/** Enough of an error body to find its message in; the rest is not kept. */
+/** Enough of an error body to relay it or find its message; the rest is not kept. */
 const MAX_ERROR_BODY_CHARS = 64 * 1024;
+/** The largest unstreamed answer (or model list) taken from the upstream. */
+const MAX_ANSWER_CHARS = 32 * 1024 * 1024;
 
 export interface OpenAiProviderOptions {
   /** Up to and including `/v1`, e.g. `https://api.openai.com/v1`. */
@@ -32,18 +40,19 @@ export interface OpenAiProviderOptions {
   readonly defaultModel: string;
 }
 
-interface ChatCompletionRequestBody {
-  readonly model: string;
-  readonly messages: readonly { readonly role: string; readonly content: string }[];
-  readonly stream: true;
-  readonly stream_options: { readonly include_usage: true };
-  readonly temperature?: number;
-  readonly max_tokens?: number;
+/** A request on its way, and the 2xx answer it gets. */
+interface Exchange {
+  readonly req: ClientRequest;
+  readonly answer: Promise<IncomingMessage>;
 }
 
 /**
- * Any OpenAI-compatible upstream, over streaming `/chat/completions`. One attempt per
+ * Any OpenAI-compatible upstream, over `/chat/completions` and `/models`. One attempt per
  * `generate`, no retries and no timeouts of its own: that policy lives in `withResilience`.
+ *
+ * It sends the request body as the client sent it (a streamed one asks for usage) with its
+ * own key and no other header of the client's, and yields each chunk's JSON text as
+ * received; it looks inside a chunk only for what ends the reply (see `StreamProgress`).
  *
  * Streaming goes over plain `node:http(s)` with a keep-alive agent and `eventsource-parser`,
  * not the official `openai` SDK: the SDK adds undici fetch, web streams and several nested
@@ -54,20 +63,22 @@ interface ChatCompletionRequestBody {
 export class OpenAiProvider implements LlmProvider {
   readonly name = 'openai';
   readonly defaultModel: string;
-  readonly #url: URL;
+  readonly #completionsUrl: URL;
+  readonly #modelsUrl: URL;
   readonly #headers: Readonly<Record<string, string>>;
   readonly #request: typeof httpRequest;
   readonly #agent: HttpAgent;
 
   constructor(options: OpenAiProviderOptions) {
     this.defaultModel = options.defaultModel;
-    this.#url = new URL(`${options.baseURL.replace(/\/+$/, '')}/chat/completions`);
+    const base = options.baseURL.replace(/\/+$/, '');
+    this.#completionsUrl = new URL(`${base}/chat/completions`);
+    this.#modelsUrl = new URL(`${base}/models`);
     this.#headers = {
       accept: 'application/json',
-      'content-type': 'application/json',
       ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
     };
-    const https = this.#url.protocol === 'https:';
+    const https = this.#completionsUrl.protocol === 'https:';
     this.#request = https ? httpsRequest : httpRequest;
     // No socket cap of its own (concurrency is bounded by the limiter); idle sockets are kept
     // for the next generation, which then skips the TCP (and TLS) handshake.
@@ -75,18 +86,48 @@ export class OpenAiProvider implements LlmProvider {
     this.#agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
   }
 
-  models(): readonly string[] {
-    return [this.defaultModel];
+  /** The upstream's `GET /models` list, its entries as it gives them. */
+  async listModels(signal: AbortSignal): Promise<readonly ModelEntry[]> {
+    const res = await this.#send(this.#modelsUrl, undefined, signal).answer;
+    const list = parseJson(await readText(res, MAX_ANSWER_CHARS)) as { data?: unknown } | undefined;
+    const data = Array.isArray(list?.data) ? (list.data as unknown[]) : [];
+    return data.filter(
+      (entry): entry is ModelEntry =>
+        typeof entry === 'object' && entry !== null && typeof (entry as ModelEntry).id === 'string',
+    );
+  }
+
+  generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
+    return request.body.stream === true ? this.#stream(request) : this.#whole(request);
+  }
+
+  /** An unstreamed completion: one chunk, the `chat.completion` object's text as received. */
+  async *#whole({ body, signal }: GenerateRequest): AsyncGenerator<GenerationChunk> {
+    signal.throwIfAborted();
+    let text: string;
+    try {
+      const res = await this.#send(this.#completionsUrl, JSON.stringify(body), signal).answer;
+      text = await readText(res, MAX_ANSWER_CHARS);
+    } catch (error) {
+      signal.throwIfAborted();
+      throw error instanceof LlmError ? error : midStreamFailure(error);
+    }
+    const answer = parseJson(text) as
+      | { choices?: { finish_reason?: unknown }[]; usage?: unknown }
+      | undefined;
+    const finishReason = answer?.choices?.[0]?.finish_reason;
+    if (typeof finishReason !== 'string') throw malformedChunk();
+    yield { type: 'chunk', json: text, usageOnly: false };
+    yield { type: 'finish', finishReason, usage: readUsage(answer?.usage) ?? null };
   }
 
   /**
-   * One async generator per request and no other layer: the socket's callbacks parse the SSE
-   * framing into `events` and wake the generator, which turns each event into a chunk.
+   * A streamed completion, in one async generator and no other layer: the socket's callbacks
+   * parse the SSE framing into `events` and wake the generator, which yields each event.
    */
-  async *generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
-    const { signal } = request;
+  async *#stream({ body, signal }: GenerateRequest): AsyncGenerator<GenerationChunk> {
     signal.throwIfAborted();
-    const body = JSON.stringify(requestBody(request));
+    const progress = new StreamProgress(typeof body.n === 'number' ? body.n : 1);
     /** The `data` of each SSE event received; `events[read]` is the next to handle. */
     const events: string[] = [];
     let read = 0;
@@ -107,31 +148,18 @@ export class OpenAiProvider implements LlmProvider {
       notify();
     };
     const parser = createParser({ onEvent: (event) => void events.push(event.data) });
-
-    // The signal destroys the request, so the upstream sees its connection close.
-    const req = this.#request(this.#url, {
-      method: 'POST',
-      agent: this.#agent,
-      headers: { ...this.#headers, 'content-length': Buffer.byteLength(body) },
+    const { req, answer } = this.#send(
+      this.#completionsUrl,
+      JSON.stringify(askingForUsage(body)),
       signal,
-    });
+    );
     req.on('error', fail);
-    req.on('response', (res) => {
+    answer.then((res) => {
       response = res;
-      res.setEncoding('utf8');
       res.on('error', fail);
       res.on('close', () => {
         if (!res.complete) fail(new Error('the upstream response closed before it ended'));
       });
-      const status = res.statusCode ?? 0;
-      if (status < 200 || status > 299) {
-        let text = '';
-        res.on('data', (chunk: string) => {
-          if (text.length < MAX_ERROR_BODY_CHARS) text += chunk;
-        });
-        res.on('end', () => fail(statusFailure(status, headerLookup(res), parseJson(text))));
-        return;
-      }
       res.on('data', (chunk: string) => {
         parser.feed(chunk);
         if (read === events.length) return;
@@ -142,25 +170,19 @@ export class OpenAiProvider implements LlmProvider {
         ended = true;
         notify();
       });
-    });
-    req.end(body);
+    }, fail);
 
-    let finishReason: string | undefined;
-    let usage: Usage | null = null;
     let done = false;
     try {
       for (;;) {
         while (read < events.length) {
-          signal.throwIfAborted();
+          if (signal.aborted) throw signal.reason;
           const data = events[read++] as string;
           if (data.startsWith('[DONE]')) {
             done = true;
             break;
           }
-          const chunk = readChunk(JSON.parse(data));
-          if (chunk.content) yield { type: 'delta', content: chunk.content };
-          finishReason = chunk.finishReason ?? finishReason;
-          usage = chunk.usage ?? usage;
+          yield { type: 'chunk', json: data, usageOnly: progress.read(data) };
         }
         if (done) break;
         events.length = 0;
@@ -174,9 +196,9 @@ export class OpenAiProvider implements LlmProvider {
       }
     } catch (error) {
       signal.throwIfAborted();
-      // Lost after the finish reason, only the usage trailer or [DONE] is missing: the reply
-      // itself is complete, so it is reported as finished.
-      if (finishReason === undefined) {
+      // Lost once every choice finished, only the usage trailer or [DONE] is missing: the
+      // reply itself is complete, so it is reported as finished.
+      if (!progress.complete) {
         throw response === undefined ? connectionFailure(error) : midStreamFailure(error);
       }
     } finally {
@@ -186,24 +208,89 @@ export class OpenAiProvider implements LlmProvider {
       else req.destroy(); // stopped early (error, abort, consumer gone): close the request
     }
     signal.throwIfAborted();
-    if (finishReason === undefined) {
+    const { finishReason } = progress;
+    if (finishReason === undefined || !(done || progress.complete)) {
       throw new LlmError(
         'upstream_error',
         'the upstream stream ended before the reply finished',
         true,
       );
     }
-    yield { type: 'finish', finishReason, usage };
+    yield { type: 'finish', finishReason, usage: progress.usage };
   }
+
+  /**
+   * Sends one request with streamhub's own headers (never a client's); `answer` resolves once
+   * a 2xx answer starts. Any other status rejects it with its LlmError, a failed connection
+   * with `upstream_unavailable`. The signal destroys the request, so the upstream sees it close.
+   */
+  #send(url: URL, payload: string | undefined, signal: AbortSignal): Exchange {
+    const headers =
+      payload === undefined
+        ? this.#headers
+        : {
+            ...this.#headers,
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(payload),
+          };
+    const req = this.#request(url, {
+      method: payload === undefined ? 'GET' : 'POST',
+      agent: this.#agent,
+      headers,
+    });
+    // Rather than http.request's `signal` option, whose end-of-stream tracking cost about
+    // 15 µs per request on the path to the first token (a median over 2,000 requests).
+    const abort = () => req.destroy(signal.reason);
+    signal.addEventListener('abort', abort, { once: true });
+    req.once('close', () => signal.removeEventListener('abort', abort));
+    const answer = new Promise<IncomingMessage>((resolve, reject) => {
+      req.on('error', (error) => reject(connectionFailure(error)));
+      req.on('response', (res) => {
+        res.setEncoding('utf8');
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status <= 299) {
+          resolve(res);
+          return;
+        }
+        readText(res, MAX_ERROR_BODY_CHARS).then(
+          (text) => reject(statusFailure(status, headerLookup(res), text)),
+          (error: unknown) => reject(connectionFailure(error)),
+        );
+      });
+    });
+    req.end(payload);
+    return { req, answer };
+  }
+}
+
+/** The body the upstream gets for a streamed request: the client's, asking for usage too. */
+function askingForUsage(body: CompletionBody): CompletionBody {
+  const options = typeof body.stream_options === 'object' ? body.stream_options : null;
+  return { ...body, stream_options: { ...options, include_usage: true } };
 }
 
 /** After `[DONE]` only the end of the chunked body should follow: wait a moment for it, so the
  *  socket can be reused, then give up on it. */
-function release(req: ReturnType<typeof httpRequest>, res: IncomingMessage): void {
+function release(req: ClientRequest, res: IncomingMessage): void {
   const timer = setTimeout(() => req.destroy(), 1000);
   timer.unref();
   res.once('close', () => clearTimeout(timer));
   res.resume();
+}
+
+/** The body's text, up to `limit` characters (the rest is read and dropped). */
+function readText(res: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    res.on('data', (chunk: string) => {
+      if (text.length < limit) text += chunk;
+    });
+    res.on('end', () => resolve(text));
+    res.on('error', reject);
+    res.on('close', () => {
+      if (!res.complete) reject(new Error('the upstream response closed before it ended'));
+    });
+  });
 }
 
 function headerLookup(res: IncomingMessage): HeaderLookup {
@@ -215,58 +302,10 @@ function headerLookup(res: IncomingMessage): HeaderLookup {
   };
 }
 
-function parseJson(text: string): unknown {
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
     return undefined;
   }
-}
-
-function requestBody(request: GenerateRequest): ChatCompletionRequestBody {
-  return {
-    model: request.model,
-    messages: request.messages.map(({ role, content }) => ({ role, content })),
-    stream: true,
-    stream_options: { include_usage: true },
-    ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
-    ...(request.maxTokens === undefined ? {} : { max_tokens: request.maxTokens }),
-  };
-}
-
-interface ChunkContent {
-  readonly content: string;
-  readonly finishReason: string | undefined;
-  readonly usage: Usage | undefined;
-}
-
-/** Reads one `chat.completion.chunk` defensively: JSON says nothing of its shape. */
-function readChunk(raw: unknown): ChunkContent {
-  const chunk = raw as { choices?: unknown; usage?: unknown; error?: unknown } | null;
-  if (typeof chunk !== 'object' || chunk === null) throw malformedChunk();
-  // What the SDK turned into an APIError without a status: an error reported mid-stream.
-  if (chunk.error) throw streamedError();
-  if (!Array.isArray(chunk.choices ?? [])) throw malformedChunk();
-  const choice = (chunk.choices as unknown[] | undefined)?.[0] as
-    | { delta?: { content?: unknown }; finish_reason?: unknown }
-    | undefined;
-  const content = choice?.delta?.content ?? '';
-  const finishReason = choice?.finish_reason ?? undefined;
-  if (
-    typeof content !== 'string' ||
-    !(finishReason === undefined || typeof finishReason === 'string')
-  ) {
-    throw malformedChunk();
-  }
-  return { content, finishReason, usage: readUsage(chunk.usage) };
-}
-
-function readUsage(raw: unknown): Usage | undefined {
-  const usage = raw as Partial<Record<keyof Usage, unknown>> | null | undefined;
-  const { prompt_tokens, completion_tokens, total_tokens } = usage ?? {};
-  return typeof prompt_tokens === 'number' &&
-    typeof completion_tokens === 'number' &&
-    typeof total_tokens === 'number'
-    ? { prompt_tokens, completion_tokens, total_tokens }
-    : undefined;
 }

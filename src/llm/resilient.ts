@@ -5,13 +5,14 @@ import {
   type CircuitState,
   type GenerationOutcome,
 } from './breaker.js';
-import { withDeadlines } from './deadlines.js';
+import { AttemptClock, type Deadlines } from './deadlines.js';
 import {
   type GenerateRequest,
   type GenerationChunk,
   LlmError,
   type LlmErrorCode,
   type LlmProvider,
+  type ModelEntry,
 } from './provider.js';
 
 /** Hooks for metrics and logs; every one optional. */
@@ -60,6 +61,11 @@ export interface ResilientProvider extends LlmProvider {
 
 const DEFAULT_BACKOFF_BASE_MS = 200;
 const DEFAULT_BACKOFF_MAX_MS = 4000;
+/**
+ * How long an unstreamed answer may take upstream (unless LLM_TIMEOUT_MS is longer): it comes
+ * whole, after the model wrote all of it. As long as the official SDKs wait by default.
+ */
+export const WHOLE_ANSWER_TIMEOUT_MS = 10 * 60_000;
 /** The longest `Retry-After` honoured; a longer one fails the attempt instead. */
 export const DEFAULT_MAX_RETRY_AFTER_MS = 30_000;
 
@@ -100,14 +106,18 @@ class ResilientUpstream implements ResilientProvider {
     );
   }
 
-  models(): readonly string[] {
-    return this.upstream.models();
+  listModels(signal: AbortSignal): Promise<readonly ModelEntry[]> {
+    return this.upstream.listModels(signal);
   }
 
   circuitState(): CircuitState {
     return this.#breaker.state();
   }
 
+  /**
+   * One async generator for all attempts (no generator per attempt or per policy): every
+   * layer between the socket and the consumer costs promises on each chunk.
+   */
   async *generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
     let admission: Admission;
     try {
@@ -118,11 +128,49 @@ class ResilientUpstream implements ResilientProvider {
     }
     // Stays neutral when the client aborts or stops reading: that says nothing of the upstream.
     let outcome: GenerationOutcome = 'neutral';
+    const deadlines = this.#deadlinesOf(request);
     try {
-      yield* this.#attempts(request);
-      outcome = 'success';
+      for (let retries = 0; ; retries++) {
+        const started = this.clock.now();
+        const clock = new AttemptClock(request.signal, deadlines);
+        const attempt = this.upstream.generate({ ...request, signal: clock.signal });
+        const iterator = attempt[Symbol.asyncIterator]();
+        let chunks = 0;
+        /** The provider yielded its finish: nothing is stopped early any more. */
+        let finished = false;
+        let exhausted = false;
+        try {
+          for (;;) {
+            clock.waiting();
+            const result = await iterator.next();
+            clock.arrived();
+            if (result.done) break;
+            if (result.value.type === 'finish') {
+              finished = true;
+              outcome = 'success';
+            } else if (chunks++ === 0) {
+              this.#observer.latency?.((this.clock.now() - started) / 1000);
+            }
+            yield result.value;
+          }
+          exhausted = true;
+          return;
+        } catch (error) {
+          request.signal.throwIfAborted(); // the client left: neither retried nor counted
+          // Once a chunk is out, another attempt would stream the reply again from its start.
+          await this.#beforeRetry(asLlmError(error), chunks === 0 ? retries : undefined, request);
+        } finally {
+          // Stopped before the finish (timeout, error, consumer gone): the request is aborted.
+          clock.end(finished);
+          // Consumers stop at the finish, so the provider is most often left at its last yield:
+          // returning lets it release its connection. Not awaited: a provider slow to stop
+          // must not hold the consumer up.
+          if (!exhausted) iterator.return?.().catch(() => {});
+        }
+      }
     } catch (error) {
-      if (!request.signal.aborted && (error as LlmError).code !== 'invalid_request') {
+      // The upstream judging the request itself says nothing of its health either.
+      if (!request.signal.aborted && (error as LlmError).rejection === undefined) {
         outcome = 'failure';
       }
       throw error;
@@ -131,47 +179,40 @@ class ResilientUpstream implements ResilientProvider {
     }
   }
 
-  async *#attempts(request: GenerateRequest): AsyncGenerator<GenerationChunk> {
-    const deadlines = {
-      firstTokenMs: this.options.firstTokenTimeoutMs,
-      idleMs: this.options.idleTimeoutMs,
+  #deadlinesOf(request: GenerateRequest): Deadlines {
+    const { firstTokenTimeoutMs, idleTimeoutMs } = this.options;
+    return {
+      // An unstreamed answer comes whole, so its first chunk is its last.
+      firstTokenMs:
+        request.body.stream === true
+          ? firstTokenTimeoutMs
+          : Math.max(firstTokenTimeoutMs, WHOLE_ANSWER_TIMEOUT_MS),
+      idleMs: idleTimeoutMs,
     };
-    for (let retries = 0; ; retries++) {
-      const started = this.clock.now();
-      let deltas = 0;
-      try {
-        const attempt = withDeadlines(
-          (signal) => this.upstream.generate({ ...request, signal }),
-          request.signal,
-          deadlines,
-          () => this.clock.now(),
-        );
-        for await (const chunk of attempt) {
-          if (chunk.type === 'delta' && deltas++ === 0) {
-            this.#observer.latency?.((this.clock.now() - started) / 1000);
-          }
-          yield chunk;
-        }
-        return;
-      } catch (error) {
-        request.signal.throwIfAborted(); // the client left: neither retried nor counted
-        const failure = asLlmError(error);
-        // Once a token is out, another attempt would stream the reply again from its start.
-        const delayMs =
-          deltas === 0 && retries < this.options.maxRetries
-            ? this.#retryDelay(failure, retries)
-            : undefined;
-        if (delayMs === undefined) {
-          this.#observer.failure?.(failure.code);
-          throw failure;
-        }
-        this.#observer.retry?.(failure.code, delayMs);
-        await sleep(delayMs, undefined, { signal: request.signal }).catch((aborted: unknown) => {
-          request.signal.throwIfAborted();
-          throw aborted;
-        });
-      }
+  }
+
+  /**
+   * Waits before the next attempt, or throws `failure` when it is not worth one: not
+   * retryable, retries used up, or `retries` undefined because chunks were already streamed.
+   */
+  async #beforeRetry(
+    failure: LlmError,
+    retries: number | undefined,
+    request: GenerateRequest,
+  ): Promise<void> {
+    const delayMs =
+      retries !== undefined && retries < this.options.maxRetries
+        ? this.#retryDelay(failure, retries)
+        : undefined;
+    if (delayMs === undefined) {
+      this.#observer.failure?.(failure.code);
+      throw failure;
     }
+    this.#observer.retry?.(failure.code, delayMs);
+    await sleep(delayMs, undefined, { signal: request.signal }).catch((aborted: unknown) => {
+      request.signal.throwIfAborted();
+      throw aborted;
+    });
   }
 
   /** Undefined when the failure is not worth another attempt. */

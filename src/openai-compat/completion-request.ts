@@ -1,15 +1,14 @@
 import { z } from 'zod';
 import { StreamhubError } from '../core/errors.js';
-import type { ChatMessage } from '../llm/provider.js';
+import type { CompletionBody } from '../llm/provider.js';
 
-/** A Chat Completions request as the front door understands it. */
+/** A Chat Completions request as the front door reads it. */
 export interface CompletionRequest {
-  readonly model: string;
-  readonly messages: readonly ChatMessage[];
+  /** The body as the client sent it, every field in its place, `model` set. */
+  readonly body: CompletionBody;
   readonly stream: boolean;
+  /** The client asked for the usage chunk (`stream_options.include_usage`). */
   readonly includeUsage: boolean;
-  readonly temperature?: number;
-  readonly maxTokens?: number;
 }
 
 /** A 400 that names the offending field, as OpenAI's `param` does, so SDKs can show it. */
@@ -22,39 +21,22 @@ export class InvalidParamError extends StreamhubError {
   }
 }
 
-const textPart = z.object({
-  type: z.literal('text', { error: 'only text content parts are supported' }),
-  text: z.string(),
-});
-
-const message = z.object({
-  role: z.enum(['system', 'developer', 'user', 'assistant'], {
-    error: 'role must be one of system, developer, user, assistant',
-  }),
-  content: z.union([z.string(), z.array(textPart)], {
-    error: 'content must be a string or an array of text parts',
-  }),
-});
-
-const maxTokens = z.int().min(1).max(1_000_000);
-
 /**
- * The fields the front door acts on. Unknown fields are ignored, as OpenAI-compatible servers
- * do (clients send vendor options freely), but a known field of the wrong type is refused
- * rather than coerced. `null` means "not set", as in OpenAI's API.
+ * The fields streamhub itself reads; everything else (tools, content parts, roles, sampling
+ * options, vendor fields) is the model server's to judge. `null` means "not set", as in
+ * OpenAI's API.
  */
 const schema = z.object({
-  messages: z.array(message).min(1, { error: 'messages must be a non-empty array' }),
+  messages: z
+    .array(z.looseObject({}), { error: 'messages must be a non-empty array of objects' })
+    .min(1, { error: 'messages must be a non-empty array' }),
   model: z.string().min(1).max(256).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
-  temperature: z.number().min(0).max(2).nullish(),
-  max_tokens: maxTokens.nullish(),
-  max_completion_tokens: maxTokens.nullish(),
-  n: z.literal(1, { error: 'only n=1 is supported' }).nullish(),
+  n: z.int().min(1).max(128).nullish(),
 });
 
-/** Validates a request body; throws InvalidParamError naming the first bad field. */
+/** Checks a request body; throws InvalidParamError naming the first bad field. */
 export function parseCompletionRequest(body: unknown, defaultModel: string): CompletionRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new InvalidParamError(null, 'the request body must be a JSON object');
@@ -68,18 +50,11 @@ export function parseCompletionRequest(body: unknown, defaultModel: string): Com
       param === null ? issue.message : `${param}: ${issue.message}`,
     );
   }
-  const request = parsed.data;
+  const { model, stream, stream_options: options } = parsed.data;
   return {
-    model: request.model ?? defaultModel,
-    messages: request.messages.map(({ role, content }) => ({
-      role: role === 'developer' ? 'system' : role,
-      content: typeof content === 'string' ? content : content.map((part) => part.text).join('\n'),
-    })),
-    stream: request.stream ?? false,
-    includeUsage: request.stream_options?.include_usage ?? false,
-    temperature: request.temperature ?? undefined,
-    // The newer name wins: OpenAI deprecated max_tokens in its favour.
-    maxTokens: request.max_completion_tokens ?? request.max_tokens ?? undefined,
+    body: (model == null ? { ...body, model: defaultModel } : body) as CompletionBody,
+    stream: stream ?? false,
+    includeUsage: options?.include_usage ?? false,
   };
 }
 

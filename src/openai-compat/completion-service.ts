@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { ChatCompletion } from 'openai/resources/chat/completions';
 import { StreamhubError } from '../core/errors.js';
 import { lastEvent, resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
@@ -10,7 +9,7 @@ import { CompletionRecorder } from './completion-recorder.js';
 import type { CompletionRequest } from './completion-request.js';
 import { endsCompletion } from './completion-stream.js';
 import { ClientClosedError } from './errors.js';
-import { type CompletionIdentity, chatCompletion, errorBody } from './wire.js';
+import { errorBody } from './wire.js';
 
 export interface CompletionServiceOptions {
   readonly onGeneration?: (outcome: GenerationOutcome) => void;
@@ -45,46 +44,49 @@ export class CompletionService {
   ) {}
 
   /**
-   * Starts a streamed completion and resolves to its id once its first chunk is stored.
-   * `waiting` abandons the wait for a generation slot (the client left while queued), which
-   * then rejects with its reason.
+   * Starts a streamed completion and resolves to its id once its first chunk is stored; a
+   * failure before that chunk rejects with its LlmError (the client's HTTP answer). `waiting`
+   * is the client: gone before the first chunk, the completion stops and this rejects with
+   * its reason.
    */
-  start(request: CompletionRequest, waiting?: AbortSignal): Promise<string> {
-    return this.runner.start(async () => {
-      const identity = newIdentity(request.model);
-      const topic = completionTopic(identity.id);
-      const recorder = new CompletionRecorder(
-        new FiniteLogWriter(this.replies.log, topic, 0),
-        identity,
-        request.includeUsage,
-      );
-      await recorder.begin();
-      return {
-        key: generationKey(identity.id),
-        value: identity.id,
-        run: (signal) => this.#generate(request, signal, recorder),
-      };
-    }, waiting);
+  async start(request: CompletionRequest, waiting?: AbortSignal): Promise<string> {
+    const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
+    const writer = new FiniteLogWriter(this.replies.log, completionTopic(id), 0);
+    const recorder = new CompletionRecorder(writer, request.includeUsage);
+    const key = generationKey(id);
+    await this.runner.start(
+      async () => ({ key, value: id, run: (signal) => this.#generate(request, signal, recorder) }),
+      waiting,
+    );
+    const leave = () => void this.runner.cancel(key);
+    waiting?.addEventListener('abort', leave, { once: true });
+    if (waiting?.aborted) leave();
+    try {
+      await recorder.opened;
+      return id;
+    } catch (error) {
+      waiting?.throwIfAborted();
+      throw error;
+    } finally {
+      waiting?.removeEventListener('abort', leave);
+    }
   }
 
   /**
-   * Runs a completion to its end and answers it whole. Throws the LlmError of a failed
-   * generation, ClientClosedError once `clientGone` aborts it, or `clientGone`'s reason when
-   * it aborts the wait for a generation slot.
+   * Runs an unstreamed completion to its end and resolves to the model's answer, the text of a
+   * `chat.completion` as its server sent it. Throws the LlmError of a failed generation,
+   * ClientClosedError once `clientGone` aborts it, or `clientGone`'s reason when it aborts the
+   * wait for a generation slot.
    */
-  complete(request: CompletionRequest, clientGone: AbortSignal): Promise<ChatCompletion> {
+  complete(request: CompletionRequest, clientGone: AbortSignal): Promise<string> {
     return this.runner.inSlot(async () => {
-      const identity = newIdentity(request.model);
-      let content = '';
-      let answer: ChatCompletion | undefined;
+      let answer = '';
       // runGeneration awaits fail/cancelled in its own catch block, so throwing there rejects it.
       await this.#generate(request, clientGone, {
-        delta: async (text) => {
-          content += text;
+        chunk: async (chunk) => {
+          answer = chunk.json;
         },
-        finish: async (finishReason, usage) => {
-          answer = chatCompletion(identity, content, finishReason, usage);
-        },
+        finish: async () => {},
         fail: async (error) => {
           throw error;
         },
@@ -92,7 +94,7 @@ export class CompletionService {
           throw new ClientClosedError();
         },
       });
-      return answer as ChatCompletion;
+      return answer;
     }, clientGone);
   }
 
@@ -142,16 +144,10 @@ export class CompletionService {
   /** One generation through the runner, counted for metrics on the way. */
   #generate(request: CompletionRequest, signal: AbortSignal, sink: GenerationSink): Promise<void> {
     const { onDelta, onGeneration } = this.options;
-    const params = {
-      model: request.model,
-      messages: request.messages,
-      temperature: request.temperature,
-      maxTokens: request.maxTokens,
-    };
     const counted: GenerationSink = {
-      delta: (content) => {
-        onDelta?.();
-        return sink.delta(content);
+      chunk: (chunk) => {
+        if (request.stream && !chunk.usageOnly) onDelta?.();
+        return sink.chunk(chunk);
       },
       finish: (finishReason, usage) => {
         onGeneration?.('done');
@@ -166,18 +162,10 @@ export class CompletionService {
         return sink.cancelled();
       },
     };
-    return this.runner.generate(params, counted, signal);
+    return this.runner.generate({ body: request.body }, counted, signal);
   }
 }
 
 function generationKey(id: string): string {
   return `completion/${id}`;
-}
-
-function newIdentity(model: string): CompletionIdentity {
-  return {
-    id: `chatcmpl-${randomUUID().replaceAll('-', '')}`,
-    created: Math.floor(Date.now() / 1000),
-    model,
-  };
 }

@@ -34,8 +34,7 @@ export function createProvider(
 ): ServerProvider {
   switch (config.LLM_PROVIDER) {
     case 'mock': {
-      const mock = new MockProvider(config.MOCK_TOKENS_PER_SEC);
-      return config.LLM_MODEL === undefined ? mock : withDefaultModel(mock, config.LLM_MODEL);
+      return new MockProvider(config.MOCK_TOKENS_PER_SEC, config.LLM_MODEL);
     }
     case 'openai':
       return withResilience(
@@ -54,16 +53,6 @@ export function createProvider(
         },
       );
   }
-}
-
-/** The same provider under another default model name (the mock answers any model). */
-function withDefaultModel(provider: LlmProvider, defaultModel: string): LlmProvider {
-  return {
-    name: provider.name,
-    defaultModel,
-    models: () => [defaultModel, ...provider.models().filter((model) => model !== defaultModel)],
-    generate: (request) => provider.generate(request),
-  };
 }
 
 /**

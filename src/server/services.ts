@@ -137,10 +137,14 @@ export function createServices(
     maxEvents: config.STREAM_MAX_EVENTS + 1,
     ttlMs: config.STREAM_TTL_MS,
   });
-  const counted = (feature: string) => ({
-    onGeneration: (outcome: string) => metrics.generations.inc({ feature, outcome }),
-    onDelta: () => metrics.generatedDeltas.inc({ feature }),
-  });
+  const counted = (feature: string) => {
+    // Counted once per token: the labelled child is looked up once, not hashed each time.
+    const deltas = metrics.generatedDeltas.labels({ feature });
+    return {
+      onGeneration: (outcome: string) => metrics.generations.inc({ feature, outcome }),
+      onDelta: () => deltas.inc(),
+    };
+  };
   const sessions = new SessionService(sessionStore, replies, runner, {
     takeover: config.SESSION_TAKEOVER,
     onInternalError,

@@ -6,6 +6,7 @@ import { FiniteLogWriter } from '../core/log-writer.js';
 import { isName } from '../core/names.js';
 import type { SessionState, SessionStore, StoredMessage } from '../core/session-store.js';
 import type { EventInput } from '../core/types.js';
+import { chunkText } from '../llm/chunks.js';
 import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
 import type { BackgroundGeneration, GenerationRunner } from '../llm/generation-runner.js';
 import type { ChatMessage } from '../llm/provider.js';
@@ -210,14 +211,10 @@ export class SessionService {
       await writer.append(replyEvent(type, data), { final: true });
       this.options.onGeneration?.(outcome);
     };
-    const params = {
-      model: request.model,
-      messages: conversation(session),
-      temperature: request.temperature,
-      maxTokens: request.maxTokens,
-    };
     const sink: GenerationSink = {
-      delta: async (content) => {
+      chunk: async (chunk) => {
+        const content = chunkText(chunk.json);
+        if (content === '') return;
         reply += content;
         this.options.onDelta?.();
         await writer.append(replyEvent('delta', { content }));
@@ -230,7 +227,7 @@ export class SessionService {
           : end('abort', { reason: 'cancelled' }, 'cancelled'),
     };
     try {
-      await this.runner.generate(params, sink, signal);
+      await this.runner.generate({ body: completionBody(session, request) }, sink, signal);
     } finally {
       release();
     }
@@ -316,6 +313,17 @@ export class SessionService {
       throw new StreamhubError('not_found', 'session_not_found', `no session ${session.id}`);
     }
   }
+}
+
+/** A turn's request to the model: the conversation so far, streamed, with the turn's options. */
+function completionBody(session: SessionState, request: ChatRequest & { model: string }) {
+  return {
+    model: request.model,
+    messages: conversation(session),
+    stream: true,
+    ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+    ...(request.maxTokens === undefined ? {} : { max_tokens: request.maxTokens }),
+  };
 }
 
 function conversation(session: SessionState): ChatMessage[] {

@@ -1,7 +1,16 @@
-import type { ChatMessage, GenerateRequest, GenerationChunk } from '../../src/llm/provider.js';
+import { chunkText } from '../../src/llm/chunks.js';
+import type {
+  ChatMessage,
+  CompletionBody,
+  GenerateRequest,
+  GenerationChunk,
+  ModelChunk,
+} from '../../src/llm/provider.js';
 
 /** What a consumer saw of one generation, a failure included instead of thrown. */
 export interface Collected {
+  readonly chunks: ModelChunk[];
+  /** The text of each chunk that has some, as a text conversation reads them. */
   readonly deltas: string[];
   readonly text: string;
   readonly finish: Extract<GenerationChunk, { type: 'finish' }> | undefined;
@@ -9,29 +18,34 @@ export interface Collected {
   readonly elapsedMs: number;
 }
 
-/** Consumes a generation to its end; `onDelta` sees each delta's index as it arrives. */
+/** Consumes a generation to its end; `onDelta` sees each text delta's index as it arrives. */
 export async function collect(
   stream: AsyncIterable<GenerationChunk>,
   onDelta: (index: number) => void = () => {},
 ): Promise<Collected> {
   const started = performance.now();
+  const chunks: ModelChunk[] = [];
   const deltas: string[] = [];
   let finish: Collected['finish'];
   let error: unknown;
   try {
     for await (const chunk of stream) {
       if (finish) throw new Error('a chunk arrived after the finish');
-      if (chunk.type === 'delta') {
-        deltas.push(chunk.content);
-        onDelta(deltas.length - 1);
-      } else {
+      if (chunk.type === 'finish') {
         finish = chunk;
+        continue;
       }
+      chunks.push(chunk);
+      const text = chunkText(chunk.json);
+      if (text === '') continue;
+      deltas.push(text);
+      onDelta(deltas.length - 1);
     }
   } catch (caught) {
     error = caught;
   }
-  return { deltas, text: deltas.join(''), finish, error, elapsedMs: performance.now() - started };
+  const text = deltas.join('');
+  return { chunks, deltas, text, finish, error, elapsedMs: performance.now() - started };
 }
 
 export const MESSAGES: readonly ChatMessage[] = [
@@ -39,13 +53,12 @@ export const MESSAGES: readonly ChatMessage[] = [
   { role: 'user', content: 'Say hello to the stream' },
 ];
 
-/** A request with its own abort controller. */
-export function chatRequest(overrides: Partial<Omit<GenerateRequest, 'signal'>> = {}) {
+/** A streamed request for `MESSAGES`, fields added or replaced by `fields`, with its own abort
+ *  controller. */
+export function chatRequest(fields: Partial<CompletionBody> = {}) {
   const controller = new AbortController();
   const request: GenerateRequest = {
-    model: 'gpt-4o-mini',
-    messages: MESSAGES,
-    ...overrides,
+    body: { model: 'gpt-4o-mini', messages: MESSAGES, stream: true, ...fields },
     signal: controller.signal,
   };
   return { request, controller };

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { chunkText } from '../../src/llm/chunks.js';
 import { GenerationRunner } from '../../src/llm/generation-runner.js';
 import { ConcurrencyLimiter } from '../../src/llm/limiter.js';
-import { MockProvider } from '../../src/llm/mock.js';
+import { MockProvider, mockReply } from '../../src/llm/mock.js';
+import type { ModelChunk } from '../../src/llm/provider.js';
 import { RunningGenerations } from '../../src/llm/running.js';
 
 function runner(maxActive = 1, maxWaiting = 10) {
@@ -98,14 +100,17 @@ describe('GenerationRunner', () => {
     const generations = runner();
     const seen: string[] = [];
     const sink = {
-      delta: async (content: string) => void seen.push(content),
+      chunk: async ({ json }: ModelChunk) => void seen.push(chunkText(json)),
       finish: async (finishReason: string) => void seen.push(`finish:${finishReason}`),
       fail: async () => assert.fail('the mock does not fail'),
       cancelled: async () => assert.fail('nothing aborts it'),
     };
-    const params = { model: 'm', messages: [{ role: 'user' as const, content: 'hi' }] };
-    await generations.generate({ ...params, maxTokens: 3 }, sink, new AbortController().signal);
-    assert.equal(seen.length, 4);
-    assert.equal(seen[3], 'finish:length');
+    const messages = [{ role: 'user', content: 'hi' }];
+    const body = { model: 'm', messages, stream: true, max_tokens: 3 };
+    await generations.generate({ body }, sink, new AbortController().signal);
+    // The role, three tokens, the finish reason, the usage; then the finish.
+    assert.deepEqual(seen.slice(1, 4), mockReply(messages).slice(0, 3));
+    assert.equal(seen.length, 7);
+    assert.equal(seen[6], 'finish:length');
   });
 });

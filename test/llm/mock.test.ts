@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { MOCK_MODEL, MockProvider, mockReply } from '../../src/llm/mock.js';
 import { chatRequest, collect, MESSAGES } from './collect.js';
 
@@ -26,7 +27,11 @@ describe('MockProvider', () => {
         total_tokens: 8 + first.deltas.length,
       },
     });
-    assert.deepEqual(provider.models(), [MOCK_MODEL]);
+    const models = await provider.listModels();
+    assert.deepEqual(
+      models.map(({ id, owned_by }) => ({ id, owned_by })),
+      [{ id: MOCK_MODEL, owned_by: 'streamhub' }],
+    );
   });
 
   test('answers in readable Markdown that quotes the question, 60 to 150 words', () => {
@@ -71,7 +76,7 @@ describe('MockProvider', () => {
 
   test('stops at maxTokens with finish reason length', async () => {
     const result = await collect(
-      new MockProvider(100_000).generate(chatRequest({ maxTokens: 5 }).request),
+      new MockProvider(100_000).generate(chatRequest({ max_tokens: 5 }).request),
     );
     assert.deepEqual(result.deltas, mockReply(MESSAGES).slice(0, 5));
     assert.equal(result.finish?.finishReason, 'length');
@@ -87,5 +92,62 @@ describe('MockProvider', () => {
     assert.equal(result.deltas.length, 3);
     assert.equal(result.finish, undefined);
     assert.ok(result.elapsedMs < 2000, `${result.elapsedMs} ms`);
+  });
+
+  test('streams OpenAI chunks: the role, a chunk per token, the finish, then the usage chunk', async () => {
+    const result = await collect(new MockProvider(100_000).generate(chatRequest().request));
+    const chunks = result.chunks.map((chunk) => JSON.parse(chunk.json) as ChatCompletionChunk);
+    const tokens = mockReply(MESSAGES);
+    assert.equal(chunks.length, tokens.length + 3);
+    assert.deepEqual(chunks[0]?.choices[0]?.delta, {
+      role: 'assistant',
+      content: '',
+      refusal: null,
+    });
+    assert.equal(chunks.at(-2)?.choices[0]?.finish_reason, 'stop');
+    assert.deepEqual(chunks.at(-1)?.choices, []);
+    assert.deepEqual(chunks.at(-1)?.usage, result.finish?.usage);
+    assert.deepEqual(
+      result.chunks.map((chunk) => chunk.usageOnly),
+      chunks.map((_, i) => i === chunks.length - 1),
+    );
+    assert.ok(chunks.every((chunk) => chunk.id === chunks[0]?.id && chunk.model === 'gpt-4o-mini'));
+  });
+
+  test('answers a request that is not streamed with one chat.completion', async () => {
+    const result = await collect(
+      new MockProvider(100_000).generate(chatRequest({ stream: false }).request),
+    );
+    assert.equal(result.chunks.length, 1);
+    const completion = JSON.parse(result.chunks[0]?.json ?? '') as ChatCompletion;
+    assert.equal(completion.object, 'chat.completion');
+    assert.equal(completion.choices[0]?.message.content, mockReply(MESSAGES).join(''));
+    assert.deepEqual(completion.usage, result.finish?.usage);
+  });
+
+  test('calls the first tool offered after a user message, and quotes a tool’s result', async () => {
+    const tools = [
+      { type: 'function', function: { name: 'first' } },
+      { type: 'function', function: { name: 'second' } },
+    ];
+    const provider = new MockProvider(100_000);
+    const called = await collect(provider.generate(chatRequest({ tools }).request));
+    assert.equal(called.finish?.finishReason, 'tool_calls');
+    const deltas = called.chunks.map(
+      (chunk) => (JSON.parse(chunk.json) as ChatCompletionChunk).choices[0]?.delta,
+    );
+    const [opening] = deltas[0]?.tool_calls ?? [];
+    assert.equal(opening?.function?.name, 'first');
+    assert.match(opening?.id ?? '', /^call_[0-9a-f]{24}$/);
+    assert.equal(deltas[1]?.tool_calls?.[0]?.function?.arguments, '{}');
+
+    const messages = [
+      ...MESSAGES,
+      { role: 'assistant', content: null, tool_calls: [{ id: opening?.id, type: 'function' }] },
+      { role: 'tool', tool_call_id: opening?.id, content: '{"answer":42}' },
+    ];
+    const answered = await collect(provider.generate(chatRequest({ tools, messages }).request));
+    assert.equal(answered.finish?.finishReason, 'stop');
+    assert.ok(answered.text.includes('{"answer":42}'), answered.text);
   });
 });

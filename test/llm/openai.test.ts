@@ -12,7 +12,7 @@ import {
   upstream,
 } from '../helpers/mock-upstream.js';
 import { UNREACHABLE_URL, waitFor } from '../helpers/server.js';
-import { chatRequest, collect, MESSAGES } from './collect.js';
+import { chatRequest, collect } from './collect.js';
 
 let mock: MockUpstream;
 let provider: OpenAiProvider;
@@ -26,11 +26,7 @@ before(async () => {
   });
 });
 after(() => mock.close());
-afterEach(() => {
-  mock.requests.length = 0;
-  mock.abortedRequests = 0;
-  mock.defaultBehaviour = upstream.ok();
-});
+afterEach(() => mock.reset());
 
 function assertLlmError(error: unknown, code: LlmErrorCode, retryable: boolean): LlmError {
   assert.ok(error instanceof LlmError, `expected an LlmError, got ${String(error)}`);
@@ -40,12 +36,19 @@ function assertLlmError(error: unknown, code: LlmErrorCode, retryable: boolean):
 }
 
 describe('OpenAiProvider', () => {
-  test('streams the reply as deltas, then the finish reason and usage', async () => {
-    const { request } = chatRequest({ temperature: 0.3, maxTokens: 100 });
+  test('streams the reply chunk by chunk, as sent, then the finish reason and usage', async () => {
+    const { request } = chatRequest({ temperature: 0.3, max_tokens: 100 });
     const result = await collect(provider.generate(request));
     assert.equal(result.error, undefined);
     assert.deepEqual(result.deltas, tokenize(DEFAULT_REPLY));
-    assert.equal(result.text, DEFAULT_REPLY);
+    assert.deepEqual(
+      result.chunks.map((chunk) => chunk.json),
+      mock.answers[0]?.events.slice(0, -1),
+    );
+    assert.deepEqual(
+      result.chunks.map((chunk) => chunk.usageOnly),
+      result.chunks.map((_, i) => i === result.chunks.length - 1),
+    );
     assert.deepEqual(result.finish, {
       type: 'finish',
       finishReason: 'stop',
@@ -53,31 +56,49 @@ describe('OpenAiProvider', () => {
     });
   });
 
-  test('sends a streaming chat completion request with the mapped parameters', async () => {
-    const { request } = chatRequest({ model: 'gpt-test', temperature: 0.3, maxTokens: 100 });
+  test('sends the body as given, asking for usage, with its own key and no other header', async () => {
+    const fields = {
+      model: 'gpt-test',
+      temperature: 0.3,
+      tools: [{ type: 'function', function: { name: 'f' } }],
+      stream_options: { include_usage: false, vendor: 1 },
+      unknown_field: { kept: true },
+    };
+    const { request } = chatRequest(fields);
     await collect(provider.generate(request));
     const [sent] = mock.completionRequests;
     assert.ok(sent);
     assert.equal(sent.method, 'POST');
     assert.equal(sent.headers.authorization, 'Bearer test-key');
     assert.deepEqual(sent.body, {
-      model: 'gpt-test',
-      messages: MESSAGES,
-      stream: true,
-      stream_options: { include_usage: true },
-      temperature: 0.3,
-      max_tokens: 100,
+      ...request.body,
+      stream_options: { include_usage: true, vendor: 1 },
     });
+    assert.deepEqual(Object.keys(sent.headers).sort(), [
+      'accept',
+      'authorization',
+      'connection',
+      'content-length',
+      'content-type',
+      'host',
+    ]);
   });
 
-  test('leaves temperature and max_tokens out when the request has none', async () => {
-    await collect(provider.generate(chatRequest().request));
-    const body = mock.completionRequests[0]?.body as Record<string, unknown>;
-    assert.ok(!('temperature' in body) && !('max_tokens' in body), JSON.stringify(body));
+  test('an unstreamed request goes upstream as it is and its answer comes back whole', async () => {
+    mock.enqueue(upstream.toolCalls([{ name: 'f', arguments: '{"a":1}' }], { format: 'python' }));
+    const { request } = chatRequest({ stream: false });
+    const result = await collect(provider.generate(request));
+    assert.deepEqual(mock.completionRequests[0]?.body, request.body);
+    assert.deepEqual(
+      result.chunks.map((chunk) => chunk.json),
+      [mock.answers[0]?.body],
+    );
+    assert.equal(result.finish?.finishReason, 'tool_calls');
+    assert.equal(result.finish?.usage?.prompt_tokens, 8);
   });
 
   test('reports the finish reason the upstream gives (length at max_tokens)', async () => {
-    const result = await collect(provider.generate(chatRequest({ maxTokens: 3 }).request));
+    const result = await collect(provider.generate(chatRequest({ max_tokens: 3 }).request));
     assert.deepEqual(result.deltas, tokenize(DEFAULT_REPLY).slice(0, 3));
     assert.equal(result.finish?.finishReason, 'length');
     assert.equal(result.finish?.usage?.completion_tokens, 3);
@@ -89,6 +110,13 @@ describe('OpenAiProvider', () => {
     assert.deepEqual(result.finish, { type: 'finish', finishReason: 'stop', usage: null });
   });
 
+  test('n = 2: finished once both choices are', async () => {
+    mock.enqueue(upstream.choices(['one two', 'three four five']), upstream.choices(['a', 'b']));
+    const result = await collect(provider.generate(chatRequest({ n: 2 }).request));
+    assert.equal(result.finish?.finishReason, 'stop');
+    assert.equal(result.chunks.length + 1, mock.answers[0]?.events.length);
+  });
+
   test('sends no Authorization header without an API key', async () => {
     const keyless = new OpenAiProvider({ baseURL: mock.baseURL, defaultModel: 'local' });
     const result = await collect(keyless.generate(chatRequest().request));
@@ -96,9 +124,15 @@ describe('OpenAiProvider', () => {
     assert.equal(mock.completionRequests[0]?.headers.authorization, undefined);
   });
 
-  test('advertises its default model', () => {
+  test('lists the upstream’s models as it gives them', async () => {
     assert.equal(provider.name, 'openai');
-    assert.deepEqual(provider.models(), ['gpt-4o-mini']);
+    const models = await provider.listModels(new AbortController().signal);
+    assert.deepEqual(
+      models,
+      mock.models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'mock' })),
+    );
+    mock.modelsStatus = 404;
+    await assert.rejects(provider.listModels(new AbortController().signal), LlmError);
   });
 
   const failures: {
@@ -173,15 +207,23 @@ describe('OpenAiProvider', () => {
     });
   }
 
-  test('passes the upstream message on for invalid requests, never for auth failures', async () => {
+  test('keeps a 4xx refusal whole for the client; the message of an auth failure stays vague', async () => {
     mock.enqueue(
-      upstream.status(400, {}, { error: { message: "model 'x' does not exist", type: 'invalid' } }),
+      upstream.badRequest("model 'x' does not exist", 'model', 'model_not_found'),
       upstream.status(401, {}, { error: { message: 'Incorrect API key provided: sk-abc***' } }),
+      upstream.status(422, {}, 'not an OpenAI error body'),
     );
     const invalid = await collect(provider.generate(chatRequest().request));
-    assert.match((invalid.error as Error).message, /model 'x' does not exist/);
+    const error = assertLlmError(invalid.error, 'invalid_request', false);
+    assert.match(error.message, /model 'x' does not exist/);
+    assert.deepEqual(error.rejection, { status: 400, body: mock.answers[0]?.body });
     const unauthorized = await collect(provider.generate(chatRequest().request));
-    assert.doesNotMatch((unauthorized.error as Error).message, /sk-/);
+    const authError = assertLlmError(unauthorized.error, 'upstream_error', false);
+    assert.doesNotMatch(authError.message, /sk-/);
+    assert.deepEqual(authError.rejection, { status: 401, body: mock.answers[1]?.body });
+    const unshaped = await collect(provider.generate(chatRequest().request));
+    const unshapedError = assertLlmError(unshaped.error, 'invalid_request', false);
+    assert.deepEqual(unshapedError.rejection, { status: 422, body: undefined });
   });
 
   test('maps a refused connection to upstream_unavailable', async () => {
@@ -219,7 +261,7 @@ describe('OpenAiProvider', () => {
   test('a consumer that stops reading closes the upstream request', async () => {
     mock.enqueue(upstream.slowDrip(100));
     for await (const chunk of provider.generate(chatRequest().request)) {
-      assert.equal(chunk.type, 'delta');
+      assert.equal(chunk.type, 'chunk');
       break;
     }
     await waitFor(() => mock.abortedRequests === 1, 'the upstream to see the connection close');

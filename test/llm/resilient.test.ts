@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { chunkText } from '../../src/llm/chunks.js';
+import { runGeneration } from '../../src/llm/generation.js';
 import { OpenAiProvider } from '../../src/llm/openai.js';
 import { LlmError, type LlmErrorCode } from '../../src/llm/provider.js';
 import {
@@ -205,7 +207,7 @@ describe('withResilience: timeouts', () => {
     const { provider } = setup({ idleTimeoutMs: 200 });
     const deltas: string[] = [];
     for await (const chunk of provider.generate(chatRequest().request)) {
-      if (chunk.type === 'delta') deltas.push(chunk.content);
+      if (chunk.type === 'chunk') deltas.push(chunkText(chunk.json));
       await new Promise((resolve) => setTimeout(resolve, 60));
     }
     assert.equal(deltas.join(''), DEFAULT_REPLY);
@@ -245,6 +247,24 @@ describe('withResilience: circuit breaker', () => {
     mock.enqueue(upstream.status500(), upstream.ok(), upstream.status500());
     for (let i = 0; i < 3; i++) await generate(provider);
     assert.equal(provider.circuitState(), 'closed');
+  });
+
+  test('a consumer that stops at the finish, as every feature does, counts a success', async () => {
+    const clock = new ManualClock();
+    const { provider } = setup(breakerOptions, clock);
+    await openCircuit(provider);
+    clock.advance(5000);
+    mock.defaultBehaviour = upstream.ok();
+    const sink = {
+      chunk: async () => {},
+      finish: async () => {},
+      fail: async (error: LlmError) => assert.fail(error),
+      cancelled: async () => assert.fail('nothing aborts it'),
+    };
+    await runGeneration(provider, chatRequest().request, sink);
+    assert.equal(provider.circuitState(), 'closed');
+    // Its upstream request ended cleanly: its connection is reused, nothing was aborted.
+    assert.equal(mock.abortedRequests, 0);
   });
 
   test('after the cooldown one trial goes through; its success closes the circuit', async () => {
@@ -292,13 +312,14 @@ describe('withResilience: circuit breaker', () => {
     assert.equal(provider.circuitState(), 'closed');
   });
 
-  test('client aborts and invalid requests do not count as upstream failures', async () => {
+  test('client aborts and the upstream’s refusals (a 4xx but 429) do not count as failures', async () => {
     const { provider, observer } = setup({ ...breakerOptions, breakerFailures: 1 });
-    mock.enqueue(upstream.stallAfterTokens(1), upstream.status(400));
+    mock.enqueue(upstream.stallAfterTokens(1), upstream.status(400), upstream.status(401));
     const { request, controller } = chatRequest();
     await collect(provider.generate(request), () => controller.abort(new Error('bye')));
     assertCode((await generate(provider)).error, 'invalid_request');
+    assertCode((await generate(provider)).error, 'upstream_error');
     assert.equal(provider.circuitState(), 'closed');
-    assert.deepEqual(observer.failures, ['invalid_request']);
+    assert.deepEqual(observer.failures, ['invalid_request', 'upstream_error']);
   });
 });

@@ -64,3 +64,67 @@ export function assertNoDuplicateIds(messages: readonly SseMessage[]): void {
   const ids = messages.map((message) => message.id);
   assert.equal(new Set(ids).size, ids.length, `duplicate ids in ${ids.join(', ')}`);
 }
+
+/** Every response body a client received, as text, in the order the requests were sent. */
+export interface WireTap {
+  readonly bodies: Promise<string>[];
+  /** A `fetch` that hands the client its response and keeps a copy of the body. */
+  readonly fetch: typeof fetch;
+}
+
+export function wireTap(): WireTap {
+  const bodies: Promise<string>[] = [];
+  return {
+    bodies,
+    fetch: async (input, init) => {
+      const response = await fetch(input, init);
+      bodies.push(response.clone().text());
+      return response;
+    },
+  };
+}
+
+/** The SDK pointed at streamhub with credentials and headers of the client's own. */
+export function tappedSdkClient(server: RunningServer, tap: WireTap): OpenAI {
+  return new OpenAI({
+    baseURL: `${server.url}/v1`,
+    apiKey: CLIENT_SECRETS.apiKey,
+    maxRetries: 0,
+    fetch: tap.fetch,
+    defaultHeaders: {
+      cookie: `session=${CLIENT_SECRETS.cookie}`,
+      'x-api-key': CLIENT_SECRETS.headerKey,
+      'openai-organization': CLIENT_SECRETS.organization,
+    },
+  });
+}
+
+/** What a client sends that must never reach the upstream. */
+export const CLIENT_SECRETS = {
+  apiKey: 'sk-the-clients-own-key',
+  cookie: 'cookie-s3cret',
+  headerKey: 'client-header-key',
+  organization: 'org-of-the-client',
+} as const;
+
+/** The `id` and `data` of each event of an SSE body, comments and `retry:` left out. */
+export function sseEvents(text: string): { id: string | undefined; data: string }[] {
+  const events: { id: string | undefined; data: string }[] = [];
+  for (const frame of text.split('\n\n')) {
+    let id: string | undefined;
+    const data: string[] = [];
+    for (const line of frame.split('\n')) {
+      if (line.startsWith('id: ')) id = line.slice(4);
+      else if (line.startsWith('data: ')) data.push(line.slice(6));
+    }
+    if (data.length > 0) events.push({ id, data: data.join('\n') });
+  }
+  return events;
+}
+
+/** The usage-only chunk is the upstream's answer to `include_usage`, which streamhub asks for. */
+export function isUsageChunk(data: string): boolean {
+  if (data === DONE) return false;
+  const chunk = JSON.parse(data) as { choices?: unknown[]; usage?: unknown };
+  return chunk.choices?.length === 0 && chunk.usage != null;
+}

@@ -80,9 +80,9 @@ describe('chat sessions over an OpenAI-compatible upstream', () => {
   });
 
   test('after repeated failures the circuit opens and replies fail fast with circuit_open', async () => {
-    // Three generations that fail for good (401 is not retried) open the circuit.
+    // Three generations that fail for good (a malformed chunk is not retried) open the circuit.
     for (let i = 0; i < 3; i++) {
-      env.mock.enqueue(upstream.status(401));
+      env.mock.enqueue(upstream.malformedChunk());
       const failing = chat();
       await failing.closed;
       assert.equal(ending(failing).event, 'error');

@@ -8,7 +8,8 @@ import {
 import type { CompletionService } from '../../openai-compat/completion-service.js';
 import { completionSubscriber } from '../../openai-compat/completion-stream.js';
 import { ClientClosedError, errorTypeOf, statusOfLlmError } from '../../openai-compat/errors.js';
-import { errorBody, modelList } from '../../openai-compat/wire.js';
+import { ModelCatalog } from '../../openai-compat/models.js';
+import { errorBody } from '../../openai-compat/wire.js';
 import { ApiError, logFailure, toApiError } from '../errors.js';
 import { lastEventIdOf, openSse, type StreamDeps } from './sse.js';
 
@@ -16,6 +17,8 @@ export interface OpenAiCompatDeps extends StreamDeps {
   readonly completions: CompletionService;
   readonly provider: LlmProvider;
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 type StreamRoute = {
   Params: { id: string };
@@ -25,16 +28,19 @@ type StreamRoute = {
 /** Contract §5: the OpenAI-compatible front door (models, chat completions, resume). */
 export function openAiCompatRoutes(app: FastifyInstance, deps: OpenAiCompatDeps): void {
   const { completions, provider } = deps;
-  const modelsCreated = Math.floor(Date.now() / 1000);
+  const models = new ModelCatalog(provider);
   const options = { errorHandler: answerOpenAiError };
 
-  app.get('/v1/models', options, async () => modelList(provider.models(), modelsCreated));
+  app.get('/v1/models', options, () => models.list());
 
   app.post('/v1/chat/completions', options, async (request, reply) => {
-    const body = parseCompletionRequest(request.body, provider.defaultModel);
+    const completion = parseCompletionRequest(request.body, provider.defaultModel);
     const clientGone = disconnection(reply);
-    if (!body.stream) return completions.complete(body, clientGone);
-    const id = await completions.start(body, clientGone);
+    if (!completion.stream) {
+      // The model server's own bytes: a string payload is sent as it is.
+      return reply.type(JSON_TYPE).send(await completions.complete(completion, clientGone));
+    }
+    const id = await completions.start(completion, clientGone);
     streamCompletion(request, reply, deps, completions, id, { kind: 'start' });
   });
 
@@ -70,8 +76,15 @@ function disconnection(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
-/** The API's error shape (docs/api.md §0) with OpenAI's `type` and `param`, which the SDKs read. */
+/**
+ * The API's error shape (docs/api.md §0) with OpenAI's `type` and `param`, which the SDKs read;
+ * or, when the model's server rejected the request itself, its status and body as they came.
+ */
 function answerOpenAiError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  if (error instanceof LlmError && error.rejection?.body !== undefined) {
+    reply.code(error.rejection.status).type(JSON_TYPE).send(error.rejection.body);
+    return;
+  }
   const apiError = toHttpError(error);
   // Upstream failures are logged where they happen.
   if (!(error instanceof LlmError)) logFailure(request, error, apiError);
@@ -83,6 +96,9 @@ function answerOpenAiError(error: unknown, request: FastifyRequest, reply: Fasti
 }
 
 function toHttpError(error: unknown): ApiError {
+  if (error instanceof LlmError && error.rejection !== undefined) {
+    return new ApiError(error.rejection.status, error.code, error.message);
+  }
   if (error instanceof LlmError) {
     const headers: Record<string, string> =
       error.retryAfterMs === undefined
