@@ -89,6 +89,10 @@ class TopicGroup {
   readonly watching: Promise<() => void>;
   pending: StoredEvent[] = [];
   pendingEpoch = '';
+  /** Live batches delivered so far, and the position of the newest (see `Member` catch-up). */
+  flushes = 0;
+  flushedEpoch = '';
+  flushedSeq = 0;
 
   constructor(
     readonly topic: string,
@@ -178,6 +182,9 @@ export class TopicHub {
     if (events.length === 0) return;
     group.pending = [];
     const batch = new EventBatch(group.topic, group.pendingEpoch, events);
+    group.flushes++;
+    group.flushedEpoch = batch.epoch;
+    group.flushedSeq = batch.lastSeq;
     let delivered = 0;
     for (const member of group.members) {
       if (member.live) delivered += this.#deliverLive(member, batch);
@@ -235,6 +242,7 @@ export class TopicHub {
     let reset = false;
     try {
       for (let next = from; ; ) {
+        const flushesBefore = member.group.flushes;
         const page = await this.log.read(member.group.topic, next, this.#pageSize);
         if (member.closed) return reset;
         if (page.reset !== undefined) {
@@ -246,8 +254,10 @@ export class TopicHub {
           // A short page reached the head; later events arrive as live batches.
           member.epoch = page.head.epoch;
           member.seq = page.head.seq;
-          member.live = true;
-          return reset;
+          if (!this.#passedBy(member, flushesBefore)) {
+            member.live = true;
+            return reset;
+          }
         }
         next = { epoch: member.epoch, seq: member.seq };
       }
@@ -255,6 +265,17 @@ export class TopicHub {
       this.#fail(member, error);
       return reset;
     }
+  }
+
+  /**
+   * Whether a live batch newer than the member's position went by while it was reading or
+   * replaying. Without this check the last events before a quiet spell would be skipped
+   * until the next one arrived: no later batch would show the member its gap.
+   */
+  #passedBy(member: Member, flushesBefore: number): boolean {
+    const group = member.group;
+    if (group.flushes === flushesBefore) return false;
+    return group.flushedEpoch !== member.epoch || group.flushedSeq > member.seq;
   }
 
   /**

@@ -115,6 +115,41 @@ describe('TopicHub', () => {
     await memory.close();
   });
 
+  test('the last event, delivered live while a catch-up read was in flight, is not skipped', async () => {
+    const memory = new MemoryEventLog({ maxEvents: 100, ttlMs: 60_000, idempotencyTtlMs: 1000 });
+    // The read's view is taken at once, but its answer arrives late (a slow backend).
+    let answerAfter: Promise<void> | undefined;
+    const lateRead: EventLog['read'] = async (topic, from, limit) => {
+      const page = await memory.read(topic, from, limit);
+      await answerAfter;
+      return page;
+    };
+    const late = new Proxy(memory, {
+      get: (target, property) =>
+        property === 'read' ? lateRead : Reflect.get(target, property, target).bind(target),
+    });
+    const hub = new TopicHub(late);
+    hub.subscribe('t', { kind: 'live' }, new RecordingSubscriber());
+    await tick();
+    const ids = [(await memory.append('t', { event: 'message', data: '1' })).id];
+    let answer = () => {};
+    answerAfter = new Promise((resolve) => {
+      answer = () => resolve();
+    });
+    const subscriber = new RecordingSubscriber();
+    hub.subscribe('t', { kind: 'start' }, subscriber);
+    await tick();
+    // Appended after the read's view and delivered live while the read is still in flight;
+    // nothing follows it.
+    ids.push((await memory.append('t', { event: 'message', data: '2' })).id);
+    await tick();
+    answerAfter = undefined;
+    answer();
+    await settle([subscriber], 2);
+    assert.deepEqual(subscriber.ids, ids);
+    await memory.close();
+  });
+
   test('a topic deleted under live subscribers resets them to the new epoch', async () => {
     const { log, hub, published, publish } = setup();
     await publish(3);
