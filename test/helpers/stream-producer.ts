@@ -1,5 +1,7 @@
 import http from 'node:http';
+import { afterEach } from 'node:test';
 import { eventually } from './http.js';
+import { RawSseClient } from './sse-client.js';
 
 /** How a producer's request ended: its response, or the error that broke it. */
 export type ProducerOutcome =
@@ -73,4 +75,31 @@ export async function streamHolds(baseUrl: string, id: string, count: number): P
     const body = (await response.json()) as { status?: string; events?: number };
     return body.status === 'open' && (body.events ?? 0) >= count;
   }, `${count} events in stream ${id}`);
+}
+
+/**
+ * Consumers and producers that are closed after each test of the calling file, so a failed test
+ * leaves no connection behind for the next.
+ */
+export function closedAfterEach() {
+  const closers: (() => void)[] = [];
+  afterEach(() => {
+    for (const close of closers.splice(0)) close();
+  });
+  return {
+    /** Anything else to close after the test. */
+    track(close: () => void): void {
+      closers.push(close);
+    },
+    consumer(url: string, headers: Record<string, string> = {}): RawSseClient {
+      const client = new RawSseClient(url, headers);
+      closers.push(() => client.close());
+      return client;
+    },
+    producer(baseUrl: string, id: string, type: string): StreamProducer {
+      const made = new StreamProducer(baseUrl, id, type);
+      closers.push(() => made.destroy());
+      return made;
+    },
+  };
 }

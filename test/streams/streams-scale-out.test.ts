@@ -4,31 +4,23 @@
  * is; a producing process killed outright ends its stream as producer_lost once its lease lapses.
  */
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { useRedisCluster } from '../helpers/cluster.js';
 import { request, uniqueTopic } from '../helpers/http.js';
 import { waitFor } from '../helpers/server.js';
-import { RawSseClient } from '../helpers/sse-client.js';
-import { type ProducerOutcome, StreamProducer, streamHolds } from '../helpers/stream-producer.js';
+import type { RawSseClient } from '../helpers/sse-client.js';
+import {
+  closedAfterEach,
+  type ProducerOutcome,
+  StreamProducer,
+  streamHolds,
+} from '../helpers/stream-producer.js';
 
 const NDJSON = 'application/x-ndjson';
 
-const closers: (() => void)[] = [];
-afterEach(() => {
-  for (const close of closers.splice(0)) close();
-});
-
-function consumer(url: string, headers: Record<string, string> = {}): RawSseClient {
-  const client = new RawSseClient(url, headers);
-  closers.push(() => client.close());
-  return client;
-}
-
-function producer(baseUrl: string, id: string): StreamProducer {
-  const made = new StreamProducer(baseUrl, id, NDJSON);
-  closers.push(() => made.destroy());
-  return made;
-}
+const tracked = closedAfterEach();
+const { consumer } = tracked;
+const producer = (baseUrl: string, id: string) => tracked.producer(baseUrl, id, NDJSON);
 
 function statusOf(outcome: ProducerOutcome): [number, unknown] {
   assert.ok('status' in outcome, `the producer's request failed: ${JSON.stringify(outcome)}`);

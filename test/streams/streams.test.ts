@@ -4,34 +4,23 @@
  * package, and every way a stream ends.
  */
 import assert from 'node:assert/strict';
-import { afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { SignJWT } from 'jose';
 import { assertApiError, metricsText, request, uniqueTopic, useServer } from '../helpers/http.js';
 import { waitFor, withServer } from '../helpers/server.js';
-import { RawSseClient } from '../helpers/sse-client.js';
-import { type ProducerOutcome, StreamProducer, streamHolds } from '../helpers/stream-producer.js';
+import {
+  closedAfterEach,
+  type ProducerOutcome,
+  StreamProducer,
+  streamHolds,
+} from '../helpers/stream-producer.js';
 
 const SSE = 'text/event-stream';
 const NDJSON = 'application/x-ndjson';
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
-const closers: (() => void)[] = [];
-afterEach(() => {
-  for (const close of closers.splice(0)) close();
-});
-
-function consumer(url: string, headers: Record<string, string> = {}): RawSseClient {
-  const client = new RawSseClient(url, headers);
-  closers.push(() => client.close());
-  return client;
-}
-
-function producer(baseUrl: string, id: string, type: string): StreamProducer {
-  const made = new StreamProducer(baseUrl, id, type);
-  closers.push(() => made.destroy());
-  return made;
-}
+const { consumer, producer, track } = closedAfterEach();
 
 interface StreamView {
   readonly id: string;
@@ -143,14 +132,14 @@ describe('streams on one process', () => {
     await producing.write('{"n":1}\n{"n":2}\n');
     await streamHolds(base(), id, 2);
     const first = new EventSource(`${base()}/v1/streams/${id}`);
-    closers.push(() => first.close());
+    track(() => first.close());
     const seen: string[] = [];
     first.addEventListener('message', (event) => seen.push(event.lastEventId));
     await waitFor(() => seen.length === 2, 'the first two events');
     first.close();
     await producing.write('{"n":3}\n');
     const second = new EventSource(`${base()}/v1/streams/${id}?last_event_id=${seen[1]}`);
-    closers.push(() => second.close());
+    track(() => second.close());
     const rest: number[] = [];
     second.addEventListener('message', (event) => rest.push(JSON.parse(event.data).n));
     await waitFor(() => rest.length === 1, 'the event sent meanwhile');
