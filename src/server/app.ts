@@ -1,3 +1,4 @@
+import fastifyCompress from '@fastify/compress';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { EventLog } from '../core/event-log.js';
@@ -23,6 +24,17 @@ import { installValidation } from './validation.js';
 /** Room for the JSON envelope around a `data` of MAX_BODY_BYTES in a WebSocket frame. */
 const WS_FRAME_OVERHEAD = 1024;
 const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * No context takeover either way: every message is compressed on its own, so one compressed
+ * frame of a batch suits every socket, and no socket keeps a compression window between
+ * messages. `ws` itself compresses nothing (threshold): event frames are compressed once per
+ * batch by the topic transport, and control replies are small.
+ */
+const WS_DEFLATE = {
+  serverNoContextTakeover: true,
+  clientNoContextTakeover: true,
+  threshold: Number.POSITIVE_INFINITY,
+};
 
 export interface Streamhub {
   readonly app: FastifyInstance;
@@ -88,13 +100,25 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     });
   });
   app.addHook('onClose', () => services.close());
+  const compression = config.COMPRESSION === 'on';
+  // JSON answers only: SSE routes take the response over (hijack), which skips this plugin's
+  // hooks, and compress their streams themselves, once per batch. Request bodies stay as sent.
+  if (compression) await app.register(fastifyCompress, { globalDecompression: false });
   await app.register(fastifyWebsocket, {
-    options: { maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD, perMessageDeflate: false },
+    options: {
+      maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD,
+      perMessageDeflate: compression && WS_DEFLATE,
+    },
   });
   answerHandshakeRefusals(app.websocketServer);
   installAuth(app, auth);
   await limits.install(app);
-  const streams = { connections, metrics, slowConsumerMaxBytes: config.SLOW_CONSUMER_MAX_BYTES };
+  const streams = {
+    connections,
+    metrics,
+    slowConsumerMaxBytes: config.SLOW_CONSUMER_MAX_BYTES,
+    compression,
+  };
   operationRoutes(app, services.topicLog.log, metrics);
   const { generations, topicLog } = services;
   statsRoute(app, { metrics, connections, hub: topicLog.hub, generations });

@@ -16,7 +16,7 @@ export function sseLogSubscriber(
   stream: SseStream,
   options: LogSubscriberOptions = {},
 ): Subscriber {
-  const encoder = options.encoder ?? encodeSseBatch;
+  const encoder = stream.wireEncoder(options.encoder ?? encodeSseBatch);
   const { isLast } = options;
   return {
     send(batch) {

@@ -1,5 +1,13 @@
 import type { ServerResponse } from 'node:http';
+import type { BatchEncoder } from '../../core/batch.js';
 import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
+import {
+  deflateFrames,
+  GzipMember,
+  gzipBatchEncoder,
+  isDeflated,
+  type SseEncoding,
+} from './compression.js';
 import { controlFrame, HEARTBEAT_FRAME, type SseFrames } from './framing.js';
 
 export interface SseStreamOptions {
@@ -9,7 +17,11 @@ export interface SseStreamOptions {
   /** Reconnection delay suggested to EventSource clients. */
   readonly retryMs: number;
   readonly onSlowConsumer?: () => void;
+  /** The content coding negotiated with the client; identity by default. */
+  readonly encoding?: SseEncoding;
 }
+
+const GZIP_HEARTBEAT = deflateFrames(HEARTBEAT_FRAME);
 
 export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
 
@@ -23,12 +35,21 @@ export class SseStream implements Connection {
   #closed = false;
   #closeListeners: ((cause: CloseCause) => void)[] = [];
   #cause: CloseCause = 'client';
+  /** Set when the response is gzip: the running CRC and length of what it was sent. */
+  readonly #gzip: GzipMember | undefined;
 
   constructor(
     readonly res: ServerResponse,
     readonly options: SseStreamOptions,
   ) {
     res.on('close', () => this.#onClose());
+    this.#gzip = options.encoding === 'gzip' ? new GzipMember() : undefined;
+  }
+
+  /** The encoder whose batches this stream writes: the gzip variant when it is compressed,
+   *  which each batch caches, so all gzip subscribers share one compression. */
+  wireEncoder(encoder: BatchEncoder<SseFrames>): BatchEncoder<SseFrames> {
+    return this.#gzip === undefined ? encoder : gzipBatchEncoder(encoder);
   }
 
   get closed(): boolean {
@@ -43,8 +64,10 @@ export class SseStream implements Connection {
       'X-Accel-Buffering': 'no',
       Connection: 'keep-alive',
       ...headers,
+      ...(this.#gzip === undefined ? {} : { 'Content-Encoding': 'gzip' }),
     });
     this.res.socket?.setNoDelay(true);
+    if (this.#gzip !== undefined) this.res.write(this.#gzip.header);
     this.write(`retry: ${this.options.retryMs}\n\n`);
     this.options.registry.add(this);
   }
@@ -56,6 +79,7 @@ export class SseStream implements Connection {
    * connection holds stays within that bound plus one write.
    */
   write(data: Buffer | string): boolean {
+    if (this.#gzip !== undefined) return this.writeFrames(deflateFrames(data));
     if (!this.#writable()) return false;
     return this.res.write(data);
   }
@@ -69,12 +93,19 @@ export class SseStream implements Connection {
    */
   writeFrames(frames: SseFrames): boolean {
     if (!this.#writable()) return false;
+    if (this.#gzip !== undefined) this.#gzip.add(this.#deflated(frames));
     const { res } = this;
     const socket = res.socket;
     if (socket !== null && res.chunkedEncoding && res.writableLength === socket.writableLength) {
       return socket.write(frames.chunk);
     }
     return res.write(frames.payload);
+  }
+
+  #deflated(frames: SseFrames) {
+    if (!isDeflated(frames))
+      throw new TypeError('a gzip SSE stream was handed uncompressed frames');
+    return frames;
   }
 
   /** Counts the write for heartbeats; drops the client if it lags past the bound. */
@@ -116,7 +147,8 @@ export class SseStream implements Connection {
   /** Pings once the stream has been silent for a whole heartbeat interval. */
   heartbeat(tick: number): void {
     if (tick - this.#lastWriteTick < TICKS_PER_HEARTBEAT) return;
-    this.write(HEARTBEAT_FRAME);
+    if (this.#gzip === undefined) this.write(HEARTBEAT_FRAME);
+    else this.writeFrames(GZIP_HEARTBEAT);
     this.#lastWriteTick = tick;
   }
 
@@ -124,7 +156,8 @@ export class SseStream implements Connection {
   end(cause: CloseCause = 'server'): void {
     if (this.#closed) return;
     this.#cause = cause;
-    this.res.end();
+    if (this.#gzip !== undefined && !this.res.writableEnded) this.res.end(this.#gzip.trailer());
+    else this.res.end();
   }
 
   shutdown(): void {
