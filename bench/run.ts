@@ -10,6 +10,12 @@ import {
   renderScaleOutReport,
   renderStreamsReport,
 } from './report.js';
+import { renderCompressionReport } from './report-compression.js';
+import {
+  type CompressionOptions,
+  type CompressionReport,
+  runCompressionScenario,
+} from './scenarios/compression.js';
 import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
 import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
 import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
@@ -69,6 +75,15 @@ const streamsOpts: StreamsOptions = {
   hangMs: 15_000,
   death: { streams: quick ? 5 : 20, killAfterChunks: 20, watchMs: 25_000 },
 };
+
+const compressionOpts: CompressionOptions = {
+  fanout: fanoutBase,
+  rates: ['max', LIGHT_RATE],
+  rounds: cfg.rounds,
+  idle: { connections: cfg.idle, settleMs: cfg.settleMs, rounds: cfg.idleRounds },
+  completions: { count: quick ? 5 : 20, maxTokens: 100 },
+};
+let compression: CompressionReport | undefined;
 
 const results: Results = {
   fanout: [],
@@ -183,6 +198,13 @@ const scenarios: Record<string, () => Promise<void>> = {
         attempt('scale-out', label, needsStreamhub, fn, progress),
     );
   },
+  compression: async () => {
+    compression = await runCompressionScenario(
+      compressionOpts,
+      (label, needsStreamhub, progress, fn) =>
+        attempt('compression', label, needsStreamhub, fn, progress),
+    );
+  },
   streams: async () => {
     results.streams = await runStreamsScenario(streamsOpts, (label, needsStreamhub, progress, fn) =>
       attempt('streams', label, needsStreamhub, fn, progress),
@@ -191,7 +213,7 @@ const scenarios: Record<string, () => Promise<void>> = {
 };
 
 /** Scenarios whose results go to their own block of the doc instead of the main one. */
-const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams']);
+const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams', 'compression']);
 
 /** `npm run check` formats Markdown too: pad the generated tables the way biome wants them. */
 function formatMarkdown(file: string): void {
@@ -256,6 +278,14 @@ function streamsDetails(): string[] {
   ];
 }
 
+function compressionDetails(): string[] {
+  const { fanout: f, idle, completions: c } = compressionOpts;
+  return [
+    `- Fan-out: 1 topic × ${f.subscribers} subscribers that all ask for compression (\`Accept-Encoding: gzip\`, permessage-deflate), against the same server with \`COMPRESSION=off\`; ${f.warmupMs / 1000} s warm-up, ${f.durationMs / 1000} s measured, ${compressionOpts.rounds} round(s) per row, on and off interleaved; max and ${LIGHT_RATE} events/s as in (a); _wire B/event_ = bytes read by the subscribers' sockets in the window ÷ events delivered`,
+    `- Idle memory: ${idle.connections} connections, median of ${idle.rounds} round(s); completions: ${c.count} concurrent streamed completions of ${c.maxTokens} tokens from the mock model at its default 50 tokens/s, per way of asking`,
+  ];
+}
+
 async function main() {
   const argv = process.argv.slice(2);
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -306,6 +336,12 @@ async function main() {
     blocks.push([
       'streams',
       renderStreamsReport(results, header(argv, background, streamsDetails())),
+    ]);
+  }
+  if (compression !== undefined) {
+    blocks.push([
+      'compression',
+      renderCompressionReport(compression, header(argv, background, compressionDetails())),
     ]);
   }
   for (const [, text] of blocks) console.log(text);
