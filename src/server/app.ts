@@ -1,3 +1,4 @@
+import { constants as zlib } from 'node:zlib';
 import fastifyCompress from '@fastify/compress';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
@@ -30,6 +31,14 @@ const REQUEST_TIMEOUT_MS = 30_000;
  * messages. `ws` itself compresses nothing (threshold): event frames are compressed once per
  * batch by the topic transport, and control replies are small.
  */
+/**
+ * Brotli's default 4 MiB window is allocated per compressed answer; JSON answers are far
+ * smaller (a history page, a status), so a 256 KiB window compresses them as well for a
+ * sixteenth of the memory. Quality 4 is @fastify/compress's own default.
+ */
+const BROTLI = {
+  params: { [zlib.BROTLI_PARAM_QUALITY]: 4, [zlib.BROTLI_PARAM_LGWIN]: 18 },
+};
 const WS_DEFLATE = {
   serverNoContextTakeover: true,
   clientNoContextTakeover: true,
@@ -103,7 +112,9 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   const compression = config.COMPRESSION === 'on';
   // JSON answers only: SSE routes take the response over (hijack), which skips this plugin's
   // hooks, and compress their streams themselves, once per batch. Request bodies stay as sent.
-  if (compression) await app.register(fastifyCompress, { globalDecompression: false });
+  if (compression) {
+    await app.register(fastifyCompress, { globalDecompression: false, brotliOptions: BROTLI });
+  }
   await app.register(fastifyWebsocket, {
     options: {
       maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD,

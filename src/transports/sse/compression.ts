@@ -58,6 +58,19 @@ export function deflateFrames(input: string | Buffer): DeflatedFrames {
   };
 }
 
+const sharedSegments = new Map<string, DeflatedFrames>();
+
+/** A text every connection sends alike (the `retry` line, the heartbeat), deflated once: a
+ *  compressor per stream opened would cost time and leave the heap fragmented. */
+export function sharedDeflateFrames(text: string): DeflatedFrames {
+  let frames = sharedSegments.get(text);
+  if (frames === undefined) {
+    frames = deflateFrames(text);
+    sharedSegments.set(text, frames);
+  }
+  return frames;
+}
+
 let batchesDeflated = 0;
 
 /** Batches compressed since the process started: one per batch and encoding, whatever the

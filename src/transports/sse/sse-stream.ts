@@ -7,6 +7,7 @@ import {
   gzipBatchEncoder,
   isDeflated,
   type SseEncoding,
+  sharedDeflateFrames,
 } from './compression.js';
 import { controlFrame, HEARTBEAT_FRAME, type SseFrames } from './framing.js';
 
@@ -20,8 +21,6 @@ export interface SseStreamOptions {
   /** The content coding negotiated with the client; identity by default. */
   readonly encoding?: SseEncoding;
 }
-
-const GZIP_HEARTBEAT = deflateFrames(HEARTBEAT_FRAME);
 
 export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
 
@@ -67,8 +66,12 @@ export class SseStream implements Connection {
       ...(this.#gzip === undefined ? {} : { 'Content-Encoding': 'gzip' }),
     });
     this.res.socket?.setNoDelay(true);
-    if (this.#gzip !== undefined) this.res.write(this.#gzip.header);
-    this.write(`retry: ${this.options.retryMs}\n\n`);
+    const retry = `retry: ${this.options.retryMs}\n\n`;
+    if (this.#gzip === undefined) this.write(retry);
+    else {
+      this.res.write(this.#gzip.header);
+      this.writeFrames(sharedDeflateFrames(retry));
+    }
     this.options.registry.add(this);
   }
 
@@ -148,7 +151,7 @@ export class SseStream implements Connection {
   heartbeat(tick: number): void {
     if (tick - this.#lastWriteTick < TICKS_PER_HEARTBEAT) return;
     if (this.#gzip === undefined) this.write(HEARTBEAT_FRAME);
-    else this.writeFrames(GZIP_HEARTBEAT);
+    else this.writeFrames(sharedDeflateFrames(HEARTBEAT_FRAME));
     this.#lastWriteTick = tick;
   }
 
