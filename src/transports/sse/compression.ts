@@ -1,6 +1,7 @@
 import { constants, crc32, deflateRawSync } from 'node:zlib';
 import { negotiate } from '@fastify/accept-negotiator';
 import type { BatchEncoder } from '../../core/batch.js';
+import { deflateOptionsFor } from '../deflate-options.js';
 import { byteFrames, type SseFrames } from './framing.js';
 
 /**
@@ -36,7 +37,6 @@ export interface DeflatedFrames extends SseFrames {
   readonly crcShift: number;
 }
 
-const FULL_FLUSH = { finishFlush: constants.Z_FULL_FLUSH };
 const CRC_ONE = 0x80000000;
 const NOTHING: DeflatedFrames = {
   ...byteFrames(Buffer.alloc(0)),
@@ -51,7 +51,7 @@ export function deflateFrames(input: string | Buffer): DeflatedFrames {
   const bytes = typeof input === 'string' ? Buffer.from(input) : input;
   if (bytes.length === 0) return NOTHING;
   return {
-    ...byteFrames(deflateRawSync(bytes, FULL_FLUSH)),
+    ...byteFrames(deflateRawSync(bytes, deflateOptionsFor(bytes.length, constants.Z_FULL_FLUSH))),
     crc: crc32(bytes),
     inflatedLength: bytes.length,
     crcShift: crcShiftFor(bytes.length),

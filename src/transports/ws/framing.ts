@@ -1,6 +1,7 @@
 import { constants, deflateRawSync } from 'node:zlib';
 import type { BatchEncoder } from '../../core/batch.js';
 import type { StoredEvent } from '../../core/types.js';
+import { deflateOptionsFor } from '../deflate-options.js';
 
 /**
  * An unmasked, final text frame (RFC 6455 §5.2), as a server sends it. Framing by hand lets a
@@ -28,7 +29,6 @@ export function textFrame(payload: Buffer, firstByte = FIN_TEXT): Buffer {
 const FIN_TEXT = 0x81;
 /** FIN, RSV1 (the message is compressed, RFC 7692 §6), text. */
 const FIN_COMPRESSED_TEXT = 0xc1;
-const SYNC_FLUSH = { finishFlush: constants.Z_SYNC_FLUSH };
 /** The empty stored block a sync flush ends with, which permessage-deflate leaves out. */
 const SYNC_FLUSH_TAIL = 4;
 
@@ -37,7 +37,10 @@ const SYNC_FLUSH_TAIL = 4;
  * takeover: the message is deflated on its own, so the same frame decodes on every socket.
  */
 export function compressedTextFrame(payload: Buffer): Buffer {
-  const deflated = deflateRawSync(payload, SYNC_FLUSH);
+  const deflated = deflateRawSync(
+    payload,
+    deflateOptionsFor(payload.length, constants.Z_SYNC_FLUSH),
+  );
   return textFrame(deflated.subarray(0, deflated.length - SYNC_FLUSH_TAIL), FIN_COMPRESSED_TEXT);
 }
 
