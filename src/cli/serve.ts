@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { type Config, flagName, loadConfig, SETTINGS, type SettingName } from '../server/config.js';
 import { startServer } from '../server/server.js';
+import { startTracing } from '../server/tracing/index.js';
 import { VERSION } from './version.js';
 
 /** `streamhub serve`: every setting is an environment variable and also a flag. */
@@ -31,7 +32,7 @@ export function startupLine(version: string, url: string, config: Config): strin
 }
 
 async function run(config: Config): Promise<void> {
-  const server = await startServer(config);
+  const server = await startServer(config, await startTracing(process.env));
   // Only for a person: log collectors reading a pipe get the JSON lines alone, as ever.
   if (process.stdout.isTTY) process.stdout.write(`${startupLine(VERSION, server.url, config)}\n`);
   const stop = async (signal: string) => {
