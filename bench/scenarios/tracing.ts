@@ -1,3 +1,4 @@
+import { inSpan } from '../../src/core/tracing.js';
 import { OtlpSink } from '../lib/otlp-sink.js';
 import type { Step } from '../lib/step.js';
 import { type Server, type Subject, servers } from '../targets.js';
@@ -22,6 +23,32 @@ export interface TracingReport {
   readonly rows: FanoutSummary[];
   /** OTLP bytes the traced server exported per event published to it (its spans). */
   readonly exportedBytesPerPublish: number | undefined;
+  /** What a publish's span adds with tracing off (the API's no-op), in ns: see `noopSpanNanos`. */
+  readonly noopSpanNanos: number;
+}
+
+const NOOP_ROUNDS = 7;
+const NOOP_CALLS = 100_000;
+
+/**
+ * What tracing off adds to a publish, measured here (this process never loads the SDK, like a
+ * server without `OTEL_*` variables): an async call wrapped in `inSpan`, as `TopicService.publish`
+ * wraps its append, minus the same call unwrapped; the least of several rounds, the one least
+ * disturbed by other processes.
+ */
+async function noopSpanNanos(): Promise<number> {
+  const work = () => Promise.resolve(1);
+  const spanned = () => inSpan('publish', { 'messaging.destination.name': 'bench' }, work);
+  const nanosPerCall = async (call: () => Promise<unknown>) => {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < NOOP_CALLS; i++) await call();
+    return Number(process.hrtime.bigint() - start) / NOOP_CALLS;
+  };
+  const added: number[] = [];
+  for (let round = 0; round < NOOP_ROUNDS; round++) {
+    added.push((await nanosPerCall(spanned)) - (await nanosPerCall(work)));
+  }
+  return Math.min(...added);
 }
 
 function sseSubject(label: string, server: Server): Subject {
@@ -77,5 +104,6 @@ export async function runTracingScenario(o: TracingOptions, attempt: Step): Prom
   return {
     rows: [...runs.values()].map((r) => summarize(r)),
     exportedBytesPerPublish: tracedPublishes ? sink.bytes / tracedPublishes : undefined,
+    noopSpanNanos: await noopSpanNanos(),
   };
 }

@@ -13,7 +13,12 @@ export function startSdk(env: NodeJS.ProcessEnv): Tracing {
   // and streamhub's metrics are at /metrics.
   env.OTEL_METRICS_EXPORTER ||= 'none';
   env.OTEL_LOGS_EXPORTER ||= 'none';
-  env.OTEL_SERVICE_NAME ||= 'streamhub';
+  if (
+    !env.OTEL_SERVICE_NAME &&
+    !/(^|,)\s*service\.name=/.test(env.OTEL_RESOURCE_ATTRIBUTES ?? '')
+  ) {
+    env.OTEL_SERVICE_NAME = 'streamhub';
+  }
   const fastify = new FastifyOtelInstrumentation({
     // A span per request and per handler: one per hook too would multiply them for no insight.
     instrumentHooks: false,
