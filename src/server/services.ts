@@ -143,14 +143,12 @@ export function createServices(
     ttlMs: config.STREAM_TTL_MS,
   });
   const counted = (feature: string) => {
-    // Counted once per token: the labelled child is looked up once, not hashed each time.
-    const deltas = metrics.generatedDeltas.labels({ feature });
     return {
       onGeneration: (outcome: string) => {
         metrics.generations.inc({ feature, outcome });
         describeActiveSpan({ 'streamhub.generation.outcome': outcome });
       },
-      onDelta: () => deltas.inc(),
+      onDelta: metrics.deltaCounter(feature),
     };
   };
   const sessions = new SessionService(sessionStore, replies, runner, {
