@@ -20,7 +20,10 @@ export class FiniteLogWriter {
   ) {}
 
   /** Appends `input` and resolves to its id; a `final` one ends the log. */
-  async append(input: EventInput, options: Pick<AppendOptions, 'final'> = {}): Promise<string> {
+  async append(
+    input: EventInput,
+    options: Pick<AppendOptions, 'final' | 'epoch'> = {},
+  ): Promise<string> {
     // Nothing to ride out and so nothing to settle: one append per model chunk, kept lean.
     if (this.retryMs === 0) return (await this.log.append(this.topic, input, options)).id;
     const deadline = Date.now() + this.retryMs;

@@ -73,6 +73,7 @@ export class RedisEventLog implements EventLog {
         channel: keys.channel,
         publishCommand: this.#connection.pubSub.publishCommand,
         final: options?.final === true,
+        onlyEpoch: options?.epoch ?? '',
       }),
     );
     if (outcome === 2) throw logEndedError(topic);

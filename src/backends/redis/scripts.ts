@@ -52,7 +52,8 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  * Appends one event; `idemKey` is read and written only with `useIdempotency`. Lua has no good
  * randomness, so the caller passes a fresh `newEpoch` every time; it is used only when the topic
  * has no meta (never written, deleted, expired or flushed). `publishCommand` (`PUBLISH` or
- * `SPUBLISH`) sends the event on `channel`; `final` ends the log.
+ * `SPUBLISH`) sends the event on `channel`; `final` ends the log; `onlyEpoch` (unless '')
+ * refuses the append, as for an ended log, when the topic's epoch is another or none.
  */
 export const APPEND_SCRIPT = luaScript<AppendReply>()({
   command: 'streamhubAppend',
@@ -68,10 +69,12 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
     channel: 'string',
     publishCommand: 'string',
     final: 'flag',
+    onlyEpoch: 'string',
   },
   helpers: HELPERS,
   body: `
-local epoch = redis.call('HGET', meta_key, 'epoch')
+local meta = redis.call('HMGET', meta_key, 'epoch', 'ended')
+local epoch = meta[1]
 
 if epoch and use_idempotency then
   local seen = redis.call('GET', idem_key)
@@ -82,7 +85,8 @@ if epoch and use_idempotency then
   end
 end
 
-if epoch and redis.call('HGET', meta_key, 'ended') == '1' then return {epoch, 0, event_type, 2} end
+if epoch and meta[2] == '1' then return {epoch, 0, event_type, 2} end
+if only_epoch ~= '' and epoch ~= only_epoch then return {only_epoch, 0, event_type, 2} end
 
 if not epoch then
   epoch = new_epoch
