@@ -73,7 +73,7 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
   },
   helpers: HELPERS,
   body: `
-local meta = redis.call('HMGET', meta_key, 'epoch', 'ended')
+local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept')
 local epoch = meta[1]
 
 if epoch and use_idempotency then
@@ -100,9 +100,16 @@ local now = now_ms()
 -- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
 redis.call('XADD', log_key, 'MAXLEN', max_events, string.format('%d-0', seq),
   'time', string.format('%d', now), 'event', event_type, 'data', data)
-expire(log_key, now - ttl_ms)
-redis.call('PEXPIRE', meta_key, ttl_ms)
-redis.call('PEXPIRE', log_key, ttl_ms)
+-- Age trimming and the keys' TTLs are seen to once per sixteenth of the TTL, not on every
+-- append: reads trim before they answer, and the TTLs set here are a sixteenth longer, so the
+-- keys outlive the last append by at least the TTL.
+if not meta[3] or now - tonumber(meta[3]) >= ttl_ms / 16 then
+  expire(log_key, now - ttl_ms)
+  local keep_ms = math.floor(ttl_ms * 17 / 16)
+  redis.call('PEXPIRE', meta_key, keep_ms)
+  redis.call('PEXPIRE', log_key, keep_ms)
+  redis.call('HSET', meta_key, 'kept', string.format('%d', now))
+end
 if use_idempotency then
   redis.call('SET', idem_key, epoch .. '\\n' .. seq .. '\\n' .. event_type, 'PX', idempotency_ttl_ms)
 end
