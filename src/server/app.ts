@@ -18,6 +18,7 @@ import { sessionRoutes } from './routes/sessions.js';
 import { streamRoutes } from './routes/streams.js';
 import { topicRoutes } from './routes/topics.js';
 import { createServices, type Services } from './services.js';
+import { type Tracing, traceIdsForLog, traceRequests } from './tracing/index.js';
 import { installValidation } from './validation.js';
 
 /** Room for the JSON envelope around a `data` of MAX_BODY_BYTES in a WebSocket frame. */
@@ -36,11 +37,14 @@ export interface Streamhub {
 }
 
 /** Wires backends, features and routes into one Fastify app (not yet listening). */
-export async function buildStreamhub(config: Config): Promise<Streamhub> {
+export async function buildStreamhub(config: Config, tracing?: Tracing): Promise<Streamhub> {
   const connections = new ConnectionRegistry(config.HEARTBEAT_MS);
   const metrics = new Metrics(connections);
-  const services = createServices(config, metrics, (error) =>
-    app.log.error({ err: error }, 'recording a reply failed'),
+  const services = createServices(
+    config,
+    metrics,
+    (error) => app.log.error({ err: error }, 'recording a reply failed'),
+    tracing !== undefined,
   );
 
   const auth = Authenticator.create({
@@ -50,7 +54,11 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   });
   const limits = new Limits(limitSettings(config), metrics.registry);
   const app = Fastify({
-    logger: { level: config.LOG_LEVEL, serializers: { req: requestForLog } },
+    logger: {
+      level: config.LOG_LEVEL,
+      serializers: { req: requestForLog },
+      ...(tracing && { mixin: traceIdsForLog }),
+    },
     bodyLimit: config.MAX_BODY_BYTES,
     // Names are up to 128 chars, which percent-encoding can triple; Fastify's default of 100
     // would answer 414 for valid topics and session ids.
@@ -72,6 +80,8 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     clientErrorHandler: limits.answerClientError,
     trustProxy: config.TRUST_PROXY,
   });
+  // Before every other hook, so that they all run inside the request's span.
+  if (tracing !== undefined) await traceRequests(app, tracing);
   installErrorHandling(app);
   installValidation(app);
   installHttpRefusals(app);
