@@ -23,6 +23,7 @@ import {
   type StreamsTargetName,
   streamsTargets,
 } from './scenarios/streams.js';
+import type { TracingReport } from './scenarios/tracing.js';
 import { type Subject, subjects } from './targets.js';
 
 export interface Results {
@@ -32,6 +33,7 @@ export interface Results {
   gateway: GatewayReport | undefined;
   scaleOut: ScaleOutReport | undefined;
   streams: StreamsReport | undefined;
+  tracing: TracingReport | undefined;
   /** Rows that could not be measured, e.g. streamhub not built yet or a run that failed. */
   missing: { scenario: string; label: string; reason: string }[];
 }
@@ -732,4 +734,54 @@ function hungRow(rows: ReturnType<typeof streamsRows>, hungAfterDeath: number): 
     '0',
     pools.length ? (hung === 0 ? '✅' : '❌') : '—',
   ];
+}
+
+/** Server CPU per event of each tracing row against tracing off, with the same load. */
+function tracingCostTable(rows: readonly FanoutSummary[]): string {
+  const sameLoad = (a: FanoutSummary, b: FanoutSummary) =>
+    a.opts.rate === b.opts.rate && a.opts.subscribers === b.opts.subscribers;
+  const off = (row: FanoutSummary) =>
+    rows.find((r) => sameLoad(r, row) && r.subject.label.endsWith('tracing off'));
+  const body = rows.map((r) => [
+    r.subject.label,
+    count(r.opts.subscribers),
+    rateLabel(r),
+    r.cpuMicrosPerEvent,
+    ratio(r.cpuMicrosPerEvent, off(r)?.cpuMicrosPerEvent),
+    ratio(r.cpuMin, off(r)?.cpuMin),
+  ]);
+  return markdownTable(
+    [
+      'target',
+      'subscribers',
+      'publish rate',
+      'server CPU µs/event',
+      '× tracing off',
+      '× off, best rounds',
+    ],
+    body,
+  );
+}
+
+export function renderTracingReport(res: Results, header: string): string {
+  const rows = res.tracing?.rows ?? [];
+  const loads = [...new Set(rows.map((r) => r.opts.subscribers))];
+  const letter = (i: number) => String.fromCharCode('k'.charCodeAt(0) + i);
+  const tables = loads.map((n, i) => [
+    `### (${letter(i)}) Tracing off and on: SSE fan-out to ${count(n)} subscribers`,
+    fanoutTable(
+      res,
+      'tracing',
+      rows.filter((r) => r.opts.subscribers === n),
+    ),
+  ]);
+  const noop = res.tracing?.noopSpanNanos;
+  return [
+    header,
+    ...tables.flat(),
+    `### (${letter(loads.length)}) What tracing costs`,
+    tracingCostTable(rows),
+    `- A publish's span with tracing off (the API's no-op, measured in the load generator, least of 7 rounds of 100,000 calls): ${fmt(noop === undefined ? undefined : noop / 1000, 3)} µs`,
+    `- OTLP bytes exported per published event (tracing on): ${fmt(res.tracing?.exportedBytesPerPublish)}`,
+  ].join('\n\n');
 }

@@ -9,6 +9,7 @@ import {
   renderReport,
   renderScaleOutReport,
   renderStreamsReport,
+  renderTracingReport,
 } from './report.js';
 import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
 import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
@@ -16,6 +17,7 @@ import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
 import { runReplay } from './scenarios/replay.js';
 import { runScaleOutScenario, type ScaleOutOptions } from './scenarios/scale-out.js';
 import { runStreamsScenario, type StreamsOptions } from './scenarios/streams.js';
+import { runTracingScenario, type TracingOptions } from './scenarios/tracing.js';
 import { type Subject, streamhubBuilt, subjects } from './targets.js';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -70,6 +72,14 @@ const streamsOpts: StreamsOptions = {
   death: { streams: quick ? 5 : 20, killAfterChunks: 20, watchMs: 25_000 },
 };
 
+const tracingOpts: TracingOptions = {
+  fanout: fanoutBase,
+  // 10 subscribers: publishing, where the spans are, is most of the work.
+  loads: [{ rate: 'max' }, { rate: LIGHT_RATE }, { subscribers: 10, rate: 'max' }],
+  rounds: cfg.rounds,
+  baselineScript: process.env.BENCH_BASELINE_CLI,
+};
+
 const results: Results = {
   fanout: [],
   idle: [],
@@ -77,6 +87,7 @@ const results: Results = {
   gateway: undefined,
   scaleOut: undefined,
   streams: undefined,
+  tracing: undefined,
   missing: [],
 };
 
@@ -188,10 +199,15 @@ const scenarios: Record<string, () => Promise<void>> = {
       attempt('streams', label, needsStreamhub, fn, progress),
     );
   },
+  tracing: async () => {
+    results.tracing = await runTracingScenario(tracingOpts, (label, needsStreamhub, progress, fn) =>
+      attempt('tracing', label, needsStreamhub, fn, progress),
+    );
+  },
 };
 
 /** Scenarios whose results go to their own block of the doc instead of the main one. */
-const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams']);
+const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams', 'tracing']);
 
 /** `npm run check` formats Markdown too: pad the generated tables the way biome wants them. */
 function formatMarkdown(file: string): void {
@@ -256,6 +272,18 @@ function streamsDetails(): string[] {
   ];
 }
 
+function tracingDetails(): string[] {
+  const baseline = tracingOpts.baselineScript;
+  return [
+    ...mainDetails().slice(0, 1),
+    '- Also at max rate with 10 subscribers, where publishing (and its spans) is most of the work',
+    '- Tracing on: `OTEL_EXPORTER_OTLP_ENDPOINT` set (OTLP/HTTP protobuf, the default protocol, to a sink in the load generator that reads and acknowledges each export), `OTEL_TRACES_SAMPLER=always_on`, batching at its defaults; off: no `OTEL_*` variable, so the SDK is not even loaded',
+    ...(baseline === undefined
+      ? []
+      : [`- Baseline build: \`${baseline}\` (\`BENCH_BASELINE_CLI\`)`]),
+  ];
+}
+
 async function main() {
   const argv = process.argv.slice(2);
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -266,7 +294,7 @@ async function main() {
       `usage: node dist/bench/run.js [${Object.keys(scenarios).join('|')} ...] [--write-docs|--no-docs]`,
     );
     console.error(
-      'env: BENCH_QUICK=1 for a ~1 minute smoke run, BENCH_ROUNDS=n fan-out repetitions',
+      'env: BENCH_QUICK=1 for a ~1 minute smoke run, BENCH_ROUNDS=n fan-out repetitions, BENCH_BASELINE_CLI=<another build of dist/src/cli/main.js> for a baseline row in tracing',
     );
     process.exit(unknown.length ? 2 : 0);
   }
@@ -306,6 +334,12 @@ async function main() {
     blocks.push([
       'streams',
       renderStreamsReport(results, header(argv, background, streamsDetails())),
+    ]);
+  }
+  if (names.includes('tracing')) {
+    blocks.push([
+      'tracing',
+      renderTracingReport(results, header(argv, background, tracingDetails())),
     ]);
   }
   for (const [, text] of blocks) console.log(text);

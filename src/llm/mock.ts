@@ -30,7 +30,7 @@ type MockAnswer = (
  * The embedded default model, an OpenAI-compatible server of its own: a deterministic reply
  * derived from the whole conversation, streamed word by word at `tokensPerSecond` as
  * `chat.completion.chunk`s (or answered whole), so everything works with no key and no
- * network. It plays tools too (contract §5.1): offered tools after a user message, it calls
+ * network. It plays tools too (docs/api.md §5.1): offered tools after a user message, it calls
  * the first one with no arguments; after a tool's result, it answers with that result.
  */
 export class MockProvider implements LlmProvider {

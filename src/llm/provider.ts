@@ -11,7 +11,7 @@ export interface Usage {
 }
 
 /**
- * A Chat Completions request body (contract §5.1) as a client sent it, `model` set: the fields
+ * A Chat Completions request body (docs/api.md §5.1) as a client sent it, `model` set: the fields
  * streamhub reads are typed, every other one travels to the model's server untouched.
  */
 export interface CompletionBody {

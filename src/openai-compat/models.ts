@@ -14,7 +14,7 @@ export interface ModelList {
 }
 
 /**
- * `GET /v1/models` (contract §5.1): the provider's models as it lists them, kept for a short
+ * `GET /v1/models` (docs/api.md §5.1): the provider's models as it lists them, kept for a short
  * while, with one request to the upstream at a time however many clients ask; the default
  * model alone when the provider has no list or fails to give it.
  */

@@ -25,6 +25,7 @@ import { streamRoutes } from './routes/streams.js';
 import { topicRoutes } from './routes/topics.js';
 import { createServices, type Services } from './services.js';
 import { tlsMaterial } from './tls.js';
+import { type Tracing, traceIdsForLog, traceRequests } from './tracing/index.js';
 import { installValidation } from './validation.js';
 
 /** Room for the JSON envelope around a `data` of MAX_BODY_BYTES in a WebSocket frame. */
@@ -46,11 +47,14 @@ export interface Streamhub {
 }
 
 /** Wires backends, features and routes into one Fastify app (not yet listening). */
-export async function buildStreamhub(config: Config): Promise<Streamhub> {
+export async function buildStreamhub(config: Config, tracing?: Tracing): Promise<Streamhub> {
   const connections = new ConnectionRegistry(config.HEARTBEAT_MS);
   const metrics = new Metrics(connections);
-  const services = createServices(config, metrics, (error) =>
-    app.log.error({ err: error }, 'recording a reply failed'),
+  const services = createServices(
+    config,
+    metrics,
+    (error) => app.log.error({ err: error }, 'recording a reply failed'),
+    tracing !== undefined,
   );
 
   const auth = Authenticator.create({
@@ -67,7 +71,11 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   };
   const app = Fastify({
     ...serverOptions(listenerSettings),
-    logger: { level: config.LOG_LEVEL, serializers: { req: requestForLog } },
+    logger: {
+      level: config.LOG_LEVEL,
+      serializers: { req: requestForLog },
+      ...(tracing && { mixin: traceIdsForLog }),
+    },
     bodyLimit: config.MAX_BODY_BYTES,
     // Names are up to 128 chars, which percent-encoding can triple; Fastify's default of 100
     // would answer 414 for valid topics and session ids.
@@ -83,6 +91,8 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     trustProxy: config.TRUST_PROXY,
   });
   const listener = prepareListener(app.server, listenerSettings);
+  // Before every other hook, so that they all run inside the request's span.
+  if (tracing !== undefined) await traceRequests(app, tracing);
   installErrorHandling(app);
   installValidation(app);
   installHttpRefusals(app);

@@ -2,6 +2,7 @@ import { lastEvent } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
 import { formatId, parseId } from '../core/ids.js';
 import type { StreamEnding, StreamStatus, StreamStore } from '../core/stream-store.js';
+import { inSpan } from '../core/tracing.js';
 import type { EventInput } from '../core/types.js';
 import { type BodyType, bodyEvents } from './body-events.js';
 import {
@@ -75,7 +76,11 @@ export class StreamService {
   }
 
   /** Produces stream `id` from a streamed body; resolves once the body ended it, complete. */
-  async produce(
+  produce(id: string, type: BodyType, body: AsyncIterable<Uint8Array>): Promise<StreamSummary> {
+    return inSpan('produce', { 'streamhub.stream.id': id }, () => this.#produce(id, type, body));
+  }
+
+  async #produce(
     id: string,
     type: BodyType,
     body: AsyncIterable<Uint8Array>,
@@ -93,7 +98,12 @@ export class StreamService {
   }
 
   /** Appends events without a streaming body, opening the stream on first use; the last id. */
-  async append(id: string, events: readonly EventInput[]): Promise<string> {
+  append(id: string, events: readonly EventInput[]): Promise<string> {
+    const attributes = { 'streamhub.stream.id': id, 'streamhub.stream.events': events.length };
+    return inSpan('append', attributes, () => this.#append(id, events));
+  }
+
+  async #append(id: string, events: readonly EventInput[]): Promise<string> {
     await this.#endIfLost(id);
     const state = await this.store.get(id);
     if (state !== undefined && state.status !== 'open') throw streamEnded(id);

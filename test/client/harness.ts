@@ -207,15 +207,22 @@ export async function startProxy(target: { readonly url: string }) {
   const { port: proxyPort } = server.address() as net.AddressInfo;
   return {
     url: `http://127.0.0.1:${proxyPort}`,
-    /** Resets every connection; with `outage`, refuses new ones for `ms`. */
-    cut(kind?: 'reset' | '503', ms = 0): void {
+    /**
+     * Resets every connection; with an `outage` kind, refuses new ones for `ms`, or until
+     * `restore()` when `ms` is not given.
+     */
+    cut(kind?: 'reset' | '503', ms?: number): void {
       outage = kind;
       for (const socket of sockets) socket.resetAndDestroy();
-      if (kind !== undefined) {
+      if (kind !== undefined && ms !== undefined) {
         setTimeout(() => {
           outage = undefined;
         }, ms);
       }
+    },
+    /** Ends an outage: new connections go through again. */
+    restore(): void {
+      outage = undefined;
     },
     async close(): Promise<void> {
       for (const socket of sockets) socket.destroy();

@@ -13,7 +13,14 @@ import {
 } from '../../src/client/index.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { publish, startTestServer, waitFor } from '../helpers/server.js';
-import { PATIENCE_MS, Recorder, StreamTap, startSilentServer, uniqueTopic } from './harness.js';
+import {
+  PATIENCE_MS,
+  Recorder,
+  StreamTap,
+  startProxy,
+  startSilentServer,
+  uniqueTopic,
+} from './harness.js';
 
 let server: RunningServer;
 let tap: StreamTap;
@@ -246,17 +253,22 @@ test('publish over the mux resolves with the id that subscribers receive', async
 });
 
 test('while the socket is away, nothing is missed and publishes wait for it', async (t) => {
-  // A slow reconnect leaves time to publish while the socket is away.
-  const { mux, states } = connect(t, { backoff: { initialMs: 300, maxMs: 300 } });
+  const proxy = await startProxy(server);
+  t.after(() => proxy.close());
+  const { mux, states } = connect(t, {}, proxy.url);
   const topic = uniqueTopic();
   await publishAll(topic, ['old']);
   // Live only, dropped before its first event: it resumes from the start it pinned.
   const recorder = new Recorder();
   await open(mux, topic, recorder);
-  tap.destroyAll();
-  await until(() => mux.state === 'reconnecting', 'disconnection');
+  // The socket stays away, whatever the backoff, until the outage ends.
+  proxy.cut('reset');
+  await until(() => states.count('reconnecting') >= 2, 'a failed reconnection');
   const [away] = await publishAll(topic, ['while away']);
-  const queued = await mux.publish(topic, 'queued');
+  const queuing = mux.publish(topic, 'queued');
+  assert.equal(states.count('open'), 1);
+  proxy.restore();
+  const queued = await queuing;
   assert.equal(states.count('open'), 2);
   const [next] = await publishAll(topic, ['after']);
   await until(() => recorder.events.length >= 3, 'events');

@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { after, before } from 'node:test';
+import { PATIENCE_MS } from './patience.js';
 import { CLI, killedOnExit } from './process.js';
 import { freePort, type RedisOptions, type RedisServer, startRedis } from './redis-server.js';
 
 /** How much of each process's output is kept for failure messages. */
 const OUTPUT_TAIL_CHARS = 8000;
-const START_TIMEOUT_MS = 15_000;
 
 /**
  * Several `streamhub serve` processes, each on a port of its own that it keeps across
@@ -103,7 +103,8 @@ async function launch(
       );
     }
   });
-  const deadline = Date.now() + START_TIMEOUT_MS;
+  // A loaded machine has been seen taking 12 s to start one process: the shared patience.
+  const deadline = Date.now() + PATIENCE_MS;
   while (!((await healthy(url)) && listensOn(child.pid, member.port))) {
     if (exited(child) || Date.now() > deadline) {
       member.stopping = true;

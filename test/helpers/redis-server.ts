@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { PATIENCE_MS } from './patience.js';
 import { killedOnExit } from './process.js';
 
 export interface RedisServer {
@@ -90,7 +91,7 @@ async function spawnServer(port: number, dir: string, persist: boolean): Promise
   child.once('exit', () => {
     exited = true;
   });
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + PATIENCE_MS;
   while (Date.now() < deadline && !exited) {
     if (await answers(port, child.pid)) return child;
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -148,7 +148,7 @@ export class WsTestClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters.delete(waiter);
-        reject(new Error(`timed out waiting for ${what}; got ${this.#summary()}`));
+        reject(new Error(`timed out waiting for ${what}; got ${this.summary()}`));
       }, timeoutMs);
       const waiter: FrameWaiter = {
         predicate,
@@ -235,10 +235,11 @@ export class WsTestClient {
   }
 
   #closedError(): Error {
-    return new Error(`socket closed (${JSON.stringify(this.closeInfo)}); got ${this.#summary()}`);
+    return new Error(`socket closed (${JSON.stringify(this.closeInfo)}); got ${this.summary()}`);
   }
 
-  #summary(): string {
+  /** The last frames and how the socket closed, for failure messages. */
+  summary(): string {
     const last = this.frames.slice(-5).map((frame) => JSON.stringify(frame));
     return `${this.frames.length} frames (last: ${last.join(' ')}), close ${JSON.stringify(this.closeInfo)}`;
   }

@@ -94,7 +94,10 @@ describe('resuming a streamed completion', { timeout: 60_000 }, () => {
   });
 
   test('without an id, a finished completion is replayed whole, byte for byte', async () => {
-    const original = postCompletion(server(), { messages: userMessages('replay all of it') });
+    const original = postCompletion(server(), {
+      messages: userMessages('replay all of it'),
+      max_tokens: 12,
+    });
     await original.closed;
     const replay = resumeCompletion(server(), original.headers['x-stream-id'] as string);
     await replay.closed;
@@ -103,7 +106,10 @@ describe('resuming a streamed completion', { timeout: 60_000 }, () => {
   });
 
   test('resuming after [DONE] sends [DONE] again instead of hanging', async () => {
-    const original = postCompletion(server(), { messages: userMessages('already done') });
+    const original = postCompletion(server(), {
+      messages: userMessages('already done'),
+      max_tokens: 4,
+    });
     await original.closed;
     const doneEvent = original.events[original.events.length - 1];
     assert.equal(doneEvent?.data, DONE);

@@ -46,11 +46,13 @@ import {
 } from '../helpers/hostile.js';
 import {
   assertApiError,
+  eventually,
   type HttpResult,
   request,
   resultOf,
   SseIdReader,
 } from '../helpers/http.js';
+import { PATIENCE_MS } from '../helpers/patience.js';
 import { type ServerProcess, spawnServer } from '../helpers/process.js';
 import { publish, waitFor } from '../helpers/server.js';
 import { rawUpgradedSocket, type ServerFrame, WsTestClient, wsUrl } from '../helpers/ws-client.js';
@@ -65,8 +67,10 @@ const FRAME_LIMIT = MAX_BODY + 1024;
 const SERVER_ENV = {
   MAX_BODY_BYTES: String(MAX_BODY),
   MAX_HEADER_BYTES: '16384',
-  // Dead WebSocket peers are found within two heartbeats: abandoned sockets go quickly.
-  HEARTBEAT_MS: '1000',
+  // Dead WebSocket peers are found within two heartbeats, so abandoned sockets go within 10 s;
+  // a shorter beat would also drop the steady client whenever this busy test process answers a
+  // ping late (seen: its socket closed, missing the last events, with a beat of 1 s).
+  HEARTBEAT_MS: '5000',
   SHUTDOWN_GRACE_MS: '1000',
 };
 const RSS_MARGIN_MIB = 40;
@@ -343,12 +347,16 @@ async function assertUnharmed(
   await waitFor(
     () => sse.ids.length >= published.length && ws.eventCount(STEADY) >= published.length,
     'the steady subscribers to catch up',
-    10_000,
+    PATIENCE_MS,
   ).catch(() => {});
   assert.deepEqual(normal.failures, []);
   assert.ok(published.length >= 100, `only ${published.length} steady events`);
   assert.deepEqual(sse.ids, published, 'the SSE subscriber got every event once, in order');
-  assert.deepEqual(ws.ids(STEADY), published, 'the WebSocket subscriber got every event once');
+  assert.deepEqual(
+    ws.ids(STEADY),
+    published,
+    `the WebSocket subscriber got every event once; it got ${ws.summary()}`,
+  );
   assert.deepEqual(ws.framesOfType('reset'), []);
   assert.ok(ws.open, 'the steady WebSocket is still open');
   const worst = Math.max(...normal.healthLatencies);
@@ -361,11 +369,13 @@ async function assertUnharmed(
   assert.deepEqual(child.log.leaks, [], 'credentials in the log');
   // Every abusive connection is gone: only the steady SSE and WebSocket subscribers remain.
   let stats: { connections: unknown; subscribers: number } | undefined;
-  for (let tries = 0; tries < 100; tries++) {
+  const onlySteadyLeft = async () => {
     stats = (await request(`${child.url}/v1/stats`, { headers })).json as typeof stats;
-    if (JSON.stringify(stats?.connections) === '{"sse":1,"ws":1}') break;
-    await sleep(100);
-  }
+    return JSON.stringify(stats?.connections) === '{"sse":1,"ws":1}';
+  };
+  await eventually(onlySteadyLeft, 'only the steady connections left', PATIENCE_MS, 100).catch(
+    () => {},
+  );
   assert.deepEqual(stats?.connections, { sse: 1, ws: 1 });
   assert.equal(stats?.subscribers, 2);
 
