@@ -25,7 +25,8 @@ export function serveCommand(program: Command): void {
  * listens, and how it runs.
  */
 export function startupLine(version: string, url: string, config: Config): string {
-  const mode = `${config.BACKEND} backend, ${config.LLM_PROVIDER} model`;
+  const tls = config.TLS_CERT_FILE === undefined ? '' : ', HTTP/2 and HTTP/1.1 over TLS';
+  const mode = `${config.BACKEND} backend, ${config.LLM_PROVIDER} model${tls}`;
   return `streamhub ${version} listening on ${url} — demo page: ${url}/ (${mode})`;
 }
 

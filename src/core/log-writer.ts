@@ -3,6 +3,8 @@ import type { AppendOptions, AppendResult, EventLog } from './event-log.js';
 import { formatId, parseId } from './ids.js';
 import type { EventInput } from './types.js';
 
+type WriterAppendOptions = Pick<AppendOptions, 'final' | 'epoch'>;
+
 /**
  * The one writer of a log that ends (a reply, a completion) while it is generated. It rides
  * out a short backend outage: an append is tried again for up to `retryMs`. Only this writer
@@ -20,17 +22,14 @@ export class FiniteLogWriter {
   ) {}
 
   /** Appends `input` and resolves to its id; a `final` one ends the log. */
-  append(input: EventInput, options: Pick<AppendOptions, 'final'> = {}): Promise<string> {
+  append(input: EventInput, options: WriterAppendOptions = {}): Promise<string> {
     // Nothing to ride out and so nothing to settle: one append per model chunk, with no
     // async layer of its own around the log's.
     if (this.retryMs === 0) return this.log.append(this.topic, input, options).then(idOf);
     return this.#appendRidingOut(input, options);
   }
 
-  async #appendRidingOut(
-    input: EventInput,
-    options: Pick<AppendOptions, 'final'>,
-  ): Promise<string> {
+  async #appendRidingOut(input: EventInput, options: WriterAppendOptions): Promise<string> {
     const deadline = Date.now() + this.retryMs;
     let uncertain = false;
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {

@@ -10,6 +10,12 @@ import { registerCors } from './cors.js';
 import { demoPage } from './demo/plugin.js';
 import { installErrorHandling, toApiError } from './errors.js';
 import { type LimitSettings, Limits } from './limits/limits.js';
+import {
+  type Listener,
+  type ListenerSettings,
+  prepareListener,
+  serverOptions,
+} from './listener.js';
 import { Metrics } from './metrics.js';
 import { answerHandshakeRefusals, installHttpRefusals } from './protocol-errors.js';
 import { openAiCompatRoutes } from './routes/openai-compat.js';
@@ -18,12 +24,15 @@ import { sessionRoutes } from './routes/sessions.js';
 import { streamRoutes } from './routes/streams.js';
 import { topicRoutes } from './routes/topics.js';
 import { createServices, type Services } from './services.js';
+import { tlsMaterial } from './tls.js';
 import { type Tracing, traceIdsForLog, traceRequests } from './tracing/index.js';
 import { installValidation } from './validation.js';
 
 /** Room for the JSON envelope around a `data` of MAX_BODY_BYTES in a WebSocket frame. */
 const WS_FRAME_OVERHEAD = 1024;
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Fastify's default. */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 
 export interface Streamhub {
   readonly app: FastifyInstance;
@@ -34,6 +43,7 @@ export interface Streamhub {
   readonly metrics: Metrics;
   readonly services: Services;
   readonly limits: Limits;
+  readonly listener: Listener;
 }
 
 /** Wires backends, features and routes into one Fastify app (not yet listening). */
@@ -53,7 +63,14 @@ export async function buildStreamhub(config: Config, tracing?: Tracing): Promise
     apiKeys: config.API_KEYS,
   });
   const limits = new Limits(limitSettings(config), metrics.registry);
+  const listenerSettings: ListenerSettings = {
+    tls: tlsMaterial(config),
+    maxHeaderBytes: config.MAX_HEADER_BYTES,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+  };
   const app = Fastify({
+    ...serverOptions(listenerSettings),
     logger: {
       level: config.LOG_LEVEL,
       serializers: { req: requestForLog },
@@ -65,21 +82,15 @@ export async function buildStreamhub(config: Config, tracing?: Tracing): Promise
     routerOptions: { maxParamLength: 1024 },
     // Closing idle keep-alive sockets lets shutdown finish promptly.
     forceCloseConnections: 'idle',
-    // A request (head and body) must arrive within this; streams are unaffected, as the
-    // timeout ends once the request is received. Fastify's default, 0, let a client hold a
-    // connection for ever by trickling a body.
-    requestTimeout: REQUEST_TIMEOUT_MS,
     // Fastify's own routing errors answer in the API's error shape, like every other error.
     frameworkErrors: (error, _request, reply) => {
       const apiError = toApiError(error);
       (reply as FastifyReply).code(apiError.status).send(apiError.toJSON());
     },
-    // Larger request heads are refused by Node's parser, answered 431 in the API's error shape;
-    // a missing Host is refused by installHttpRefusals, also in the API's error shape.
-    http: { maxHeaderSize: config.MAX_HEADER_BYTES, requireHostHeader: false },
     clientErrorHandler: limits.answerClientError,
     trustProxy: config.TRUST_PROXY,
   });
+  const listener = prepareListener(app.server, listenerSettings);
   // Before every other hook, so that they all run inside the request's span.
   if (tracing !== undefined) await traceRequests(app, tracing);
   installErrorHandling(app);
@@ -124,7 +135,7 @@ export async function buildStreamhub(config: Config, tracing?: Tracing): Promise
   await streamRoutes(app, { ...streams, streams: services.streams });
   await app.register(demoPage);
   const { log, hub } = services.topicLog;
-  return { app, log, hub, connections, metrics, services, limits };
+  return { app, log, hub, connections, metrics, services, limits, listener };
 }
 
 function limitSettings(config: Config): LimitSettings {

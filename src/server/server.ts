@@ -19,7 +19,7 @@ export async function startServer(config: Config, tracing?: Tracing): Promise<Ru
   let shuttingDown: Promise<boolean> | undefined;
   return {
     ...streamhub,
-    url: `http://${host}:${port}`,
+    url: `${streamhub.listener.scheme}://${host}:${port}`,
     shutdown() {
       shuttingDown ??= shutdownGracefully(streamhub, config.SHUTDOWN_GRACE_MS);
       return shuttingDown;

@@ -1,4 +1,6 @@
-import type { ServerResponse } from 'node:http';
+import { ServerResponse } from 'node:http';
+import { constants, type Http2ServerResponse } from 'node:http2';
+import type { Writable } from 'node:stream';
 import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
 import { controlFrame, HEARTBEAT_FRAME, type SseFrames } from './framing.js';
 
@@ -13,9 +15,18 @@ export interface SseStreamOptions {
 
 export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
 
+/** An HTTP/1.1 response, or one stream of an HTTP/2 connection. */
+export type SseResponse = ServerResponse | Http2ServerResponse;
+
+/** Connection-specific headers are HTTP/1 only: HTTP/2 forbids them (RFC 9113 §8.2.2). */
+const HTTP1_HEADERS = { Connection: 'keep-alive' };
+
 /**
  * One Server-Sent Events response: headers, framing of control events, heartbeats and
- * backpressure. It knows nothing of topics or sessions.
+ * backpressure. It knows nothing of topics or sessions. Over HTTP/2 the backpressure is the
+ * stream's flow control: what the client's window does not admit stays queued on the stream,
+ * so a stream whose reader stalls is bounded like a stalled socket, and dropping it resets that
+ * stream alone, not its connection's other streams.
  */
 export class SseStream implements Connection {
   readonly transport = 'sse';
@@ -23,11 +34,17 @@ export class SseStream implements Connection {
   #closed = false;
   #closeListeners: ((cause: CloseCause) => void)[] = [];
   #cause: CloseCause = 'client';
+  /** The response when it is HTTP/1.1, whose batches may go straight to the socket. */
+  readonly #http1: ServerResponse | undefined;
+  /** The response as what both kinds are, for writing. */
+  readonly #body: Writable;
 
   constructor(
-    readonly res: ServerResponse,
+    readonly res: SseResponse,
     readonly options: SseStreamOptions,
   ) {
+    this.#http1 = res instanceof ServerResponse ? res : undefined;
+    this.#body = res;
     res.on('close', () => this.#onClose());
   }
 
@@ -41,7 +58,7 @@ export class SseStream implements Connection {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache',
       'X-Accel-Buffering': 'no',
-      Connection: 'keep-alive',
+      ...(this.#http1 === undefined ? {} : HTTP1_HEADERS),
       ...headers,
     });
     this.res.socket?.setNoDelay(true);
@@ -57,7 +74,7 @@ export class SseStream implements Connection {
    */
   write(data: Buffer | string): boolean {
     if (!this.#writable()) return false;
-    return this.res.write(data);
+    return this.#body.write(data);
   }
 
   /**
@@ -65,16 +82,17 @@ export class SseStream implements Connection {
    * still queued inside Node's HTTP layer, the batch's pre-framed HTTP chunk goes straight to
    * the socket — one shared buffer, no per-response cork/nextTick/writev. Measured at 20
    * events/s × 1,000 subscribers: server CPU per delivered event went from 1.10× to 1.02× a
-   * raw `res.write` broadcaster's (docs/benchmarks.md). Otherwise Node frames the chunk.
+   * raw `res.write` broadcaster's (docs/benchmarks.md). Otherwise Node frames the chunk, or
+   * the HTTP/2 stream frames the payload.
    */
   writeFrames(frames: SseFrames): boolean {
     if (!this.#writable()) return false;
-    const { res } = this;
-    const socket = res.socket;
-    if (socket !== null && res.chunkedEncoding && res.writableLength === socket.writableLength) {
+    const res = this.#http1;
+    const socket = res?.socket;
+    if (res && socket && res.chunkedEncoding && res.writableLength === socket.writableLength) {
       return socket.write(frames.chunk);
     }
-    return res.write(frames.payload);
+    return this.#body.write(frames.payload);
   }
 
   /** Counts the write for heartbeats; drops the client if it lags past the bound. */
@@ -93,17 +111,22 @@ export class SseStream implements Connection {
     this.write(controlFrame(event, JSON.stringify(data)));
   }
 
-  /** Waits on the socket: batches may be written to it directly, past the response. */
+  /**
+   * Waits on what the bytes queue on: the socket over HTTP/1.1, where batches may be written
+   * to it directly, past the response; over HTTP/2 the stream, which waits for the client's
+   * flow-control window while its connection's other streams go on.
+   */
   drained(): Promise<void> {
-    const socket = this.res.socket;
-    if (this.#closed || socket === null || !socket.writableNeedDrain) return Promise.resolve();
+    const { res } = this;
+    const queue = res instanceof ServerResponse ? res.socket : res.stream;
+    if (this.#closed || !queue?.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
-        socket.off('drain', done);
+        queue.off('drain', done);
         this.res.off('close', done);
         resolve();
       };
-      socket.on('drain', done);
+      queue.on('drain', done);
       this.res.on('close', done);
     });
   }
@@ -136,11 +159,17 @@ export class SseStream implements Connection {
     this.end('shutdown');
   }
 
-  /** Drops the connection without flushing what is queued (the client is not reading). */
+  /**
+   * Drops the connection without flushing what is queued (the client is not reading). Over
+   * HTTP/2 only this stream is reset, with CANCEL: a reset without an error code could pass
+   * for a response that was complete.
+   */
   destroy(cause: CloseCause): void {
     if (this.#closed) return;
     this.#cause = cause;
-    this.res.destroy();
+    const { res } = this;
+    if (res instanceof ServerResponse) res.destroy();
+    else res.stream.close(constants.NGHTTP2_CANCEL);
   }
 
   #onClose(): void {
