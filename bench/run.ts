@@ -1,11 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeBetweenMarkers } from './lib/docs.js';
 import { backgroundLoad, killAll, machineInfo } from './lib/proc.js';
+import { chartGrid } from './lib/svg-chart.js';
 import {
+  loadCharts,
   type Results,
   renderGatewayReport,
+  renderLoadReport,
   renderReport,
   renderScaleOutReport,
   renderStreamsReport,
@@ -14,6 +18,7 @@ import {
 import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
 import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
 import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
+import { type LoadOptions, runLoadScenario } from './scenarios/load.js';
 import { runReplay } from './scenarios/replay.js';
 import { runScaleOutScenario, type ScaleOutOptions } from './scenarios/scale-out.js';
 import { runStreamsScenario, type StreamsOptions } from './scenarios/streams.js';
@@ -80,6 +85,14 @@ const tracingOpts: TracingOptions = {
   baselineScript: process.env.BENCH_BASELINE_CLI,
 };
 
+const loadOpts: LoadOptions = {
+  connections: [1, 4, 16, 64, 256],
+  openConcurrency: [1, 4, 16, 64, 256],
+  warmupMs: quick ? 500 : 1000,
+  durationMs: quick ? 1000 : 3000,
+  subscribers: 10,
+};
+
 const results: Results = {
   fanout: [],
   idle: [],
@@ -88,6 +101,7 @@ const results: Results = {
   scaleOut: undefined,
   streams: undefined,
   tracing: undefined,
+  load: undefined,
   missing: [],
 };
 
@@ -204,13 +218,23 @@ const scenarios: Record<string, () => Promise<void>> = {
       attempt('tracing', label, needsStreamhub, fn, progress),
     );
   },
+  load: async () => {
+    results.load = await runLoadScenario(loadOpts, (label, needsStreamhub, progress, fn) =>
+      attempt('load', label, needsStreamhub, fn, progress),
+    );
+  },
 };
 
 /** Scenarios whose results go to their own block of the doc instead of the main one. */
-const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams', 'tracing']);
+const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams', 'tracing', 'load']);
 
-/** `npm run check` formats Markdown too: pad the generated tables the way biome wants them. */
-function formatMarkdown(file: string): void {
+/** The load scenario's curves, next to docs/benchmarks.md, which links them by this name. */
+const LOAD_CHART = 'bench-load.svg';
+const LOAD_CHART_TITLE =
+  'Publish QPS and p99 latency, SSE opens/s and time to open, streamhub vs raw SSE';
+
+/** `npm run check` formats Markdown and SVG too: lay generated files out the way biome wants. */
+function formatWithBiome(file: string): void {
   const biome = fileURLToPath(new URL('../../node_modules/.bin/biome', import.meta.url));
   try {
     execFileSync(biome, ['format', '--write', file], { stdio: 'ignore' });
@@ -284,6 +308,15 @@ function tracingDetails(): string[] {
   ];
 }
 
+function loadDetails(): string[] {
+  const o = loadOpts;
+  return [
+    `- Publish: autocannon, ${o.connections.join(', ')} keep-alive connections each sending \`POST /v1/topics/{topic}/events\` back to back, ${o.warmupMs / 1000} s warm-up then ${o.durationMs / 1000} s measured per step; ${o.subscribers} SSE subscribers on the topic, so each publish is delivered ${o.subscribers} times; latency at autocannon's 1 ms resolution`,
+    `- SSE opens: ${o.openConcurrency.join(', ')} opens in flight, each a fresh connection that waits for the response headers (sent with the stream's \`retry:\` line) and hangs up, same warm-up and window`,
+    '- Both servers run during the whole scenario and every step alternates between them, so load from other tenants drifting over time hits both alike',
+  ];
+}
+
 async function main() {
   const argv = process.argv.slice(2);
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -342,6 +375,17 @@ async function main() {
       renderTracingReport(results, header(argv, background, tracingDetails())),
     ]);
   }
+  if (names.includes('load')) {
+    blocks.push([
+      'load',
+      renderLoadReport(
+        results,
+        header(argv, background, loadDetails()),
+        LOAD_CHART,
+        LOAD_CHART_TITLE,
+      ),
+    ]);
+  }
   for (const [, text] of blocks) console.log(text);
   // Only a complete full-size run replaces the published numbers, unless asked explicitly.
   const writeDocs =
@@ -349,7 +393,12 @@ async function main() {
   if (writeDocs) {
     const doc = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
     for (const [name, text] of blocks) writeBetweenMarkers(doc, text, name);
-    formatMarkdown(doc);
+    if (results.load) {
+      const chart = join(dirname(doc), LOAD_CHART);
+      writeFileSync(chart, chartGrid(LOAD_CHART_TITLE, loadCharts(results.load)));
+      formatWithBiome(chart);
+    }
+    formatWithBiome(doc);
     console.error(`wrote ${doc}`);
   }
 }
