@@ -1,4 +1,5 @@
 import { percentile } from './lib/stats.js';
+import type { Chart } from './lib/svg-chart.js';
 import { type Cell, count, fmt, markdownTable } from './lib/table.js';
 import type { FanoutSummary } from './scenarios/fanout.js';
 import {
@@ -9,6 +10,7 @@ import {
   type Spread,
 } from './scenarios/gateway.js';
 import type { IdleSummary } from './scenarios/idle.js';
+import { type CpuShare, LOAD_TARGETS, type LoadReport } from './scenarios/load.js';
 import type { ReplayReport } from './scenarios/replay.js';
 import {
   type Deployment,
@@ -23,6 +25,7 @@ import {
   type StreamsTargetName,
   streamsTargets,
 } from './scenarios/streams.js';
+import type { TracingReport } from './scenarios/tracing.js';
 import { type Subject, subjects } from './targets.js';
 
 export interface Results {
@@ -32,6 +35,8 @@ export interface Results {
   gateway: GatewayReport | undefined;
   scaleOut: ScaleOutReport | undefined;
   streams: StreamsReport | undefined;
+  tracing: TracingReport | undefined;
+  load: LoadReport | undefined;
   /** Rows that could not be measured, e.g. streamhub not built yet or a run that failed. */
   missing: { scenario: string; label: string; reason: string }[];
 }
@@ -732,4 +737,185 @@ function hungRow(rows: ReturnType<typeof streamsRows>, hungAfterDeath: number): 
     '0',
     pools.length ? (hung === 0 ? '✅' : '❌') : '—',
   ];
+}
+
+/** Server CPU per event of each tracing row against tracing off, with the same load. */
+function tracingCostTable(rows: readonly FanoutSummary[]): string {
+  const sameLoad = (a: FanoutSummary, b: FanoutSummary) =>
+    a.opts.rate === b.opts.rate && a.opts.subscribers === b.opts.subscribers;
+  const off = (row: FanoutSummary) =>
+    rows.find((r) => sameLoad(r, row) && r.subject.label.endsWith('tracing off'));
+  const body = rows.map((r) => [
+    r.subject.label,
+    count(r.opts.subscribers),
+    rateLabel(r),
+    r.cpuMicrosPerEvent,
+    ratio(r.cpuMicrosPerEvent, off(r)?.cpuMicrosPerEvent),
+    ratio(r.cpuMin, off(r)?.cpuMin),
+  ]);
+  return markdownTable(
+    [
+      'target',
+      'subscribers',
+      'publish rate',
+      'server CPU µs/event',
+      '× tracing off',
+      '× off, best rounds',
+    ],
+    body,
+  );
+}
+
+export function renderTracingReport(res: Results, header: string): string {
+  const rows = res.tracing?.rows ?? [];
+  const loads = [...new Set(rows.map((r) => r.opts.subscribers))];
+  const letter = (i: number) => String.fromCharCode('k'.charCodeAt(0) + i);
+  const tables = loads.map((n, i) => [
+    `### (${letter(i)}) Tracing off and on: SSE fan-out to ${count(n)} subscribers`,
+    fanoutTable(
+      res,
+      'tracing',
+      rows.filter((r) => r.opts.subscribers === n),
+    ),
+  ]);
+  const noop = res.tracing?.noopSpanNanos;
+  return [
+    header,
+    ...tables.flat(),
+    `### (${letter(loads.length)}) What tracing costs`,
+    tracingCostTable(rows),
+    `- A publish's span with tracing off (the API's no-op, measured in the load generator, least of 7 rounds of 100,000 calls): ${fmt(noop === undefined ? undefined : noop / 1000, 3)} µs`,
+    `- OTLP bytes exported per published event (tracing on): ${fmt(res.tracing?.exportedBytesPerPublish)}`,
+  ].join('\n\n');
+}
+
+/** Server CPU time per operation: steadier than rates when other tenants take the CPUs. */
+const cpuPerOp = (cpuPct: number, perSec: number): number => (cpuPct / 100) * (1e6 / perSec);
+
+/** autocannon counts whole milliseconds: 0 means under one. */
+const wholeMs = (ms: number): Cell => (ms === 0 ? '< 1' : count(ms));
+
+/** One step of the load scenario, publish or open, as a table row sees it. */
+interface LoadRow extends CpuShare {
+  target: string;
+  load: number;
+  perSec: number;
+  p50: Cell;
+  p99: Cell;
+  errors: number;
+}
+
+/** A load table; failed steps (labels starting with `kind`) become rows too. */
+function loadTable(
+  res: Results,
+  kind: string,
+  names: [load: string, rate: string, op: string],
+  rows: LoadRow[],
+) {
+  const [load, rate, op] = names;
+  const body = rows.map((r) => [
+    r.target,
+    count(r.load),
+    r.perSec,
+    r.p50,
+    r.p99,
+    count(r.errors),
+    cpuPerOp(r.serverCpuPct, r.perSec),
+    r.serverCpuPct,
+    r.loadgenCpuPct,
+    r.otherCpuPct,
+  ]);
+  const missing = missingRows(res, 'load', 10).filter((row) => String(row[0]).startsWith(kind));
+  return markdownTable(
+    [
+      'target',
+      load,
+      rate,
+      'p50 ms',
+      'p99 ms',
+      'errors',
+      `server CPU µs/${op}`,
+      'server CPU %',
+      'load generator CPU %',
+      'other CPU %',
+    ],
+    [...body, ...missing],
+  );
+}
+
+const publishTable = (res: Results) =>
+  loadTable(
+    res,
+    'publish',
+    ['connections', 'publishes/s', 'publish'],
+    (res.load?.publish ?? []).map((r) => ({
+      ...r,
+      load: r.connections,
+      perSec: r.qps,
+      p50: wholeMs(r.p50),
+      p99: wholeMs(r.p99),
+    })),
+  );
+
+const openTable = (res: Results) =>
+  loadTable(
+    res,
+    'SSE open',
+    ['opens in flight', 'opens/s', 'open'],
+    (res.load?.open ?? []).map((r) => ({ ...r, load: r.concurrency, perSec: r.opensPerSec })),
+  );
+
+const LOAD_COLORS = ['#1f6fb4', '#e07b10'];
+
+type LoadStep = { target: string; p99: number };
+
+/** Two panels over one kind of step: its rate, and its p99 latency; one line per target. */
+function ratePanels<R extends LoadStep>(
+  rows: readonly R[],
+  x: { label: string; of: (r: R) => number },
+  rate: { title: string; unit: string; of: (r: R) => number },
+  latencyTitle: string,
+): Chart[] {
+  const lines = (y: (r: R) => number) =>
+    LOAD_TARGETS.map((t, i) => ({
+      name: t.label,
+      color: LOAD_COLORS[i % LOAD_COLORS.length] ?? '#000',
+      points: rows.filter((r) => r.target === t.label).map((r) => [x.of(r), y(r)] as const),
+    }));
+  return [
+    { title: rate.title, xLabel: x.label, yLabel: rate.unit, series: lines(rate.of) },
+    { title: latencyTitle, xLabel: x.label, yLabel: 'ms', series: lines((r) => r.p99) },
+  ];
+}
+
+/** The curves of the load scenario: publishes on top, SSE opens below. */
+export const loadCharts = (load: LoadReport): Chart[] => [
+  ...ratePanels(
+    load.publish,
+    { label: 'publishing connections (log scale)', of: (r) => r.connections },
+    { title: 'Publish throughput', unit: 'publishes/s', of: (r) => r.qps },
+    'Publish latency p99',
+  ),
+  ...ratePanels(
+    load.open,
+    { label: 'SSE opens in flight (log scale)', of: (r) => r.concurrency },
+    { title: 'New SSE subscribers', unit: 'opens/s', of: (r) => r.opensPerSec },
+    'SSE open time p99',
+  ),
+];
+
+export function renderLoadReport(
+  res: Results,
+  header: string,
+  chartPath: string,
+  chartTitle: string,
+): string {
+  return [
+    header,
+    `![${chartTitle}](${chartPath})`,
+    '### (n) Stepped publish load: `POST /v1/topics/{topic}/events`',
+    publishTable(res),
+    '### (o) New SSE subscribers: open, wait for the headers, hang up',
+    openTable(res),
+  ].join('\n\n');
 }

@@ -1,14 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeBetweenMarkers } from './lib/docs.js';
 import { backgroundLoad, killAll, machineInfo } from './lib/proc.js';
+import { chartGrid } from './lib/svg-chart.js';
 import {
+  loadCharts,
   type Results,
   renderGatewayReport,
+  renderLoadReport,
   renderReport,
   renderScaleOutReport,
   renderStreamsReport,
+  renderTracingReport,
 } from './report.js';
 import { renderCompressionReport } from './report-compression.js';
 import {
@@ -19,9 +24,11 @@ import {
 import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
 import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
 import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
+import { type LoadOptions, runLoadScenario } from './scenarios/load.js';
 import { runReplay } from './scenarios/replay.js';
 import { runScaleOutScenario, type ScaleOutOptions } from './scenarios/scale-out.js';
 import { runStreamsScenario, type StreamsOptions } from './scenarios/streams.js';
+import { runTracingScenario, type TracingOptions } from './scenarios/tracing.js';
 import { type Subject, streamhubBuilt, subjects } from './targets.js';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -84,6 +91,21 @@ const compressionOpts: CompressionOptions = {
   completions: { count: quick ? 5 : 20, maxTokens: 100 },
 };
 let compression: CompressionReport | undefined;
+const tracingOpts: TracingOptions = {
+  fanout: fanoutBase,
+  // 10 subscribers: publishing, where the spans are, is most of the work.
+  loads: [{ rate: 'max' }, { rate: LIGHT_RATE }, { subscribers: 10, rate: 'max' }],
+  rounds: cfg.rounds,
+  baselineScript: process.env.BENCH_BASELINE_CLI,
+};
+
+const loadOpts: LoadOptions = {
+  connections: [1, 4, 16, 64, 256],
+  openConcurrency: [1, 4, 16, 64, 256],
+  warmupMs: quick ? 500 : 1000,
+  durationMs: quick ? 1000 : 3000,
+  subscribers: 10,
+};
 
 const results: Results = {
   fanout: [],
@@ -92,6 +114,8 @@ const results: Results = {
   gateway: undefined,
   scaleOut: undefined,
   streams: undefined,
+  tracing: undefined,
+  load: undefined,
   missing: [],
 };
 
@@ -210,13 +234,28 @@ const scenarios: Record<string, () => Promise<void>> = {
       attempt('streams', label, needsStreamhub, fn, progress),
     );
   },
+  tracing: async () => {
+    results.tracing = await runTracingScenario(tracingOpts, (label, needsStreamhub, progress, fn) =>
+      attempt('tracing', label, needsStreamhub, fn, progress),
+    );
+  },
+  load: async () => {
+    results.load = await runLoadScenario(loadOpts, (label, needsStreamhub, progress, fn) =>
+      attempt('load', label, needsStreamhub, fn, progress),
+    );
+  },
 };
 
 /** Scenarios whose results go to their own block of the doc instead of the main one. */
-const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams', 'compression']);
+const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams', 'tracing', 'load', 'compression']);
 
-/** `npm run check` formats Markdown too: pad the generated tables the way biome wants them. */
-function formatMarkdown(file: string): void {
+/** The load scenario's curves, next to docs/benchmarks.md, which links them by this name. */
+const LOAD_CHART = 'bench-load.svg';
+const LOAD_CHART_TITLE =
+  'Publish QPS and p99 latency, SSE opens/s and time to open, streamhub vs raw SSE';
+
+/** `npm run check` formats Markdown and SVG too: lay generated files out the way biome wants. */
+function formatWithBiome(file: string): void {
   const biome = fileURLToPath(new URL('../../node_modules/.bin/biome', import.meta.url));
   try {
     execFileSync(biome, ['format', '--write', file], { stdio: 'ignore' });
@@ -286,6 +325,27 @@ function compressionDetails(): string[] {
   ];
 }
 
+function tracingDetails(): string[] {
+  const baseline = tracingOpts.baselineScript;
+  return [
+    ...mainDetails().slice(0, 1),
+    '- Also at max rate with 10 subscribers, where publishing (and its spans) is most of the work',
+    '- Tracing on: `OTEL_EXPORTER_OTLP_ENDPOINT` set (OTLP/HTTP protobuf, the default protocol, to a sink in the load generator that reads and acknowledges each export), `OTEL_TRACES_SAMPLER=always_on`, batching at its defaults; off: no `OTEL_*` variable, so the SDK is not even loaded',
+    ...(baseline === undefined
+      ? []
+      : [`- Baseline build: \`${baseline}\` (\`BENCH_BASELINE_CLI\`)`]),
+  ];
+}
+
+function loadDetails(): string[] {
+  const o = loadOpts;
+  return [
+    `- Publish: autocannon, ${o.connections.join(', ')} keep-alive connections each sending \`POST /v1/topics/{topic}/events\` back to back, ${o.warmupMs / 1000} s warm-up then ${o.durationMs / 1000} s measured per step; ${o.subscribers} SSE subscribers on the topic, so each publish is delivered ${o.subscribers} times; latency at autocannon's 1 ms resolution`,
+    `- SSE opens: ${o.openConcurrency.join(', ')} opens in flight, each a fresh connection that waits for the response headers (sent with the stream's \`retry:\` line) and hangs up, same warm-up and window`,
+    '- Both servers run during the whole scenario and every step alternates between them, so load from other tenants drifting over time hits both alike',
+  ];
+}
+
 async function main() {
   const argv = process.argv.slice(2);
   const flags = new Set(argv.filter((a) => a.startsWith('--')));
@@ -296,7 +356,7 @@ async function main() {
       `usage: node dist/bench/run.js [${Object.keys(scenarios).join('|')} ...] [--write-docs|--no-docs]`,
     );
     console.error(
-      'env: BENCH_QUICK=1 for a ~1 minute smoke run, BENCH_ROUNDS=n fan-out repetitions',
+      'env: BENCH_QUICK=1 for a ~1 minute smoke run, BENCH_ROUNDS=n fan-out repetitions, BENCH_BASELINE_CLI=<another build of dist/src/cli/main.js> for a baseline row in tracing',
     );
     process.exit(unknown.length ? 2 : 0);
   }
@@ -344,6 +404,23 @@ async function main() {
       renderCompressionReport(compression, header(argv, background, compressionDetails())),
     ]);
   }
+  if (names.includes('tracing')) {
+    blocks.push([
+      'tracing',
+      renderTracingReport(results, header(argv, background, tracingDetails())),
+    ]);
+  }
+  if (names.includes('load')) {
+    blocks.push([
+      'load',
+      renderLoadReport(
+        results,
+        header(argv, background, loadDetails()),
+        LOAD_CHART,
+        LOAD_CHART_TITLE,
+      ),
+    ]);
+  }
   for (const [, text] of blocks) console.log(text);
   // Only a complete full-size run replaces the published numbers, unless asked explicitly.
   const writeDocs =
@@ -351,7 +428,12 @@ async function main() {
   if (writeDocs) {
     const doc = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
     for (const [name, text] of blocks) writeBetweenMarkers(doc, text, name);
-    formatMarkdown(doc);
+    if (results.load) {
+      const chart = join(dirname(doc), LOAD_CHART);
+      writeFileSync(chart, chartGrid(LOAD_CHART_TITLE, loadCharts(results.load)));
+      formatWithBiome(chart);
+    }
+    formatWithBiome(doc);
     console.error(`wrote ${doc}`);
   }
 }

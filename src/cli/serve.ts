@@ -25,7 +25,8 @@ export function serveCommand(program: Command): void {
  * listens, and how it runs.
  */
 export function startupLine(version: string, url: string, config: Config): string {
-  const mode = `${config.BACKEND} backend, ${config.LLM_PROVIDER} model`;
+  const tls = config.TLS_CERT_FILE === undefined ? '' : ', HTTP/2 and HTTP/1.1 over TLS';
+  const mode = `${config.BACKEND} backend, ${config.LLM_PROVIDER} model${tls}`;
   return `streamhub ${version} listening on ${url} — demo page: ${url}/ (${mode})`;
 }
 
@@ -33,7 +34,8 @@ async function run(config: Config): Promise<void> {
   // Loaded here, not at the top: the server's modules take most of a CLI start (0.9 of 1.2 s
   // CPU measured), which the client commands have no use for.
   const { startServer } = await import('../server/server.js');
-  const server = await startServer(config);
+  const { startTracing } = await import('../server/tracing/index.js');
+  const server = await startServer(config, await startTracing(process.env));
   // Only for a person: log collectors reading a pipe get the JSON lines alone, as ever.
   if (process.stdout.isTTY) process.stdout.write(`${startupLine(VERSION, server.url, config)}\n`);
   const stop = async (signal: string) => {

@@ -11,6 +11,12 @@ export interface AppendOptions {
    * past its lease) cannot add to a reply that was already ended for it.
    */
   readonly final?: boolean;
+  /**
+   * Appends only to this epoch: when the log was deleted (or started again) meanwhile, the
+   * append is refused with `log_ended` instead of starting a new epoch, so a writer that has
+   * not yet heard that its log was deleted cannot leave an orphan log behind.
+   */
+  readonly epoch?: string;
 }
 
 export interface AppendResult {

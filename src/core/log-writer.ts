@@ -1,7 +1,9 @@
 import { BackendUnavailableError } from './errors.js';
-import type { AppendOptions, EventLog } from './event-log.js';
+import type { AppendOptions, AppendResult, EventLog } from './event-log.js';
 import { formatId, parseId } from './ids.js';
 import type { EventInput } from './types.js';
+
+type WriterAppendOptions = Pick<AppendOptions, 'final' | 'epoch'>;
 
 /**
  * The one writer of a log that ends (a reply, a completion) while it is generated. It rides
@@ -20,9 +22,14 @@ export class FiniteLogWriter {
   ) {}
 
   /** Appends `input` and resolves to its id; a `final` one ends the log. */
-  async append(input: EventInput, options: Pick<AppendOptions, 'final'> = {}): Promise<string> {
-    // Nothing to ride out and so nothing to settle: one append per model chunk, kept lean.
-    if (this.retryMs === 0) return (await this.log.append(this.topic, input, options)).id;
+  append(input: EventInput, options: WriterAppendOptions = {}): Promise<string> {
+    // Nothing to ride out and so nothing to settle: one append per model chunk, with no
+    // async layer of its own around the log's.
+    if (this.retryMs === 0) return this.log.append(this.topic, input, options).then(idOf);
+    return this.#appendRidingOut(input, options);
+  }
+
+  async #appendRidingOut(input: EventInput, options: WriterAppendOptions): Promise<string> {
     const deadline = Date.now() + this.retryMs;
     let uncertain = false;
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
@@ -51,3 +58,5 @@ export class FiniteLogWriter {
     return formatId(head.epoch, head.seq);
   }
 }
+
+const idOf = (appended: AppendResult): string => appended.id;

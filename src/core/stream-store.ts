@@ -8,6 +8,14 @@ export interface StreamState {
   readonly updatedAt: number;
   /** Open, but its producer's lease lapsed: it will never end by itself. */
   readonly producerLost: boolean;
+  /** Why an ended stream ended, as recorded by `end`. */
+  readonly reason?: string;
+}
+
+/** How a stream ended, and why (the reason its ending event gives). */
+export interface StreamEnd {
+  readonly status: StreamEnding;
+  readonly reason: string;
 }
 
 /** What opening a stream id did. */
@@ -30,10 +38,10 @@ export interface StreamStore {
   /** Extends the lease of an open stream; false when it is not open (any more). */
   renew(id: string, leaseMs: number): Promise<boolean>;
   /**
-   * Ends an open stream; true for exactly one caller. `onlyIfLost` ends it only once its
-   * producer's lease has lapsed. Ended streams are forgotten after the store's TTL.
+   * Ends an open stream, recording why; true for exactly one caller. `onlyIfLost` ends it only
+   * once its producer's lease has lapsed. Ended streams are forgotten after the store's TTL.
    */
-  end(id: string, status: StreamEnding, onlyIfLost?: boolean): Promise<boolean>;
+  end(id: string, ending: StreamEnd, onlyIfLost?: boolean): Promise<boolean>;
   delete(id: string): Promise<void>;
   close(): Promise<void>;
 }

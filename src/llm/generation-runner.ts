@@ -1,3 +1,5 @@
+import type { Attributes } from '@opentelemetry/api';
+import { endedWith, inLongSpan, inSpan } from '../core/tracing.js';
 import { type GenerationSink, runGeneration } from './generation.js';
 import type { ConcurrencyLimiter } from './limiter.js';
 import type { GenerateRequest, LlmProvider } from './provider.js';
@@ -5,6 +7,14 @@ import type { RunningGenerations } from './running.js';
 
 /** What a feature asks of the model; the runner adds the signal that stops it. */
 export type GenerationParams = Omit<GenerateRequest, 'signal'>;
+
+/** The span a generation runs in (a chat turn, a completion), child of the request's. */
+export interface GenerationSpan {
+  readonly name: string;
+  readonly attributes: Attributes;
+}
+
+const GENERATION_SPAN: GenerationSpan = { name: 'generation', attributes: {} };
 
 /**
  * A generation set up to run in the background: typically its log exists, with one writer
@@ -36,31 +46,39 @@ export class GenerationRunner {
    * Takes a slot (refused with LimitError `overloaded` when the line is full; `waiting` aborts
    * the wait with its reason), lets `prepare` set a generation up, and runs it in the
    * background. The slot is given back when the generation ends, or at once if `prepare`
-   * fails. Resolves to the prepared generation's value as soon as it runs.
+   * fails. Resolves to the prepared generation's value as soon as it runs. All of it, the
+   * background part included, is in `span`, which ends with the generation.
    */
-  async start<T>(
+  start<T>(
     prepare: () => Promise<BackgroundGeneration<T>>,
     waiting?: AbortSignal,
+    span = GENERATION_SPAN,
   ): Promise<T> {
-    const release = await this.limiter.acquire(waiting);
-    try {
-      const generation = await prepare();
-      this.generations.start(generation.key, (signal) => generation.run(signal).finally(release));
-      return generation.value;
-    } catch (error) {
-      release();
-      throw error;
-    }
+    return inLongSpan(span.name, span.attributes, async (active) => {
+      const release = await this.limiter.acquire(waiting);
+      try {
+        const generation = await prepare();
+        this.generations.start(generation.key, (signal) =>
+          endedWith(active, generation.run(signal)).finally(release),
+        );
+        return generation.value;
+      } catch (error) {
+        release();
+        throw error;
+      }
+    });
   }
 
   /** Runs `work`, which generates in the foreground, in a slot of its own (see `start`). */
-  async inSlot<T>(work: () => Promise<T>, waiting?: AbortSignal): Promise<T> {
-    const release = await this.limiter.acquire(waiting);
-    try {
-      return await work();
-    } finally {
-      release();
-    }
+  inSlot<T>(work: () => Promise<T>, waiting?: AbortSignal, span = GENERATION_SPAN): Promise<T> {
+    return inSpan(span.name, span.attributes, async () => {
+      const release = await this.limiter.acquire(waiting);
+      try {
+        return await work();
+      } finally {
+        release();
+      }
+    });
   }
 
   /** Runs the provider into `sink` (see `runGeneration`) until it ends or `signal` aborts. */

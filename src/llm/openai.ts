@@ -5,6 +5,7 @@ import {
   type IncomingMessage,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { context, propagation } from '@opentelemetry/api';
 import { createParser } from 'eventsource-parser';
 import { readUsage, StreamProgress } from './chunks.js';
 import {
@@ -225,14 +226,16 @@ export class OpenAiProvider implements LlmProvider {
    * with `upstream_unavailable`. The signal destroys the request, so the upstream sees it close.
    */
   #send(url: URL, payload: string | undefined, signal: AbortSignal): Exchange {
-    const headers =
+    const headers: Record<string, string | number> =
       payload === undefined
-        ? this.#headers
+        ? { ...this.#headers }
         : {
             ...this.#headers,
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(payload),
           };
+    // The model's server joins the trace (a no-op unless tracing is on).
+    propagation.inject(context.active(), headers);
     const req = this.#request(url, {
       method: payload === undefined ? 'GET' : 'POST',
       agent: this.#agent,

@@ -4,7 +4,7 @@ import { lastEvent, resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
 import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
-import type { GenerationRunner } from '../llm/generation-runner.js';
+import type { GenerationRunner, GenerationSpan } from '../llm/generation-runner.js';
 import { CompletionRecorder } from './completion-recorder.js';
 import type { CompletionRequest } from './completion-request.js';
 import { endsCompletion } from './completion-stream.js';
@@ -57,6 +57,7 @@ export class CompletionService {
     await this.runner.start(
       async () => ({ key, value: id, run: (signal) => this.#generate(request, signal, recorder) }),
       waiting,
+      completionSpan(request, id),
     );
     const leave = () => void this.runner.cancel(key);
     waiting?.addEventListener('abort', leave, { once: true });
@@ -79,23 +80,27 @@ export class CompletionService {
    * wait for a generation slot.
    */
   complete(request: CompletionRequest, clientGone: AbortSignal): Promise<string> {
-    return this.runner.inSlot(async () => {
-      let answer = '';
-      // runGeneration awaits fail/cancelled in its own catch block, so throwing there rejects it.
-      await this.#generate(request, clientGone, {
-        chunk: async (chunk) => {
-          answer = chunk.json;
-        },
-        finish: async () => {},
-        fail: async (error) => {
-          throw error;
-        },
-        cancelled: async () => {
-          throw new ClientClosedError();
-        },
-      });
-      return answer;
-    }, clientGone);
+    return this.runner.inSlot(
+      async () => {
+        let answer = '';
+        // runGeneration awaits fail/cancelled in its own catch block, so throwing there rejects it.
+        await this.#generate(request, clientGone, {
+          chunk: async (chunk) => {
+            answer = chunk.json;
+          },
+          finish: async () => {},
+          fail: async (error) => {
+            throw error;
+          },
+          cancelled: async () => {
+            throw new ClientClosedError();
+          },
+        });
+        return answer;
+      },
+      clientGone,
+      completionSpan(request),
+    );
   }
 
   /** Where a stream of completion `id` starts for a client that has `lastEventId`. */
@@ -164,6 +169,17 @@ export class CompletionService {
     };
     return this.runner.generate({ body: request.body }, counted, signal);
   }
+}
+
+function completionSpan(request: CompletionRequest, id?: string): GenerationSpan {
+  const attributes = {
+    'gen_ai.request.model': request.body.model,
+    'streamhub.stream': request.stream,
+  };
+  return {
+    name: 'chat completion',
+    attributes: id === undefined ? attributes : { ...attributes, 'streamhub.completion.id': id },
+  };
 }
 
 function generationKey(id: string): string {

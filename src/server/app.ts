@@ -12,6 +12,12 @@ import { registerCors } from './cors.js';
 import { demoPage } from './demo/plugin.js';
 import { installErrorHandling, toApiError } from './errors.js';
 import { type LimitSettings, Limits } from './limits/limits.js';
+import {
+  type Listener,
+  type ListenerSettings,
+  prepareListener,
+  serverOptions,
+} from './listener.js';
 import { Metrics } from './metrics.js';
 import { answerHandshakeRefusals, installHttpRefusals } from './protocol-errors.js';
 import { openAiCompatRoutes } from './routes/openai-compat.js';
@@ -20,17 +26,15 @@ import { sessionRoutes } from './routes/sessions.js';
 import { streamRoutes } from './routes/streams.js';
 import { topicRoutes } from './routes/topics.js';
 import { createServices, type Services } from './services.js';
+import { tlsMaterial } from './tls.js';
+import { type Tracing, traceIdsForLog, traceRequests } from './tracing/index.js';
 import { installValidation } from './validation.js';
 
 /** Room for the JSON envelope around a `data` of MAX_BODY_BYTES in a WebSocket frame. */
 const WS_FRAME_OVERHEAD = 1024;
 const REQUEST_TIMEOUT_MS = 30_000;
-/**
- * No context takeover either way: every message is compressed on its own, so one compressed
- * frame of a batch suits every socket, and no socket keeps a compression window between
- * messages. `ws` itself compresses nothing (threshold): event frames are compressed once per
- * batch by the topic transport, and control replies are small.
- */
+/** Fastify's default. */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 /**
  * Brotli's default 4 MiB window is allocated per compressed answer; JSON answers are far
  * smaller (a history page, a status), so a 256 KiB window compresses them as well for a
@@ -39,6 +43,12 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const BROTLI = {
   params: { [zlib.BROTLI_PARAM_QUALITY]: 4, [zlib.BROTLI_PARAM_LGWIN]: 18 },
 };
+/**
+ * No context takeover either way: every message is compressed on its own, so one compressed
+ * frame of a batch suits every socket, and no socket keeps a compression window between
+ * messages. `ws` itself compresses nothing (threshold): event frames are compressed once per
+ * batch by the topic transport, and control replies are small.
+ */
 const WS_DEFLATE = {
   serverNoContextTakeover: true,
   clientNoContextTakeover: true,
@@ -54,14 +64,18 @@ export interface Streamhub {
   readonly metrics: Metrics;
   readonly services: Services;
   readonly limits: Limits;
+  readonly listener: Listener;
 }
 
 /** Wires backends, features and routes into one Fastify app (not yet listening). */
-export async function buildStreamhub(config: Config): Promise<Streamhub> {
+export async function buildStreamhub(config: Config, tracing?: Tracing): Promise<Streamhub> {
   const connections = new ConnectionRegistry(config.HEARTBEAT_MS);
   const metrics = new Metrics(connections);
-  const services = createServices(config, metrics, (error) =>
-    app.log.error({ err: error }, 'recording a reply failed'),
+  const services = createServices(
+    config,
+    metrics,
+    (error) => app.log.error({ err: error }, 'recording a reply failed'),
+    tracing !== undefined,
   );
 
   const auth = Authenticator.create({
@@ -70,29 +84,36 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
     apiKeys: config.API_KEYS,
   });
   const limits = new Limits(limitSettings(config), metrics.registry);
+  const listenerSettings: ListenerSettings = {
+    tls: tlsMaterial(config),
+    maxHeaderBytes: config.MAX_HEADER_BYTES,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+  };
   const app = Fastify({
-    logger: { level: config.LOG_LEVEL, serializers: { req: requestForLog } },
+    ...serverOptions(listenerSettings),
+    logger: {
+      level: config.LOG_LEVEL,
+      serializers: { req: requestForLog },
+      ...(tracing && { mixin: traceIdsForLog }),
+    },
     bodyLimit: config.MAX_BODY_BYTES,
     // Names are up to 128 chars, which percent-encoding can triple; Fastify's default of 100
     // would answer 414 for valid topics and session ids.
     routerOptions: { maxParamLength: 1024 },
     // Closing idle keep-alive sockets lets shutdown finish promptly.
     forceCloseConnections: 'idle',
-    // A request (head and body) must arrive within this; streams are unaffected, as the
-    // timeout ends once the request is received. Fastify's default, 0, let a client hold a
-    // connection for ever by trickling a body.
-    requestTimeout: REQUEST_TIMEOUT_MS,
     // Fastify's own routing errors answer in the API's error shape, like every other error.
     frameworkErrors: (error, _request, reply) => {
       const apiError = toApiError(error);
       (reply as FastifyReply).code(apiError.status).send(apiError.toJSON());
     },
-    // Larger request heads are refused by Node's parser, answered 431 in the API's error shape;
-    // a missing Host is refused by installHttpRefusals, also in the API's error shape.
-    http: { maxHeaderSize: config.MAX_HEADER_BYTES, requireHostHeader: false },
     clientErrorHandler: limits.answerClientError,
     trustProxy: config.TRUST_PROXY,
   });
+  const listener = prepareListener(app.server, listenerSettings);
+  // Before every other hook, so that they all run inside the request's span.
+  if (tracing !== undefined) await traceRequests(app, tracing);
   installErrorHandling(app);
   installValidation(app);
   installHttpRefusals(app);
@@ -149,7 +170,7 @@ export async function buildStreamhub(config: Config): Promise<Streamhub> {
   await streamRoutes(app, { ...streams, streams: services.streams });
   await app.register(demoPage);
   const { log, hub } = services.topicLog;
-  return { app, log, hub, connections, metrics, services, limits };
+  return { app, log, hub, connections, metrics, services, limits, listener };
 }
 
 function limitSettings(config: Config): LimitSettings {

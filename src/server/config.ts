@@ -8,6 +8,7 @@ import {
 } from './auth/settings.js';
 import { corsOriginsSchema } from './cors.js';
 import { trustProxySchema } from './limits/client-key.js';
+import { readableFileSchema, tlsSettingsProblem } from './tls.js';
 
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max);
@@ -24,6 +25,14 @@ const DAY = 24 * 60 * MINUTE;
 export const SETTINGS = {
   PORT: { schema: integer(0, 65_535).default(8080), help: 'TCP port to listen on' },
   HOST: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface to bind' },
+  TLS_CERT_FILE: {
+    schema: readableFileSchema.optional(),
+    help: 'PEM certificate (chain): with TLS_KEY_FILE, serves HTTPS with HTTP/2 and HTTP/1.1',
+  },
+  TLS_KEY_FILE: {
+    schema: readableFileSchema.optional(),
+    help: 'PEM private key of TLS_CERT_FILE',
+  },
   TRUST_PROXY: {
     schema: trustProxySchema.default(false),
     help: 'take client IPs from X-Forwarded-For of these proxies (true, hop count, addresses/CIDRs)',
@@ -230,7 +239,7 @@ export function loadConfig(
   }
   const parsed = schema.safeParse(raw);
   if (parsed.success) {
-    const conflict = conflictingJwtSettings(parsed.data);
+    const conflict = conflictingJwtSettings(parsed.data) ?? tlsSettingsProblem(parsed.data);
     if (conflict !== undefined) throw new ConfigError(`invalid configuration: ${conflict}`);
     return parsed.data;
   }

@@ -69,12 +69,35 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Deltas counted since the last collection, by feature (see `deltaCounter`). */
+  readonly #uncollectedDeltas: { readonly feature: string; count: number }[] = [];
+
   readonly generatedDeltas = new Counter({
     name: 'streamhub_llm_deltas_total',
     help: 'Text chunks (roughly tokens) streamed from the model',
     labelNames: ['feature'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const pending of this.#uncollectedDeltas) {
+        if (pending.count === 0) continue;
+        this.generatedDeltas.inc({ feature: pending.feature }, pending.count);
+        pending.count = 0;
+      }
+    },
   });
+
+  /**
+   * Counts one feature's deltas in a plain number that joins `generatedDeltas` whenever it is
+   * read: the counter's own `inc` (label lookup, checks) ran once per token on the gateway's
+   * hot path, about 1 % of its CPU with 500 concurrent completions (CPU profile, 2 CPUs).
+   */
+  deltaCounter(feature: string): () => void {
+    const pending = { feature, count: 0 };
+    this.#uncollectedDeltas.push(pending);
+    return () => {
+      pending.count++;
+    };
+  }
 
   readonly streamsEnded = new Counter({
     name: 'streamhub_streams_ended_total',

@@ -7,6 +7,7 @@ import {
   type ResilientProvider,
   withResilience,
 } from '../llm/resilient.js';
+import { withTracing } from '../llm/traced.js';
 import type { Config } from './config.js';
 
 /** The settings that choose and tune the model provider. */
@@ -27,31 +28,35 @@ export type ProviderSettings = Pick<
 /** The configured provider. `circuitState` is there when it talks to a real upstream. */
 export type ServerProvider = LlmProvider & Partial<Pick<ResilientProvider, 'circuitState'>>;
 
-/** The model provider the settings ask for; `observer` feeds upstream metrics and logs. */
+/**
+ * The model provider the settings ask for; `observer` feeds upstream metrics and logs.
+ * `traced`: each request to the model (each attempt) is a span.
+ */
 export function createProvider(
   config: ProviderSettings,
   observer?: ResilienceObserver,
+  traced = false,
 ): ServerProvider {
   switch (config.LLM_PROVIDER) {
     case 'mock': {
-      return new MockProvider(config.MOCK_TOKENS_PER_SEC, config.LLM_MODEL);
+      const mock = new MockProvider(config.MOCK_TOKENS_PER_SEC, config.LLM_MODEL);
+      return traced ? withTracing(mock) : mock;
     }
-    case 'openai':
-      return withResilience(
-        new OpenAiProvider({
-          baseURL: config.OPENAI_BASE_URL,
-          apiKey: config.OPENAI_API_KEY,
-          defaultModel: config.LLM_MODEL ?? OPENAI_DEFAULT_MODEL,
-        }),
-        {
-          firstTokenTimeoutMs: config.LLM_TIMEOUT_MS,
-          idleTimeoutMs: config.LLM_IDLE_TIMEOUT_MS,
-          maxRetries: config.LLM_MAX_RETRIES,
-          breakerFailures: config.LLM_BREAKER_FAILURES,
-          breakerCooldownMs: config.LLM_BREAKER_COOLDOWN_MS,
-          ...(observer === undefined ? {} : { observer }),
-        },
-      );
+    case 'openai': {
+      const upstream = new OpenAiProvider({
+        baseURL: config.OPENAI_BASE_URL,
+        apiKey: config.OPENAI_API_KEY,
+        defaultModel: config.LLM_MODEL ?? OPENAI_DEFAULT_MODEL,
+      });
+      return withResilience(traced ? withTracing(upstream, config.OPENAI_BASE_URL) : upstream, {
+        firstTokenTimeoutMs: config.LLM_TIMEOUT_MS,
+        idleTimeoutMs: config.LLM_IDLE_TIMEOUT_MS,
+        maxRetries: config.LLM_MAX_RETRIES,
+        breakerFailures: config.LLM_BREAKER_FAILURES,
+        breakerCooldownMs: config.LLM_BREAKER_COOLDOWN_MS,
+        ...(observer === undefined ? {} : { observer }),
+      });
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import type { EventLog } from '../core/event-log.js';
 import { type LiveLog, TopicHub } from '../core/hub.js';
 import type { SessionStore } from '../core/session-store.js';
 import type { StreamStore } from '../core/stream-store.js';
+import { describeActiveSpan } from '../core/tracing.js';
 import { GenerationRunner } from '../llm/generation-runner.js';
 import { ConcurrencyLimiter } from '../llm/limiter.js';
 import { RunningGenerations } from '../llm/running.js';
@@ -103,11 +104,15 @@ function redisBackend(config: RedisSettings): Backend {
   };
 }
 
-/** `onInternalError` hears of failures of streamhub itself while recording a reply. */
+/**
+ * `onInternalError` hears of failures of streamhub itself while recording a reply; `traced`:
+ * tracing is on, so every request to the model is a span.
+ */
 export function createServices(
   config: Config,
   metrics: Metrics,
   onInternalError: (error: unknown) => void,
+  traced = false,
 ): Services {
   const backend = config.BACKEND === 'redis' ? redisBackend(config) : memoryBackend(config);
   const topicLog = backend.log('topic', {
@@ -125,7 +130,7 @@ export function createServices(
     maxEvents: config.REPLY_MAX_EVENTS,
     ttlMs: config.COMPLETION_TTL_MS,
   });
-  const provider = createProvider(config, metrics.upstreamObserver);
+  const provider = createProvider(config, metrics.upstreamObserver, traced);
   const limiter = new ConcurrencyLimiter(config.LLM_MAX_CONCURRENCY, config.LLM_QUEUE_MAX);
   metrics.watchGenerations(limiter, provider);
   const generations = new RunningGenerations(onInternalError);
@@ -138,11 +143,12 @@ export function createServices(
     ttlMs: config.STREAM_TTL_MS,
   });
   const counted = (feature: string) => {
-    // Counted once per token: the labelled child is looked up once, not hashed each time.
-    const deltas = metrics.generatedDeltas.labels({ feature });
     return {
-      onGeneration: (outcome: string) => metrics.generations.inc({ feature, outcome }),
-      onDelta: () => deltas.inc(),
+      onGeneration: (outcome: string) => {
+        metrics.generations.inc({ feature, outcome });
+        describeActiveSpan({ 'streamhub.generation.outcome': outcome });
+      },
+      onDelta: metrics.deltaCounter(feature),
     };
   };
   const sessions = new SessionService(sessionStore, replies, runner, {

@@ -13,11 +13,12 @@ export async function shutdownGracefully(streamhub: Streamhub, graceMs: number):
   const draining = streamhub.services.generations.drain(graceMs);
   const closing = streamhub.app.close();
   streamhub.connections.shutdownAll();
+  streamhub.listener.goAway();
   await draining;
   const remaining = Math.max(0, graceMs - (Date.now() - started));
   const clean = await Promise.race([closing.then(() => true), sleep(remaining, false)]);
   if (!clean) {
-    streamhub.app.server.closeAllConnections();
+    streamhub.listener.cutAll();
     await closing;
   }
   return clean;

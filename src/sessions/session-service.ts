@@ -5,6 +5,7 @@ import type { LiveLog, StartFrom } from '../core/hub.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
 import { isName } from '../core/names.js';
 import type { SessionState, SessionStore, StoredMessage } from '../core/session-store.js';
+import { describeActiveSpan } from '../core/tracing.js';
 import type { EventInput } from '../core/types.js';
 import { chunkText } from '../llm/chunks.js';
 import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
@@ -83,7 +84,8 @@ export class SessionService {
   /** Appends the user message and starts the reply; resolves to the reply log's topic. */
   async chat(request: ChatRequest, owner: string | null): Promise<string> {
     checkSessionId(request.sessionId);
-    return this.runner.start(() => this.#beginTurn(request, owner));
+    const span = { name: 'chat turn', attributes: { 'streamhub.session.id': request.sessionId } };
+    return this.runner.start(() => this.#beginTurn(request, owner), undefined, span);
   }
 
   /** The latest reply's log topic and where a stream resumes in it. */
@@ -179,6 +181,7 @@ export class SessionService {
       throw new StreamhubError('conflict', 'session_busy', 'a reply is already being generated');
     }
     const model = request.model ?? this.runner.provider.defaultModel;
+    describeActiveSpan({ 'streamhub.session.turn': session.turn, 'gen_ai.request.model': model });
     const topic = replyTopic(session.id, session.turn);
     const writer = new FiniteLogWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0);
     await writer.append(replyEvent('start', { session_id: session.id, turn: session.turn, model }));

@@ -1,5 +1,6 @@
 import { StreamhubError } from '../core/errors.js';
 import type { EventLog } from '../core/event-log.js';
+import { parseId } from '../core/ids.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
 import type { StreamEnding } from '../core/stream-store.js';
 import type { EventInput } from '../core/types.js';
@@ -33,6 +34,8 @@ type Stop = { readonly stop: StreamEndedError };
 export class BodyProducer {
   appended = 0;
   lastId: string | null = null;
+  /** The epoch of the log's first event: later events go to it or nowhere (docs: DELETE). */
+  epoch: string | undefined;
   readonly #writer: FiniteLogWriter;
   #stop: (error: StreamEndedError) => void = () => {};
   readonly #stopped: Promise<Stop>;
@@ -95,7 +98,8 @@ export class BodyProducer {
         await this.#finish('too_long', reason);
         throw new StreamEndedError('too_long', `the stream has ${reason}; it ended`);
       }
-      this.lastId = await this.#writer.append(event);
+      this.lastId = await this.#writer.append(event, { epoch: this.epoch });
+      this.epoch ??= parseId(this.lastId)?.epoch ?? undefined;
       this.appended++;
       this.context.onAppended();
     }

@@ -1,7 +1,8 @@
 import { lastEvent } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
 import { formatId, parseId } from '../core/ids.js';
-import type { StreamEnding, StreamStatus, StreamStore } from '../core/stream-store.js';
+import type { StreamEnding, StreamState, StreamStatus, StreamStore } from '../core/stream-store.js';
+import { inSpan } from '../core/tracing.js';
 import type { EventInput } from '../core/types.js';
 import { type BodyType, bodyEvents } from './body-events.js';
 import {
@@ -75,7 +76,11 @@ export class StreamService {
   }
 
   /** Produces stream `id` from a streamed body; resolves once the body ended it, complete. */
-  async produce(
+  produce(id: string, type: BodyType, body: AsyncIterable<Uint8Array>): Promise<StreamSummary> {
+    return inSpan('produce', { 'streamhub.stream.id': id }, () => this.#produce(id, type, body));
+  }
+
+  async #produce(
     id: string,
     type: BodyType,
     body: AsyncIterable<Uint8Array>,
@@ -86,6 +91,9 @@ export class StreamService {
     this.#producers.set(id, producer);
     try {
       await producer.run(body, bodyEvents(type, this.options.maxEventBytes));
+    } catch (error) {
+      await this.#dropOrphan(id, producer.epoch).catch(() => {});
+      throw error;
     } finally {
       this.#producers.delete(id);
     }
@@ -93,9 +101,13 @@ export class StreamService {
   }
 
   /** Appends events without a streaming body, opening the stream on first use; the last id. */
-  async append(id: string, events: readonly EventInput[]): Promise<string> {
-    await this.#endIfLost(id);
-    const state = await this.store.get(id);
+  append(id: string, events: readonly EventInput[]): Promise<string> {
+    const attributes = { 'streamhub.stream.id': id, 'streamhub.stream.events': events.length };
+    return inSpan('append', attributes, () => this.#append(id, events));
+  }
+
+  async #append(id: string, events: readonly EventInput[]): Promise<string> {
+    const state = await this.#endIfLost(id);
     if (state !== undefined && state.status !== 'open') throw streamEnded(id);
     const idleMs = this.options.producerIdleMs;
     if (state === undefined) await this.#open(id, idleMs, true);
@@ -107,10 +119,16 @@ export class StreamService {
       await this.#finish(id, 'too_long', reason);
       throw new StreamEndedError('too_long', `the stream would have ${reason}; it ended`);
     }
+    // Events go to the epoch seen, so that a DELETE meanwhile refuses them instead of their
+    // starting an orphan log; a fresh stream's first call checks afterwards instead.
+    const epoch = head.epoch ?? undefined;
     let lastId = '';
     for (const event of events) {
-      lastId = (await log.append(id, event).catch(rethrowEnded(id))).id;
+      lastId = (await log.append(id, event, { epoch }).catch(rethrowEnded(id))).id;
       this.options.onAppended?.();
+    }
+    if (epoch === undefined && (await this.#dropOrphan(id, parseId(lastId)?.epoch ?? undefined))) {
+      throw streamEnded(id);
     }
     return lastId;
   }
@@ -132,8 +150,7 @@ export class StreamService {
   }
 
   async view(id: string): Promise<StreamView> {
-    await this.#endIfLost(id);
-    const state = await this.store.get(id);
+    const state = await this.#settle(id);
     if (state === undefined) throw streamNotFound(id);
     const last = await lastEvent(this.streams.log, id);
     const position = last === undefined ? undefined : parseId(last.id);
@@ -152,8 +169,7 @@ export class StreamService {
 
   /** Whether a consumer would get anything live: the stream exists and is open. */
   async isActive(id: string): Promise<boolean> {
-    await this.#endIfLost(id);
-    return (await this.store.get(id))?.status === 'open';
+    return (await this.#endIfLost(id))?.status === 'open';
   }
 
   /**
@@ -162,8 +178,7 @@ export class StreamService {
    * when it already has the stream's last event.
    */
   async resumePoint(id: string, lastEventId: string | undefined): Promise<StartFrom | 'ended'> {
-    await this.#endIfLost(id);
-    if ((await this.store.get(id)) === undefined) throw streamNotFound(id);
+    if ((await this.#settle(id)) === undefined) throw streamNotFound(id);
     if (lastEventId === undefined) return { kind: 'start' };
     const position = parseId(lastEventId);
     const head = await this.streams.log.head(id);
@@ -178,7 +193,7 @@ export class StreamService {
   watch(id: string, from: StartFrom, subscriber: Subscriber): Subscription {
     const subscription = this.streams.hub.subscribe(id, from, subscriber);
     const check = () =>
-      void this.#endIfLost(id).catch((error) => this.options.onInternalError?.(error));
+      void this.#settle(id).catch((error) => this.options.onInternalError?.(error));
     const everyMs = Math.max(100, Math.min(this.options.leaseMs, this.options.producerIdleMs) / 2);
     const timer = setInterval(check, everyMs).unref();
     return {
@@ -212,8 +227,7 @@ export class StreamService {
     reason: string,
     refusal: () => Error,
   ): Promise<void> {
-    await this.#endIfLost(id);
-    if ((await this.store.get(id)) === undefined) throw streamNotFound(id);
+    if ((await this.#endIfLost(id)) === undefined) throw streamNotFound(id);
     if (!(await this.#finish(id, status, reason))) throw refusal();
   }
 
@@ -224,7 +238,7 @@ export class StreamService {
     reason: string,
     onlyIfLost = false,
   ): Promise<boolean> {
-    if (!(await this.store.end(id, status, onlyIfLost))) return false;
+    if (!(await this.store.end(id, { status, reason }, onlyIfLost))) return false;
     await this.streams.log
       .append(id, endingEvent(status, reason), { final: true })
       .catch(rethrowUnlessEnded);
@@ -233,11 +247,48 @@ export class StreamService {
     return true;
   }
 
-  /** A producer whose lease lapsed (its process died, or it went silent) is ended as lost. */
-  async #endIfLost(id: string): Promise<void> {
+  /**
+   * A producer whose lease lapsed (its process died, or it went silent) is ended as lost.
+   * Resolves to the stream's state, after that.
+   */
+  async #endIfLost(id: string): Promise<StreamState | undefined> {
     const state = await this.store.get(id);
-    if (!state?.producerLost) return;
+    if (!state?.producerLost) return state;
     await this.#finish(id, 'producer_lost', 'the producer went away before the stream ended', true);
+    return this.store.get(id);
+  }
+
+  /**
+   * `#endIfLost`, and an ended stream whose log lacks its ending event gets it: the process
+   * that ended the stream died before appending it, and consumers would wait forever. The
+   * event is the one that process would have appended (the store keeps the reason), so a
+   * repair racing it, or another repair, leaves the log as if it had not died.
+   */
+  async #settle(id: string): Promise<StreamState | undefined> {
+    const state = await this.#endIfLost(id);
+    if (state === undefined || state.status === 'open') return state;
+    const last = await lastEvent(this.streams.log, id);
+    if (last === undefined || !endsStream(last)) {
+      const ending = endingEvent(
+        state.status,
+        state.reason ?? `the stream ended as ${state.status}`,
+      );
+      await this.streams.log.append(id, ending, { final: true }).catch(rethrowUnlessEnded);
+    }
+    return state;
+  }
+
+  /**
+   * Deletes the log a writer of stream `id` appended to in `epoch` when the stream no longer
+   * exists: a DELETE came between its opening and its first append, which then started the
+   * log again. True when it did. (A log of that epoch is nobody else's: a stream opened
+   * meanwhile would have its state back.)
+   */
+  async #dropOrphan(id: string, epoch: string | undefined): Promise<boolean> {
+    if (epoch === undefined || (await this.store.get(id)) !== undefined) return false;
+    if ((await this.streams.log.head(id)).epoch !== epoch) return false;
+    await this.streams.log.delete(id);
+    return true;
   }
 
   async #endedElsewhere(id: string): Promise<StreamEndedError> {

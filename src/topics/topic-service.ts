@@ -4,6 +4,7 @@ import type { StartFrom, Subscriber, Subscription, TopicHub } from '../core/hub.
 import { parseId } from '../core/ids.js';
 import { checkEventType, checkTopic } from '../core/names.js';
 import { toJsonText } from '../core/payload.js';
+import { inSpan, SpanKind } from '../core/tracing.js';
 import { DEFAULT_EVENT_TYPE, type ResetInfo, type StoredEvent } from '../core/types.js';
 
 export interface PublishRequest {
@@ -51,7 +52,12 @@ export class TopicService {
         'Idempotency-Key must be 1-128 printable ASCII characters',
       );
     }
-    const result = await this.log.append(topic, { event, data }, { idempotencyKey: key });
+    const result = await inSpan(
+      'publish',
+      { 'messaging.destination.name': topic, 'messaging.operation.type': 'send' },
+      () => this.log.append(topic, { event, data }, { idempotencyKey: key }),
+      SpanKind.PRODUCER,
+    );
     if (!result.duplicate) this.onPublished();
     return result;
   }

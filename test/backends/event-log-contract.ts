@@ -181,6 +181,18 @@ export function eventLogContract(name: string, options: ContractOptions): void {
         assert.equal(parseId((await log.append('t', input(4))).id)?.seq, 1);
       }));
 
+    test('an append bound to an epoch is refused once the log was deleted or started again', () =>
+      withLog({}, async (log) => {
+        const first = parseId((await log.append('t', input(1))).id);
+        const epoch = first?.epoch ?? undefined;
+        assert.equal(parseId((await log.append('t', input(2), { epoch })).id)?.seq, 2);
+        await log.delete('t');
+        await assert.rejects(log.append('t', input(3), { epoch }), { code: 'log_ended' });
+        assert.equal((await log.head('t')).epoch, null, 'the refused append left no log');
+        await log.append('t', input(4));
+        await assert.rejects(log.append('t', input(5), { epoch }), { code: 'log_ended' });
+      }));
+
     test('is ready', () => withLog({}, async (log) => assert.equal(await log.isReady(), true)));
   });
 }

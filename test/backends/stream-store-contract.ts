@@ -34,14 +34,16 @@ export function streamStoreContract(name: string, options: StreamStoreContractOp
         assert.ok((open?.createdAt ?? 0) > 0);
         assert.equal(await streams.renew('s', 60_000), true);
         const ends = await Promise.all([
-          streams.end('s', 'cancelled'),
-          streams.end('s', 'complete'),
+          streams.end('s', { status: 'cancelled', reason: 'stopped' }),
+          streams.end('s', { status: 'complete', reason: 'complete' }),
         ]);
         assert.deepEqual(ends, [true, false]);
-        assert.equal((await streams.get('s'))?.status, 'cancelled');
+        const ended = await streams.get('s');
+        assert.deepEqual([ended?.status, ended?.reason], ['cancelled', 'stopped']);
         assert.equal(await streams.renew('s', 60_000), false);
         assert.equal(await streams.open('s', 60_000), 'replaced');
-        assert.equal((await streams.get('s'))?.status, 'open');
+        const reopened = await streams.get('s');
+        assert.deepEqual([reopened?.status, reopened?.reason], ['open', undefined]);
         await streams.delete('s');
         assert.equal(await streams.get('s'), undefined);
       }));
@@ -49,10 +51,17 @@ export function streamStoreContract(name: string, options: StreamStoreContractOp
     test('a producer whose lease lapses is lost, and only then ended as lost', () =>
       withStore(60_000, async (streams) => {
         await streams.open('s', 60_000);
-        assert.equal(await streams.end('s', 'producer_lost', true), false, 'still held');
+        assert.equal(
+          await streams.end('s', { status: 'producer_lost', reason: 'lost' }, true),
+          false,
+          'still held',
+        );
         await streams.open('t', 50);
         await eventually(async () => (await streams.get('t'))?.producerLost === true, 'the lapse');
-        assert.equal(await streams.end('t', 'producer_lost', true), true);
+        assert.equal(
+          await streams.end('t', { status: 'producer_lost', reason: 'lost' }, true),
+          true,
+        );
         const lost = await streams.get('t');
         assert.deepEqual([lost?.status, lost?.producerLost], ['producer_lost', false]);
       }));
@@ -60,7 +69,7 @@ export function streamStoreContract(name: string, options: StreamStoreContractOp
     test('ended streams are forgotten after the TTL', () =>
       withStore(200, async (streams) => {
         await streams.open('s', 60_000);
-        await streams.end('s', 'complete');
+        await streams.end('s', { status: 'complete', reason: 'complete' });
         assert.equal((await streams.get('s'))?.status, 'complete');
         await eventually(async () => (await streams.get('s')) === undefined, 'the expiry');
         assert.equal(await streams.open('s', 60_000), 'opened');

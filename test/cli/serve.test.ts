@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { startupLine } from '../../src/cli/serve.js';
 import { loadConfig } from '../../src/server/config.js';
 import { waitFor } from '../helpers/server.js';
+import { selfSignedCertificate } from '../helpers/tls.js';
 import { CAN_USE_TERMINAL, Cli, PATIENCE_MS, runCli } from './cli.js';
 
 const { version } = JSON.parse(
@@ -28,6 +29,20 @@ test('the startup line says where the server listens and how it runs', () => {
     'streamhub 1.2.3 listening on http://127.0.0.1:8080 — demo page: http://127.0.0.1:8080/ ' +
       '(redis backend, openai model)',
   );
+});
+
+test('with TLS, the startup line gives the https URL and says HTTP/2 is served', () => {
+  const certificate = selfSignedCertificate();
+  try {
+    const config = loadConfig(certificate.settings);
+    assert.equal(
+      startupLine('1.2.3', 'https://127.0.0.1:8443', config),
+      'streamhub 1.2.3 listening on https://127.0.0.1:8443 — demo page: https://127.0.0.1:8443/ ' +
+        '(memory backend, mock model, HTTP/2 and HTTP/1.1 over TLS)',
+    );
+  } finally {
+    certificate.remove();
+  }
 });
 
 test('serve writes only JSON log lines to an output that is not a terminal', async () => {

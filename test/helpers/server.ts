@@ -56,3 +56,26 @@ export async function waitFor(
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+/**
+ * Resolves once `progress()` reaches `target`. It gives up only when the count has not moved
+ * for `stallMs`: a large transfer on a loaded machine may take minutes, a stuck one stops.
+ */
+export async function waitForProgress(
+  progress: () => number,
+  target: number,
+  what: string,
+  stallMs = PATIENCE_MS,
+): Promise<void> {
+  let reached = progress();
+  let movedAt = Date.now();
+  while (reached < target) {
+    if (Date.now() - movedAt > stallMs) {
+      throw new Error(`timed out waiting for ${what}: stuck at ${reached} of ${target}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const now = progress();
+    if (now !== reached) movedAt = Date.now();
+    reached = now;
+  }
+}

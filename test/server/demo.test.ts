@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { mockReply } from '../../src/llm/mock.js';
 import { CLIENT_DIR } from '../../src/server/demo/plugin.js';
 import type { RunningServer } from '../../src/server/server.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { request, uniqueTopic } from '../helpers/http.js';
 import { loadParseMarkdown, visibleText } from '../helpers/markdown.js';
 import { PATIENCE_MS } from '../helpers/patience.js';
@@ -14,8 +15,6 @@ import { publish, startTestServer } from '../helpers/server.js';
 
 const AUTH_SECRET = 'streamhub-demo-auth-test-secret-0123456789';
 
-/** Debian's package; CI installs it (.ci/run). */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Set to a path (e.g. docs/demo.png) to save the mid-reply screenshot there. */
 const SCREENSHOT = process.env.STREAMHUB_DEMO_SCREENSHOT;
 /** Slow enough to act in the middle of a reply: 100+ tokens last 4 s. */
@@ -31,28 +30,6 @@ before(async () => {
 });
 
 after(() => server?.shutdown());
-
-/** Fails (never skips) without a browser: CI installs one. */
-async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `the demo page tests need Chromium at ${CHROMIUM}: apt-get install -y chromium ` +
-        '(as .ci/run does), or point CHROMIUM_PATH at one',
-    );
-  }
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-gpu',
-    ],
-  });
-}
 
 /** A first question, starting with `start`, whose mock reply `suits`. */
 function questionWhoseReply(

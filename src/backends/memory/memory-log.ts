@@ -77,7 +77,9 @@ export class MemoryEventLog implements EventLog {
         return { id: seen.id, event: seen.event, duplicate: true };
       }
     }
-    if (log.ended) throw logEndedError(topic);
+    if (log.ended || (options?.epoch !== undefined && options.epoch !== log.epoch)) {
+      throw logEndedError(topic);
+    }
     const stored = this.#store(log, input, now);
     log.ended = options?.final === true;
     if (key !== undefined) {

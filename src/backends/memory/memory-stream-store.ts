@@ -1,5 +1,5 @@
 import type {
-  StreamEnding,
+  StreamEnd,
   StreamOpening,
   StreamState,
   StreamStatus,
@@ -17,6 +17,7 @@ interface Entry {
   readonly createdAt: number;
   updatedAt: number;
   leaseUntil: number;
+  reason?: string;
 }
 
 /** Streams of one process in a Map; ended ones swept after the TTL. */
@@ -34,8 +35,8 @@ export class MemoryStreamStore implements StreamStore {
   async get(id: string): Promise<StreamState | undefined> {
     const entry = this.#live(id);
     if (entry === undefined) return undefined;
-    const { status, createdAt, updatedAt } = entry;
-    return { status, createdAt, updatedAt, producerLost: this.#lost(entry) };
+    const { status, createdAt, updatedAt, reason } = entry;
+    return { status, createdAt, updatedAt, reason, producerLost: this.#lost(entry) };
   }
 
   async open(id: string, leaseMs: number): Promise<StreamOpening> {
@@ -58,10 +59,11 @@ export class MemoryStreamStore implements StreamStore {
     return true;
   }
 
-  async end(id: string, status: StreamEnding, onlyIfLost = false): Promise<boolean> {
+  async end(id: string, { status, reason }: StreamEnd, onlyIfLost = false): Promise<boolean> {
     const entry = this.#live(id);
     if (entry?.status !== 'open' || (onlyIfLost && !this.#lost(entry))) return false;
     entry.status = status;
+    entry.reason = reason;
     entry.updatedAt = this.#now();
     return true;
   }

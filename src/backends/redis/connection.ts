@@ -26,6 +26,7 @@ function createClient(options: ConnectionOptions): Redis {
   if (options.createClient !== undefined) return options.createClient();
   return new Redis(options.url ?? 'redis://127.0.0.1:6379', {
     enableOfflineQueue: false,
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs ?? 5_000,
     connectTimeout: 5_000,

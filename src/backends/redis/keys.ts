@@ -2,7 +2,7 @@
 export interface TopicKeys {
   /** Stream of the retained events; entry id `<seq>-0`. */
   readonly log: string;
-  /** Hash `{epoch, seq}`: the current epoch and its last sequence number. */
+  /** Hash `{epoch, seq}`: the current epoch and its last sequence number (and `ended`, `kept`). */
   readonly meta: string;
   /** Prefix of the idempotency keys: `<idem><key>`. */
   readonly idem: string;

@@ -40,7 +40,8 @@ interface LogView {
  * Deviations from the design in docs/architecture.md: count trimming is exact (`MAXLEN`, not
  * `~`) so that `history_truncated` bounds are exact; age trimming happens inside the append
  * and read scripts (expired entries are a prefix of the stream), so no periodic job is needed;
- * and topic keys expire `ttlMs` after the last append, so an idle topic costs nothing and
+ * and topic keys expire `ttlMs` (to `ttlMs` 17/16: refreshed once per sixteenth of it, not per
+ * append) after the last append, so an idle topic costs nothing and
  * comes back with a new epoch, as with the memory backend.
  */
 export class RedisEventLog implements EventLog {
@@ -63,7 +64,8 @@ export class RedisEventLog implements EventLog {
         metaKey: keys.meta,
         logKey: keys.log,
         idemKey: keys.idem + (idempotencyKey ?? ''),
-        newEpoch: newEpoch(),
+        // Bound to an epoch, the append never starts one.
+        newEpoch: options?.epoch ?? newEpoch(),
         eventType: input.event,
         data: input.data,
         maxEvents: this.options.maxEvents,
@@ -73,6 +75,7 @@ export class RedisEventLog implements EventLog {
         channel: keys.channel,
         publishCommand: this.#connection.pubSub.publishCommand,
         final: options?.final === true,
+        onlyEpoch: options?.epoch ?? '',
       }),
     );
     if (outcome === 2) throw logEndedError(topic);

@@ -1,5 +1,5 @@
 import type {
-  StreamEnding,
+  StreamEnd,
   StreamOpening,
   StreamState,
   StreamStatus,
@@ -38,7 +38,7 @@ export class RedisStreamStore implements StreamStore {
   }
 
   async get(id: string): Promise<StreamState | undefined> {
-    const [status, created, updated, leased] = await this.#connection.command((client) =>
+    const [status, created, updated, reason, leased] = await this.#connection.command((client) =>
       GET_STREAM_SCRIPT.run(client, this.#keys(id)),
     );
     if (status === null) return undefined;
@@ -46,6 +46,7 @@ export class RedisStreamStore implements StreamStore {
       status: status as StreamStatus,
       createdAt: Number(created),
       updatedAt: Number(updated),
+      ...(reason === null ? {} : { reason }),
       producerLost: status === 'open' && leased === 0,
     };
   }
@@ -73,11 +74,12 @@ export class RedisStreamStore implements StreamStore {
     return renewed === 1;
   }
 
-  async end(id: string, status: StreamEnding, onlyIfLost = false): Promise<boolean> {
+  async end(id: string, { status, reason }: StreamEnd, onlyIfLost = false): Promise<boolean> {
     const ended = await this.#connection.command((client) =>
       END_STREAM_SCRIPT.run(client, {
         ...this.#keys(id),
         status,
+        reason,
         onlyIfLost,
         now: Date.now(),
         ttlMs: this.#ttlMs,

@@ -52,7 +52,8 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  * Appends one event; `idemKey` is read and written only with `useIdempotency`. Lua has no good
  * randomness, so the caller passes a fresh `newEpoch` every time; it is used only when the topic
  * has no meta (never written, deleted, expired or flushed). `publishCommand` (`PUBLISH` or
- * `SPUBLISH`) sends the event on `channel`; `final` ends the log.
+ * `SPUBLISH`) sends the event on `channel`; `final` ends the log; `onlyEpoch` (unless '')
+ * refuses the append, as for an ended log, when the topic's epoch is another or none.
  */
 export const APPEND_SCRIPT = luaScript<AppendReply>()({
   command: 'streamhubAppend',
@@ -68,10 +69,12 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
     channel: 'string',
     publishCommand: 'string',
     final: 'flag',
+    onlyEpoch: 'string',
   },
   helpers: HELPERS,
   body: `
-local epoch = redis.call('HGET', meta_key, 'epoch')
+local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept')
+local epoch = meta[1]
 
 if epoch and use_idempotency then
   local seen = redis.call('GET', idem_key)
@@ -82,7 +85,8 @@ if epoch and use_idempotency then
   end
 end
 
-if epoch and redis.call('HGET', meta_key, 'ended') == '1' then return {epoch, 0, event_type, 2} end
+if epoch and meta[2] == '1' then return {epoch, 0, event_type, 2} end
+if only_epoch ~= '' and epoch ~= only_epoch then return {only_epoch, 0, event_type, 2} end
 
 if not epoch then
   epoch = new_epoch
@@ -96,9 +100,16 @@ local now = now_ms()
 -- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
 redis.call('XADD', log_key, 'MAXLEN', max_events, string.format('%d-0', seq),
   'time', string.format('%d', now), 'event', event_type, 'data', data)
-expire(log_key, now - ttl_ms)
-redis.call('PEXPIRE', meta_key, ttl_ms)
-redis.call('PEXPIRE', log_key, ttl_ms)
+-- Age trimming and the keys' TTLs are seen to once per sixteenth of the TTL, not on every
+-- append: reads trim before they answer, and the TTLs set here are a sixteenth longer, so the
+-- keys outlive the last append by at least the TTL.
+if not meta[3] or now - tonumber(meta[3]) >= ttl_ms / 16 then
+  expire(log_key, now - ttl_ms)
+  local keep_ms = math.floor(ttl_ms * 17 / 16)
+  redis.call('PEXPIRE', meta_key, keep_ms)
+  redis.call('PEXPIRE', log_key, keep_ms)
+  redis.call('HSET', meta_key, 'kept', string.format('%d', now))
+end
 if use_idempotency then
   redis.call('SET', idem_key, epoch .. '\\n' .. seq .. '\\n' .. event_type, 'PX', idempotency_ttl_ms)
 end

@@ -1,5 +1,6 @@
 /**
- * Lua scripts of the Redis stream store. The state hash holds `status`, `created` and `updated`;
+ * Lua scripts of the Redis stream store. The state hash holds `status`, `created`, `updated` and,
+ * once ended, `reason`;
  * the lease key exists while the producer renews it. Each script is one atomic step, so that
  * one stream has one producer and ends once, whichever processes race.
  */
@@ -8,11 +9,12 @@ import { luaScript } from './lua-script.js';
 
 const STREAM_KEYS = ['stateKey', 'leaseKey'] as const;
 
-/** status, created, updated (nil when unknown), lease held (0/1). */
+/** status, created, updated, reason (nil when unknown), lease held (0/1). */
 export type StreamSnapshot = [
   status: string | null,
   created: string | null,
   updated: string | null,
+  reason: string | null,
   leased: 0 | 1,
 ];
 
@@ -21,8 +23,8 @@ export const GET_STREAM_SCRIPT = luaScript<StreamSnapshot>()({
   keys: STREAM_KEYS,
   args: {},
   body: `
-local state = redis.call('HMGET', state_key, 'status', 'created', 'updated')
-return {state[1], state[2], state[3], redis.call('EXISTS', lease_key)}
+local state = redis.call('HMGET', state_key, 'status', 'created', 'updated', 'reason')
+return {state[1], state[2], state[3], state[4], redis.call('EXISTS', lease_key)}
 `,
 });
 
@@ -35,6 +37,7 @@ export const OPEN_STREAM_SCRIPT = luaScript<0 | 1 | 2>()({
 local status = redis.call('HGET', state_key, 'status')
 if status == 'open' then return 0 end
 redis.call('HSET', state_key, 'status', 'open', 'created', now, 'updated', now)
+redis.call('HDEL', state_key, 'reason')
 redis.call('PEXPIRE', state_key, ttl_ms)
 redis.call('SET', lease_key, '1', 'PX', lease_ms)
 if status then return 2 end
@@ -59,11 +62,17 @@ return 1
 export const END_STREAM_SCRIPT = luaScript<0 | 1>()({
   command: 'streamEnd',
   keys: STREAM_KEYS,
-  args: { status: 'string', onlyIfLost: 'flag', now: 'number', ttlMs: 'number' },
+  args: {
+    status: 'string',
+    reason: 'string',
+    onlyIfLost: 'flag',
+    now: 'number',
+    ttlMs: 'number',
+  },
   body: `
 if redis.call('HGET', state_key, 'status') ~= 'open' then return 0 end
 if only_if_lost and redis.call('EXISTS', lease_key) == 1 then return 0 end
-redis.call('HSET', state_key, 'status', status, 'updated', now)
+redis.call('HSET', state_key, 'status', status, 'updated', now, 'reason', reason)
 redis.call('PEXPIRE', state_key, ttl_ms)
 redis.call('DEL', lease_key)
 return 1

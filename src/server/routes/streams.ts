@@ -53,8 +53,9 @@ export async function streamRoutes(app: FastifyInstance, deps: StreamRouteDeps):
         try {
           return await streams.produce(id, type, request.raw);
         } catch (error) {
-          // What is left of the body is not read: the connection cannot carry another request.
-          reply.header('connection', 'close');
+          // What is left of the body is not read: an HTTP/1.1 connection cannot carry another
+          // request. An HTTP/2 stream ends alone, and HTTP/2 forbids the header.
+          if (request.raw.httpVersionMajor === 1) reply.header('connection', 'close');
           throw error;
         } finally {
           release();

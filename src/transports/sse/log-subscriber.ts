@@ -21,11 +21,13 @@ export function sseLogSubscriber(
   return {
     send(batch) {
       const frames = batch.encode(encoder);
-      // An encoder may leave events out; an empty HTTP chunk would end the response.
-      const accepted = frames.payload.length === 0 || stream.writeFrames(frames);
       const last = batch.events[batch.events.length - 1];
-      if (isLast !== undefined && last !== undefined && isLast(last)) stream.end();
-      return accepted;
+      if (isLast !== undefined && last !== undefined && isLast(last)) {
+        stream.end('server', frames);
+        return true;
+      }
+      // An encoder may leave events out; an empty HTTP chunk would end the response.
+      return frames.payload.length === 0 || stream.writeFrames(frames);
     },
     reset: (info) => stream.control('reset', info),
     drained: () => stream.drained(),

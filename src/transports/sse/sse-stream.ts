@@ -1,4 +1,6 @@
-import type { ServerResponse } from 'node:http';
+import { ServerResponse } from 'node:http';
+import { constants, type Http2ServerResponse } from 'node:http2';
+import type { Writable } from 'node:stream';
 import type { BatchEncoder } from '../../core/batch.js';
 import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
 import {
@@ -24,9 +26,18 @@ export interface SseStreamOptions {
 
 export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
 
+/** An HTTP/1.1 response, or one stream of an HTTP/2 connection. */
+export type SseResponse = ServerResponse | Http2ServerResponse;
+
+/** Connection-specific headers are HTTP/1 only: HTTP/2 forbids them (RFC 9113 §8.2.2). */
+const HTTP1_HEADERS = { Connection: 'keep-alive' };
+
 /**
  * One Server-Sent Events response: headers, framing of control events, heartbeats and
- * backpressure. It knows nothing of topics or sessions.
+ * backpressure. It knows nothing of topics or sessions. Over HTTP/2 the backpressure is the
+ * stream's flow control: what the client's window does not admit stays queued on the stream,
+ * so a stream whose reader stalls is bounded like a stalled socket, and dropping it resets that
+ * stream alone, not its connection's other streams.
  */
 export class SseStream implements Connection {
   readonly transport = 'sse';
@@ -36,11 +47,17 @@ export class SseStream implements Connection {
   #cause: CloseCause = 'client';
   /** Set when the response is gzip: the running CRC and length of what it was sent. */
   readonly #gzip: GzipMember | undefined;
+  /** The response when it is HTTP/1.1, whose batches may go straight to the socket. */
+  readonly #http1: ServerResponse | undefined;
+  /** The response as what both kinds are, for writing. */
+  readonly #body: Writable;
 
   constructor(
-    readonly res: ServerResponse,
+    readonly res: SseResponse,
     readonly options: SseStreamOptions,
   ) {
+    this.#http1 = res instanceof ServerResponse ? res : undefined;
+    this.#body = res;
     res.on('close', () => this.#onClose());
     this.#gzip = options.encoding === 'gzip' ? new GzipMember() : undefined;
   }
@@ -61,7 +78,7 @@ export class SseStream implements Connection {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache',
       'X-Accel-Buffering': 'no',
-      Connection: 'keep-alive',
+      ...(this.#http1 === undefined ? {} : HTTP1_HEADERS),
       ...headers,
       ...(this.#gzip === undefined ? {} : { 'Content-Encoding': 'gzip' }),
     });
@@ -69,7 +86,7 @@ export class SseStream implements Connection {
     const retry = `retry: ${this.options.retryMs}\n\n`;
     if (this.#gzip === undefined) this.write(retry);
     else {
-      this.res.write(this.#gzip.header);
+      this.#body.write(this.#gzip.header);
       this.writeFrames(sharedDeflateFrames(retry));
     }
     this.options.registry.add(this);
@@ -84,7 +101,7 @@ export class SseStream implements Connection {
   write(data: Buffer | string): boolean {
     if (this.#gzip !== undefined) return this.writeFrames(deflateFrames(data));
     if (!this.#writable()) return false;
-    return this.res.write(data);
+    return this.#body.write(data);
   }
 
   /**
@@ -92,17 +109,25 @@ export class SseStream implements Connection {
    * still queued inside Node's HTTP layer, the batch's pre-framed HTTP chunk goes straight to
    * the socket — one shared buffer, no per-response cork/nextTick/writev. Measured at 20
    * events/s × 1,000 subscribers: server CPU per delivered event went from 1.10× to 1.02× a
-   * raw `res.write` broadcaster's (docs/benchmarks.md). Otherwise Node frames the chunk.
+   * raw `res.write` broadcaster's (docs/benchmarks.md). Otherwise Node frames the chunk, or
+   * the HTTP/2 stream frames the payload.
    */
   writeFrames(frames: SseFrames): boolean {
     if (!this.#writable()) return false;
     if (this.#gzip !== undefined) this.#gzip.add(this.#deflated(frames));
-    const { res } = this;
-    const socket = res.socket;
-    if (socket !== null && res.chunkedEncoding && res.writableLength === socket.writableLength) {
+    const res = this.#http1;
+    const socket = res?.socket;
+    if (res && socket && res.chunkedEncoding && res.writableLength === socket.writableLength) {
       return socket.write(frames.chunk);
     }
-    return res.write(frames.payload);
+    return this.#body.write(frames.payload);
+  }
+
+  /** The last bytes of a gzip stream: `last`'s segment, then the member's trailer. */
+  #gzipEnding(gzip: GzipMember, last: SseFrames | undefined): Buffer {
+    if (last === undefined || last.payload.length === 0) return gzip.trailer();
+    gzip.add(this.#deflated(last));
+    return Buffer.concat([last.payload, gzip.trailer()]);
   }
 
   #deflated(frames: SseFrames) {
@@ -127,17 +152,22 @@ export class SseStream implements Connection {
     this.write(controlFrame(event, JSON.stringify(data)));
   }
 
-  /** Waits on the socket: batches may be written to it directly, past the response. */
+  /**
+   * Waits on what the bytes queue on: the socket over HTTP/1.1, where batches may be written
+   * to it directly, past the response; over HTTP/2 the stream, which waits for the client's
+   * flow-control window while its connection's other streams go on.
+   */
   drained(): Promise<void> {
-    const socket = this.res.socket;
-    if (this.#closed || socket === null || !socket.writableNeedDrain) return Promise.resolve();
+    const { res } = this;
+    const queue = res instanceof ServerResponse ? res.socket : res.stream;
+    if (this.#closed || !queue?.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
-        socket.off('drain', done);
+        queue.off('drain', done);
         this.res.off('close', done);
         resolve();
       };
-      socket.on('drain', done);
+      queue.on('drain', done);
       this.res.on('close', done);
     });
   }
@@ -155,11 +185,16 @@ export class SseStream implements Connection {
     this.#lastWriteTick = tick;
   }
 
-  /** Ends the response cleanly; an EventSource reconnects after `retry`. */
-  end(cause: CloseCause = 'server'): void {
+  /**
+   * Ends the response cleanly; an EventSource reconnects after `retry`. `last`, the stream's
+   * final bytes, goes out in the same write as the end of the body: one syscall less per
+   * finite stream (a completion, a reply) than a write and then an end.
+   */
+  end(cause: CloseCause = 'server', last?: SseFrames): void {
     if (this.#closed) return;
     this.#cause = cause;
-    if (this.#gzip !== undefined && !this.res.writableEnded) this.res.end(this.#gzip.trailer());
+    const tail = this.#gzip === undefined ? last?.payload : this.#gzipEnding(this.#gzip, last);
+    if (tail !== undefined && tail.length > 0 && this.#writable()) this.res.end(tail);
     else this.res.end();
   }
 
@@ -167,11 +202,17 @@ export class SseStream implements Connection {
     this.end('shutdown');
   }
 
-  /** Drops the connection without flushing what is queued (the client is not reading). */
+  /**
+   * Drops the connection without flushing what is queued (the client is not reading). Over
+   * HTTP/2 only this stream is reset, with CANCEL: a reset without an error code could pass
+   * for a response that was complete.
+   */
   destroy(cause: CloseCause): void {
     if (this.#closed) return;
     this.#cause = cause;
-    this.res.destroy();
+    const { res } = this;
+    if (res instanceof ServerResponse) res.destroy();
+    else res.stream.close(constants.NGHTTP2_CANCEL);
   }
 
   #onClose(): void {

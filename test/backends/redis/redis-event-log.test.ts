@@ -95,12 +95,15 @@ describe('redis: lost live messages', () => {
     const stop = await watcher.watch('t', (_epoch, event) => seen.push(event));
     await silent.append('t', input(1));
     const last = await silent.append('t', input(2));
-    await waitFor(() => seen.length > 0);
-    // The newest event is enough: the hub fills the hole before it from the log.
-    assert.deepEqual(
-      seen.map((event) => event.id),
-      [last.id],
+    await waitFor(() => seen.at(-1)?.id === last.id);
+    // The newest event is enough: the hub fills the hole before it from the log. (A periodic
+    // check that ran between the two appends healed the first one already.)
+    const healed = seen.map((event) => event.id);
+    assert.ok(
+      [1, 2].includes(healed.length) && new Set(healed).size === healed.length,
+      `${healed}`,
     );
+    const seenBefore = seen.length;
     // Each check of a quiet channel reads the topic's head (HMGET): after two more checks
     // that found it, the event would have been healed again if it ever were.
     const client = await redis().client();
@@ -108,7 +111,7 @@ describe('redis: lost live messages', () => {
       Number(/cmdstat_hmget:calls=(\d+)/.exec(await client.info('commandstats'))?.[1] ?? 0);
     const checksBefore = await headChecks();
     await eventually(async () => (await headChecks()) >= checksBefore + 2, 'two more checks');
-    assert.equal(seen.length, 1, 'an event is healed once');
+    assert.equal(seen.length, seenBefore, 'an event is healed once');
     stop();
   });
 });
@@ -187,7 +190,8 @@ describe('redis: losing data and connections', () => {
     const client = await redis().client();
     for (const key of [`${keyPrefix}:{t}:log`, `${keyPrefix}:{t}:meta`]) {
       const ttl = await client.pttl(key);
-      assert.ok(ttl > 25_000 && ttl <= 30_000, `${key} ttl ${ttl}`);
+      // Refreshed once per sixteenth of the TTL, the keys are kept a sixteenth longer.
+      assert.ok(ttl > 26_000 && ttl <= (30_000 * 17) / 16, `${key} ttl ${ttl}`);
     }
     const idemTtl = await client.pttl(`${keyPrefix}:{t}:idem:k`);
     assert.ok(idemTtl > 5_000 && idemTtl <= 10_000, `idempotency ttl ${idemTtl}`);
