@@ -1,5 +1,3 @@
-import { constants as zlib } from 'node:zlib';
-import fastifyCompress from '@fastify/compress';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { EventLog } from '../core/event-log.js';
@@ -11,6 +9,7 @@ import type { Config } from './config.js';
 import { registerCors } from './cors.js';
 import { demoPage } from './demo/plugin.js';
 import { installErrorHandling, toApiError } from './errors.js';
+import { compressJsonAnswers } from './json-compression.js';
 import { type LimitSettings, Limits } from './limits/limits.js';
 import {
   type Listener,
@@ -35,14 +34,6 @@ const WS_FRAME_OVERHEAD = 1024;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Fastify's default. */
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
-/**
- * Brotli's default 4 MiB window is allocated per compressed answer; JSON answers are far
- * smaller (a history page, a status), so a 256 KiB window compresses them as well for a
- * sixteenth of the memory. Quality 4 is @fastify/compress's own default.
- */
-const BROTLI = {
-  params: { [zlib.BROTLI_PARAM_QUALITY]: 4, [zlib.BROTLI_PARAM_LGWIN]: 18 },
-};
 /**
  * No context takeover either way: every message is compressed on its own, so one compressed
  * frame of a batch suits every socket, and no socket keeps a compression window between
@@ -131,11 +122,9 @@ export async function buildStreamhub(config: Config, tracing?: Tracing): Promise
   });
   app.addHook('onClose', () => services.close());
   const compression = config.COMPRESSION === 'on';
-  // JSON answers only: SSE routes take the response over (hijack), which skips this plugin's
-  // hooks, and compress their streams themselves, once per batch. Request bodies stay as sent.
-  if (compression) {
-    await app.register(fastifyCompress, { globalDecompression: false, brotliOptions: BROTLI });
-  }
+  // JSON answers only: SSE routes take the response over (hijack), which skips onSend hooks,
+  // and compress their streams themselves, once per batch. Request bodies stay as sent.
+  if (compression) compressJsonAnswers(app);
   await app.register(fastifyWebsocket, {
     options: {
       maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD,
