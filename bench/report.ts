@@ -41,7 +41,7 @@ export interface Results {
   missing: { scenario: string; label: string; reason: string }[];
 }
 
-const rateLabel = (r: FanoutSummary) =>
+export const rateLabel = (r: FanoutSummary) =>
   r.opts.rate === 'max' ? `max (${r.opts.publishers} in flight)` : `${r.opts.rate}/s`;
 
 const missingRows = (res: Results, scenario: string, width: number): Cell[][] =>
@@ -54,7 +54,7 @@ const fellBehind = (r: FanoutSummary) =>
   typeof r.opts.rate === 'number' && r.publishedPerSec < 0.95 * r.opts.rate;
 
 /** The target's name, flagged when a run did not drain, fell behind or lost publishes. */
-const targetCell = (r: FanoutSummary): string =>
+export const targetCell = (r: FanoutSummary): string =>
   [
     r.subject.label,
     r.drained ? '' : ' (not drained)',
@@ -66,7 +66,7 @@ const cpuRange = (r: FanoutSummary): Cell =>
   r.rounds > 1 ? `${fmt(r.cpuMin)}–${fmt(r.cpuMax)}` : undefined;
 
 /** The columns every fan-out table has; `summed` marks CPU summed over several processes. */
-const deliveryHeaders = (summed = false) => [
+export const deliveryHeaders = (summed = false) => [
   'delivered ev/s',
   'p50 ms',
   'p99 ms',
@@ -79,7 +79,7 @@ const deliveryHeaders = (summed = false) => [
   summed ? 'server CPU % (sum)' : 'server CPU %',
 ];
 
-const deliveryCells = (r: FanoutSummary): Cell[] => [
+export const deliveryCells = (r: FanoutSummary): Cell[] => [
   count(r.deliveredPerSec),
   r.p50,
   r.p99,
@@ -162,12 +162,12 @@ function replayTable(res: Results): string {
 const find = (res: Results, s: Subject, rate: 'max' | 'light') =>
   res.fanout.find((r) => r.subject === s && (rate === 'max') === (r.opts.rate === 'max'));
 
-function ratio(a: number | undefined, b: number | undefined): number | undefined {
+export function ratio(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined || b === undefined || !b ? undefined : a / b;
 }
 
 /** A target row: `value` against `limit` (`< limit` when strict, else `≤`), in `unit`. */
-function limitRow(
+export function limitRow(
   what: string,
   value: number | undefined,
   limit: number,
@@ -184,7 +184,7 @@ function limitRow(
 }
 
 /** A target row: no event lost, duplicated or reordered in any of these (summed) runs. */
-function noFailuresRow(what: string, runs: readonly FanoutSummary[]): Cell[] {
+export function noFailuresRow(what: string, runs: readonly FanoutSummary[]): Cell[] {
   const bad = runs.reduce((n, r) => n + r.lost + r.duplicated + r.reordered, 0);
   return [
     what,

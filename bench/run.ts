@@ -15,6 +15,12 @@ import {
   renderStreamsReport,
   renderTracingReport,
 } from './report.js';
+import { renderCompressionReport } from './report-compression.js';
+import {
+  type CompressionOptions,
+  type CompressionReport,
+  runCompressionScenario,
+} from './scenarios/compression.js';
 import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
 import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
 import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
@@ -77,6 +83,14 @@ const streamsOpts: StreamsOptions = {
   death: { streams: quick ? 5 : 20, killAfterChunks: 20, watchMs: 25_000 },
 };
 
+const compressionOpts: CompressionOptions = {
+  fanout: fanoutBase,
+  rates: ['max', LIGHT_RATE],
+  rounds: cfg.rounds,
+  idle: { connections: cfg.idle, settleMs: cfg.settleMs, rounds: cfg.idleRounds },
+  completions: { count: quick ? 5 : 20, maxTokens: 100 },
+};
+let compression: CompressionReport | undefined;
 const tracingOpts: TracingOptions = {
   fanout: fanoutBase,
   // 10 subscribers: publishing, where the spans are, is most of the work.
@@ -208,6 +222,13 @@ const scenarios: Record<string, () => Promise<void>> = {
         attempt('scale-out', label, needsStreamhub, fn, progress),
     );
   },
+  compression: async () => {
+    compression = await runCompressionScenario(
+      compressionOpts,
+      (label, needsStreamhub, progress, fn) =>
+        attempt('compression', label, needsStreamhub, fn, progress),
+    );
+  },
   streams: async () => {
     results.streams = await runStreamsScenario(streamsOpts, (label, needsStreamhub, progress, fn) =>
       attempt('streams', label, needsStreamhub, fn, progress),
@@ -226,7 +247,7 @@ const scenarios: Record<string, () => Promise<void>> = {
 };
 
 /** Scenarios whose results go to their own block of the doc instead of the main one. */
-const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams', 'tracing', 'load']);
+const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams', 'tracing', 'load', 'compression']);
 
 /** The load scenario's curves, next to docs/benchmarks.md, which links them by this name. */
 const LOAD_CHART = 'bench-load.svg';
@@ -293,6 +314,14 @@ function streamsDetails(): string[] {
     `- ${o.loads.join(' and ')} streams of ${o.chunks} SSE chunks at ${o.rate} chunks/s, started over ${o.staggerMs / 1000} s, each with one consumer from its start; every ${o.resumeEvery}th also with a consumer joining half-way that reads it from its start (resume time: request → first chunk); ${o.rounds} round(s), a fresh redis-server and server process per run; CPU, server RSS and Redis \`used_memory\` from before the first stream to after the last consumer`,
     `- streamhub's producer is this load generator, uploading each stream (\`POST /v1/streams/{id}\`, \`text/event-stream\`); resumable-stream's producer is a timer in its own server process, its first consumer the \`POST\` that starts it (the shape its README documents), later ones \`resumeExistingStream\``,
     `- Producer death: 2 processes on one Redis, ${o.death.streams} streams produced through process A and read from process B; A gets SIGKILL after ${o.death.killAfterChunks} chunks; B's readers watched for ${o.death.watchMs / 1000} s (streamhub: \`SESSION_LEASE_MS\` 10 s, its default)`,
+  ];
+}
+
+function compressionDetails(): string[] {
+  const { fanout: f, idle, completions: c } = compressionOpts;
+  return [
+    `- Fan-out: 1 topic × ${f.subscribers} subscribers that all ask for compression (\`Accept-Encoding: gzip\`, permessage-deflate), against the same server with \`COMPRESSION=off\`; ${f.warmupMs / 1000} s warm-up, ${f.durationMs / 1000} s measured, ${compressionOpts.rounds} round(s) per row, on and off interleaved; max and ${LIGHT_RATE} events/s as in (a); _wire B/event_ = bytes read by the subscribers' sockets in the window ÷ events delivered`,
+    `- Idle memory: ${idle.connections} connections, median of ${idle.rounds} round(s); completions: ${c.count} concurrent streamed completions of ${c.maxTokens} tokens from the mock model at its default 50 tokens/s, per way of asking`,
   ];
 }
 
@@ -367,6 +396,12 @@ async function main() {
     blocks.push([
       'streams',
       renderStreamsReport(results, header(argv, background, streamsDetails())),
+    ]);
+  }
+  if (compression !== undefined) {
+    blocks.push([
+      'compression',
+      renderCompressionReport(compression, header(argv, background, compressionDetails())),
     ]);
   }
   if (names.includes('tracing')) {

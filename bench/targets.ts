@@ -20,12 +20,19 @@ const referenceServer = (name: string): Server => ({
   env: (port) => ({ PORT: String(port), HOST }),
 });
 
+const streamhub: Server = {
+  name: 'streamhub',
+  script: dist('src/cli/main.js'),
+  args: (port: number) => ['serve', '--port', String(port), '--host', HOST],
+  env: (port: number) => ({ PORT: String(port), HOST, LOG_LEVEL: 'warn', BACKEND: 'memory' }),
+};
+
 export const servers = {
-  streamhub: {
-    name: 'streamhub',
-    script: dist('src/cli/main.js'),
-    args: (port: number) => ['serve', '--port', String(port), '--host', HOST],
-    env: (port: number) => ({ PORT: String(port), HOST, LOG_LEVEL: 'warn', BACKEND: 'memory' }),
+  streamhub,
+  /** The same server with COMPRESSION=off, for the compression scenario's baseline. */
+  streamhubUncompressed: {
+    ...streamhub,
+    env: (port: number) => ({ ...streamhub.env(port), COMPRESSION: 'off' }),
   },
   rawSse: referenceServer('raw-sse'),
   rawWs: referenceServer('raw-ws'),
@@ -45,6 +52,8 @@ export interface Subject {
   label: string;
   server: Server;
   transport: Transport;
+  /** Subscribers ask for compression (Accept-Encoding: gzip, permessage-deflate). */
+  compressed?: boolean;
 }
 
 export const subjects = {

@@ -1,4 +1,6 @@
 import { get } from 'node:http';
+import type { Socket } from 'node:net';
+import { createGunzip } from 'node:zlib';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { HOST } from './proc.js';
@@ -17,10 +19,14 @@ export interface SubscribeOptions {
   onData: (data: unknown, id: string | undefined) => void;
   onClose: () => void;
   timeoutMs?: number;
+  /** Ask for a compressed stream: `Accept-Encoding: gzip` (SSE), permessage-deflate (WS). */
+  compressed?: boolean;
 }
 
 export interface Connection {
   close(): void;
+  /** Bytes received on the connection's socket so far (headers included). */
+  wireBytes(): number;
 }
 
 interface WsEventFrame {
@@ -72,6 +78,7 @@ export function subscribe(transport: Transport, o: SubscribeOptions): Promise<Co
 function subscribeSse(o: SubscribeOptions, timeout: number): Promise<Connection> {
   const headers: Record<string, string> = { accept: 'text/event-stream' };
   if (o.lastEventId !== undefined) headers['last-event-id'] = o.lastEventId;
+  if (o.compressed) headers['accept-encoding'] = 'gzip';
   // agent: false gives every subscriber its own socket, like separate browsers.
   const req = get({
     host: HOST,
@@ -89,11 +96,14 @@ function subscribeSse(o: SubscribeOptions, timeout: number): Promise<Connection>
         return;
       }
       const parser = new SseParser((e) => o.onData(JSON.parse(e.data), e.id));
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => parser.push(chunk));
+      const body = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
+      body.setEncoding('utf8');
+      body.on('data', (chunk: string) => parser.push(chunk));
+      body.on('error', () => {}); // a cut-off gzip body shows up as close
       res.once('close', o.onClose);
       req.on('error', () => {}); // a reset after open shows up as close
-      resolve({ close: () => req.destroy() });
+      const socket = res.socket;
+      resolve({ close: () => req.destroy(), wireBytes: () => socket.bytesRead });
     });
   });
   return withTimeout(opened, timeout, 'SSE subscribe', () => req.destroy());
@@ -104,9 +114,15 @@ function subscribeWs(mux: boolean, o: SubscribeOptions, timeout: number): Promis
     .filter(Boolean)
     .join('&');
   const path = mux ? '/v1/ws' : `${topicPath(o.topic)}/ws${query ? `?${query}` : ''}`;
-  const ws = new WebSocket(`ws://${HOST}:${o.port}${path}`, { perMessageDeflate: false });
+  const ws = new WebSocket(`ws://${HOST}:${o.port}${path}`, {
+    perMessageDeflate: o.compressed === true,
+  });
+  let socket: Socket | undefined;
+  ws.once('upgrade', (response) => {
+    socket = response.socket;
+  });
   const opened = new Promise<Connection>((resolve, reject) => {
-    const conn = { close: () => ws.terminate() };
+    const conn = { close: () => ws.terminate(), wireBytes: () => socket?.bytesRead ?? 0 };
     ws.once('error', reject);
     ws.once('close', () => reject(new Error('WebSocket closed before subscribing')));
     ws.once('open', () => {
@@ -134,7 +150,7 @@ function subscribeSocketIo(o: SubscribeOptions, timeout: number): Promise<Connec
     socket.once('connect_error', reject);
     socket.once('connect', () => {
       socket.once('disconnect', o.onClose);
-      resolve({ close: () => socket.disconnect() });
+      resolve({ close: () => socket.disconnect(), wireBytes: () => Number.NaN });
     });
     socket.on('event', (frame: WsEventFrame) => o.onData(frame.data, frame.id));
   });

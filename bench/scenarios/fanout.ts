@@ -46,6 +46,8 @@ export interface FanoutResult {
   otherCpuPct: number;
   cpuMicrosPerEvent: number;
   rssMiB: number;
+  /** Bytes the subscribers' sockets received in the measured window, per delivered event. */
+  wireBytesPerEvent: number;
 }
 
 /** Extra measurements around the measured window, taken while the publishers keep going. */
@@ -74,7 +76,7 @@ function sampleAll(procs: readonly ServerProcess[]): ProcSample {
 
 /** Opens `count` subscriptions, spread over `ports` in turn. */
 async function subscribeAll(
-  transport: Subject['transport'],
+  subject: Subject,
   ports: readonly number[],
   delivery: Delivery,
   count: number,
@@ -84,9 +86,10 @@ async function subscribeAll(
     await mapLimit(Array.from({ length: count }), 50, async (_, i) => {
       const sub = delivery.addSubscriber();
       conns.push(
-        await subscribe(transport, {
+        await subscribe(subject.transport, {
           port: ports[i % ports.length] ?? 0,
           topic: TOPIC,
+          compressed: subject.compressed,
           onData: (data) => delivery.receive(sub, data as Payload),
           onClose: () => delivery.close(sub),
         }),
@@ -210,11 +213,14 @@ export async function measureFanout(
   let conns: Connection[] = [];
   let stopPublishing = async () => {};
   try {
-    conns = await subscribeAll(subject.transport, ports, delivery, opts.subscribers);
+    conns = await subscribeAll(subject, ports, delivery, opts.subscribers);
+    const wireBytes = () => conns.reduce((n, conn) => n + conn.wireBytes(), 0);
     await probeUntilSubscribed(delivery, publisher);
     stopPublishing = startPublishing(delivery, publisher, opts);
     await sleep(opts.warmupMs);
+    const wire0 = wireBytes();
     const w = await measureWindow(procs, delivery, opts.durationMs, hooks);
+    const wire = wireBytes() - wire0;
     await stopPublishing();
 
     const drained = await delivery.drain(opts.drainMs);
@@ -241,6 +247,7 @@ export async function measureFanout(
       otherCpuPct: Math.max(0, pct(w.machineCpu - w.serverCpu - w.loadgenCpu)),
       cpuMicrosPerEvent: delivered ? w.serverCpu / delivered : Number.NaN,
       rssMiB: w.rssBytes / 2 ** 20,
+      wireBytesPerEvent: delivered ? wire / delivered : Number.NaN,
     };
   } finally {
     await stopPublishing(); // a failed run must not leave publishers spinning

@@ -23,7 +23,13 @@ export async function runIdle(
   return withServer(subject.server, {}, async (proc) => {
     const conns: Connection[] = [];
     const open = () =>
-      subscribe(subject.transport, { port: proc.port, topic: TOPIC, onData: noop, onClose: noop });
+      subscribe(subject.transport, {
+        port: proc.port,
+        topic: TOPIC,
+        onData: noop,
+        onClose: noop,
+        compressed: subject.compressed,
+      });
     try {
       // Exercise the subscribe and publish paths once so lazily loaded code and JIT warm-up
       // land in the baseline, not in the per-connection figure.

@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { registerCors } from './cors.js';
 import { demoPage } from './demo/plugin.js';
 import { installErrorHandling, toApiError } from './errors.js';
+import { compressJsonAnswers } from './json-compression.js';
 import { type LimitSettings, Limits } from './limits/limits.js';
 import {
   type Listener,
@@ -33,6 +34,17 @@ const WS_FRAME_OVERHEAD = 1024;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Fastify's default. */
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
+/**
+ * No context takeover either way: every message is compressed on its own, so one compressed
+ * frame of a batch suits every socket, and no socket keeps a compression window between
+ * messages. `ws` itself compresses nothing (threshold): event frames are compressed once per
+ * batch by the topic transport, and control replies are small.
+ */
+const WS_DEFLATE = {
+  serverNoContextTakeover: true,
+  clientNoContextTakeover: true,
+  threshold: Number.POSITIVE_INFINITY,
+};
 
 export interface Streamhub {
   readonly app: FastifyInstance;
@@ -109,13 +121,25 @@ export async function buildStreamhub(config: Config, tracing?: Tracing): Promise
     });
   });
   app.addHook('onClose', () => services.close());
+  const compression = config.COMPRESSION === 'on';
+  // JSON answers only: SSE routes take the response over (hijack), which skips onSend hooks,
+  // and compress their streams themselves, once per batch. Request bodies stay as sent.
+  if (compression) compressJsonAnswers(app);
   await app.register(fastifyWebsocket, {
-    options: { maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD, perMessageDeflate: false },
+    options: {
+      maxPayload: config.MAX_BODY_BYTES + WS_FRAME_OVERHEAD,
+      perMessageDeflate: compression && WS_DEFLATE,
+    },
   });
   answerHandshakeRefusals(app.websocketServer);
   installAuth(app, auth);
   await limits.install(app);
-  const streams = { connections, metrics, slowConsumerMaxBytes: config.SLOW_CONSUMER_MAX_BYTES };
+  const streams = {
+    connections,
+    metrics,
+    slowConsumerMaxBytes: config.SLOW_CONSUMER_MAX_BYTES,
+    compression,
+  };
   operationRoutes(app, services.topicLog.log, metrics);
   const { generations, topicLog } = services;
   statsRoute(app, { metrics, connections, hub: topicLog.hub, generations });

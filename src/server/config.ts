@@ -103,6 +103,10 @@ export const SETTINGS = {
     schema: integer(256 * KIB).default(1024 * KIB),
     help: 'bytes a subscriber may lag behind before it is disconnected',
   },
+  COMPRESSION: {
+    schema: z.enum(['on', 'off']).default('on'),
+    help: 'gzip SSE streams, permessage-deflate WebSockets and compressed JSON for clients that ask',
+  },
   IDEMPOTENCY_TTL_MS: {
     schema: integer(1000).default(5 * MINUTE),
     help: 'how long an Idempotency-Key is remembered',

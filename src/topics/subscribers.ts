@@ -1,5 +1,5 @@
 import type { Subscriber } from '../core/hub.js';
-import { encodeWsBatch } from '../transports/ws/framing.js';
+import { encodeDeflatedWsBatch, encodeWsBatch } from '../transports/ws/framing.js';
 import type { WsConnection } from '../transports/ws/ws-connection.js';
 
 /** A topic subscription delivered over a (possibly shared) WebSocket. */
@@ -8,8 +8,9 @@ export function wsSubscriber(
   topic: string,
   onFail: (error: unknown) => void,
 ): Subscriber {
+  const encoder = connection.deflate ? encodeDeflatedWsBatch : encodeWsBatch;
   return {
-    send: (batch) => connection.writeFrames(batch.encode(encodeWsBatch)),
+    send: (batch) => connection.writeFrames(batch.encode(encoder)),
     reset: (info) => connection.sendJson({ type: 'reset', topic, ...info }),
     drained: () => connection.drained(),
     fail: onFail,

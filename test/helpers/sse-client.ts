@@ -1,4 +1,6 @@
 import http from 'node:http';
+import { finished } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 
 export interface SseMessage {
   readonly id?: string;
@@ -14,6 +16,10 @@ export class RawSseClient {
   readonly messages: SseMessage[] = [];
   readonly comments: string[] = [];
   raw = '';
+  /** The body's bytes as they came off the socket (compressed, when the response is). */
+  readonly wire: Buffer[] = [];
+  /** Set when a compressed body does not decode, or ends without its gzip trailer. */
+  decodeError: Error | undefined;
   status = 0;
   headers: http.IncomingHttpHeaders = {};
   ended = false;
@@ -38,12 +44,24 @@ export class RawSseClient {
     this.#request = http.request(url, { method, headers: allHeaders }, (res) => {
       this.status = res.statusCode ?? 0;
       this.headers = res.headers;
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => this.#onData(chunk));
-      res.on('end', () => {
+      res.on('data', (chunk: Buffer) => this.wire.push(chunk));
+      // Like `curl --compressed`: a gzip body is decoded as it streams in, and must end with
+      // its trailer (gunzip's default finish flush rejects a truncated member).
+      const body = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
+      body.on('error', (error) => {
+        this.decodeError = error;
+      });
+      // Decoded apart from the wire bytes, which stay Buffers for the listener above.
+      const text = new TextDecoder();
+      body.on('data', (chunk: Buffer) => this.#onData(text.decode(chunk, { stream: true })));
+      body.on('end', () => {
         this.ended = true;
       });
-      res.on('close', onClose);
+      // A decoded body ends after the response closes: `closed` waits for the decoder too.
+      res.on('close', () => {
+        if (body === res || !res.complete) onClose();
+        else finished(body, () => onClose());
+      });
       onOpen();
     });
     this.#request.on('error', () => onClose());

@@ -70,9 +70,13 @@ export class WsTestClient {
     ws.on('error', () => {});
   }
 
-  /** Opens a connection; rejects if the handshake fails. */
+  /**
+   * Opens a connection; rejects if the handshake fails. permessage-deflate only when asked:
+   * `ws` inflates each compressed message on the thread pool, which makes a client in this
+   * busy test process slower than the server it tests.
+   */
   static connect(url: string, options: ClientOptions = {}): Promise<WsTestClient> {
-    const ws = new WebSocket(url, options);
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...options });
     const client = new WsTestClient(ws);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConnectionRegistry } from '../../transports/connections.js';
+import { sseEncodingFor } from '../../transports/sse/compression.js';
 import { SseStream } from '../../transports/sse/sse-stream.js';
 import { endSseOnExpiry } from '../auth/streams.js';
 import type { Metrics } from '../metrics.js';
@@ -10,6 +11,8 @@ export interface StreamDeps {
   readonly metrics: Metrics;
   /** How far a subscriber may lag behind before it is disconnected. */
   readonly slowConsumerMaxBytes: number;
+  /** COMPRESSION: streams are gzip for clients that accept it. */
+  readonly compression: boolean;
 }
 
 const SSE_RETRY_MS = 1000;
@@ -33,7 +36,10 @@ export function openSse(
     maxBufferedBytes: deps.slowConsumerMaxBytes,
     retryMs: SSE_RETRY_MS,
     onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'sse' }),
+    encoding: deps.compression ? sseEncodingFor(request.headers['accept-encoding']) : 'identity',
   });
+  // Appended, not set: CORS may already vary the answer by Origin.
+  if (deps.compression) reply.raw.appendHeader('Vary', 'Accept-Encoding');
   stream.open(headers);
   endSseOnExpiry(stream, request.principal);
   // Hijacked replies skip Fastify's response hooks, so the stream counts itself.

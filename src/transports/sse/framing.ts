@@ -36,11 +36,19 @@ export interface SseFrames {
 }
 
 export function sseFrames(text: string): SseFrames {
-  const length = Buffer.byteLength(text);
+  return framedChunk(Buffer.byteLength(text), (chunk, offset) => chunk.write(text, offset, 'utf8'));
+}
+
+/** Bytes already coded for the wire (a compressed batch), framed the same way. */
+export function byteFrames(bytes: Buffer): SseFrames {
+  return framedChunk(bytes.length, (chunk, offset) => bytes.copy(chunk, offset));
+}
+
+function framedChunk(length: number, fill: (chunk: Buffer, offset: number) => void): SseFrames {
   const sizeLine = `${length.toString(16)}\r\n`;
   const chunk = Buffer.allocUnsafe(sizeLine.length + length + 2);
   chunk.write(sizeLine, 0, 'latin1');
-  chunk.write(text, sizeLine.length, 'utf8');
+  fill(chunk, sizeLine.length);
   chunk.write('\r\n', sizeLine.length + length, 'latin1');
   return { payload: chunk.subarray(sizeLine.length, sizeLine.length + length), chunk };
 }

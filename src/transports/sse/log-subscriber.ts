@@ -16,14 +16,14 @@ export function sseLogSubscriber(
   stream: SseStream,
   options: LogSubscriberOptions = {},
 ): Subscriber {
-  const encoder = options.encoder ?? encodeSseBatch;
+  const encoder = stream.wireEncoder(options.encoder ?? encodeSseBatch);
   const { isLast } = options;
   return {
     send(batch) {
       const frames = batch.encode(encoder);
       const last = batch.events[batch.events.length - 1];
       if (isLast !== undefined && last !== undefined && isLast(last)) {
-        stream.end('server', frames.payload);
+        stream.end('server', frames);
         return true;
       }
       // An encoder may leave events out; an empty HTTP chunk would end the response.

@@ -1,7 +1,16 @@
 import { ServerResponse } from 'node:http';
 import { constants, type Http2ServerResponse } from 'node:http2';
 import type { Writable } from 'node:stream';
+import type { BatchEncoder } from '../../core/batch.js';
 import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
+import {
+  deflateFrames,
+  GzipMember,
+  gzipBatchEncoder,
+  isDeflated,
+  type SseEncoding,
+  sharedDeflateFrames,
+} from './compression.js';
 import { controlFrame, HEARTBEAT_FRAME, type SseFrames } from './framing.js';
 
 export interface SseStreamOptions {
@@ -11,6 +20,8 @@ export interface SseStreamOptions {
   /** Reconnection delay suggested to EventSource clients. */
   readonly retryMs: number;
   readonly onSlowConsumer?: () => void;
+  /** The content coding negotiated with the client; identity by default. */
+  readonly encoding?: SseEncoding;
 }
 
 export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
@@ -34,6 +45,8 @@ export class SseStream implements Connection {
   #closed = false;
   #closeListeners: ((cause: CloseCause) => void)[] = [];
   #cause: CloseCause = 'client';
+  /** Set when the response is gzip: the running CRC and length of what it was sent. */
+  readonly #gzip: GzipMember | undefined;
   /** The response when it is HTTP/1.1, whose batches may go straight to the socket. */
   readonly #http1: ServerResponse | undefined;
   /** The response as what both kinds are, for writing. */
@@ -46,6 +59,13 @@ export class SseStream implements Connection {
     this.#http1 = res instanceof ServerResponse ? res : undefined;
     this.#body = res;
     res.on('close', () => this.#onClose());
+    this.#gzip = options.encoding === 'gzip' ? new GzipMember() : undefined;
+  }
+
+  /** The encoder whose batches this stream writes: the gzip variant when it is compressed,
+   *  which each batch caches, so all gzip subscribers share one compression. */
+  wireEncoder(encoder: BatchEncoder<SseFrames>): BatchEncoder<SseFrames> {
+    return this.#gzip === undefined ? encoder : gzipBatchEncoder(encoder);
   }
 
   get closed(): boolean {
@@ -60,9 +80,15 @@ export class SseStream implements Connection {
       'X-Accel-Buffering': 'no',
       ...(this.#http1 === undefined ? {} : HTTP1_HEADERS),
       ...headers,
+      ...(this.#gzip === undefined ? {} : { 'Content-Encoding': 'gzip' }),
     });
     this.res.socket?.setNoDelay(true);
-    this.write(`retry: ${this.options.retryMs}\n\n`);
+    const retry = `retry: ${this.options.retryMs}\n\n`;
+    if (this.#gzip === undefined) this.write(retry);
+    else {
+      this.#body.write(this.#gzip.header);
+      this.writeFrames(sharedDeflateFrames(retry));
+    }
     this.options.registry.add(this);
   }
 
@@ -73,6 +99,7 @@ export class SseStream implements Connection {
    * connection holds stays within that bound plus one write.
    */
   write(data: Buffer | string): boolean {
+    if (this.#gzip !== undefined) return this.writeFrames(deflateFrames(data));
     if (!this.#writable()) return false;
     return this.#body.write(data);
   }
@@ -87,12 +114,26 @@ export class SseStream implements Connection {
    */
   writeFrames(frames: SseFrames): boolean {
     if (!this.#writable()) return false;
+    if (this.#gzip !== undefined) this.#gzip.add(this.#deflated(frames));
     const res = this.#http1;
     const socket = res?.socket;
     if (res && socket && res.chunkedEncoding && res.writableLength === socket.writableLength) {
       return socket.write(frames.chunk);
     }
     return this.#body.write(frames.payload);
+  }
+
+  /** The last bytes of a gzip stream: `last`'s segment, then the member's trailer. */
+  #gzipEnding(gzip: GzipMember, last: SseFrames | undefined): Buffer {
+    if (last === undefined || last.payload.length === 0) return gzip.trailer();
+    gzip.add(this.#deflated(last));
+    return Buffer.concat([last.payload, gzip.trailer()]);
+  }
+
+  #deflated(frames: SseFrames) {
+    if (!isDeflated(frames))
+      throw new TypeError('a gzip SSE stream was handed uncompressed frames');
+    return frames;
   }
 
   /** Counts the write for heartbeats; drops the client if it lags past the bound. */
@@ -139,7 +180,8 @@ export class SseStream implements Connection {
   /** Pings once the stream has been silent for a whole heartbeat interval. */
   heartbeat(tick: number): void {
     if (tick - this.#lastWriteTick < TICKS_PER_HEARTBEAT) return;
-    this.write(HEARTBEAT_FRAME);
+    if (this.#gzip === undefined) this.write(HEARTBEAT_FRAME);
+    else this.writeFrames(sharedDeflateFrames(HEARTBEAT_FRAME));
     this.#lastWriteTick = tick;
   }
 
@@ -148,10 +190,11 @@ export class SseStream implements Connection {
    * final bytes, goes out in the same write as the end of the body: one syscall less per
    * finite stream (a completion, a reply) than a write and then an end.
    */
-  end(cause: CloseCause = 'server', last?: Buffer): void {
+  end(cause: CloseCause = 'server', last?: SseFrames): void {
     if (this.#closed) return;
     this.#cause = cause;
-    if (last !== undefined && last.length > 0 && this.#writable()) this.res.end(last);
+    const tail = this.#gzip === undefined ? last?.payload : this.#gzipEnding(this.#gzip, last);
+    if (tail !== undefined && tail.length > 0 && this.#writable()) this.res.end(tail);
     else this.res.end();
   }
 

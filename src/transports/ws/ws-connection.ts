@@ -21,10 +21,14 @@ export class WsConnection implements Connection {
   #alive = true;
   #closed = false;
 
+  /** The socket negotiated permessage-deflate: event frames may be sent compressed. */
+  readonly deflate: boolean;
+
   /**
    * `socket` is the upgraded TCP socket under `ws`. Event batches are written to it directly;
-   * that is safe because permessage-deflate is off, so `ws` itself writes synchronously and
-   * frames from both paths keep their order.
+   * that is safe because `ws` itself never compresses here (sendJson asks it not to, and the
+   * server's threshold keeps it from it), so it writes synchronously and frames from both
+   * paths keep their order.
    */
   constructor(
     readonly ws: WebSocket,
@@ -35,6 +39,7 @@ export class WsConnection implements Connection {
       this.#alive = true;
     });
     ws.on('close', () => this.#onClose());
+    this.deflate = ws.extensions.includes('permessage-deflate');
     options.registry.add(this);
   }
 
@@ -47,7 +52,7 @@ export class WsConnection implements Connection {
    * and never reads their answers is a slow consumer too, not a way to grow server memory.
    */
   sendJson(message: unknown): void {
-    if (this.#withinBound()) this.ws.send(JSON.stringify(message));
+    if (this.#withinBound()) this.ws.send(JSON.stringify(message), { compress: false });
   }
 
   /**

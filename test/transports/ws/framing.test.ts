@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import type { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
+import { constants, inflateRawSync } from 'node:zlib';
 import * as ws from 'ws';
 import type { StoredEvent } from '../../../src/core/types.js';
-import { encodeWsBatch, textFrame } from '../../../src/transports/ws/framing.js';
+import {
+  encodeDeflatedWsBatch,
+  encodeWsBatch,
+  textFrame,
+} from '../../../src/transports/ws/framing.js';
 
 /** The `ws` package's own frame parser, client side (it expects unmasked server frames). */
 const { Receiver } = ws as unknown as {
@@ -59,4 +64,43 @@ describe('hand-built WebSocket text frames', () => {
       })),
     );
   });
+
+  test('a deflated batch is one compressed frame per event, each decodable on its own', () => {
+    const events = [
+      stored(1, 'message', '{"n":1}'),
+      stored(2, 'message', `"${'ab'.repeat(40_000)}"`),
+    ];
+    const plain = events.map((event) => encodeWsBatch('news', [event]));
+    const compressed = splitFrames(encodeDeflatedWsBatch('news', events));
+    assert.equal(compressed.length, 2);
+    compressed.forEach(({ firstByte, payload }, index) => {
+      assert.equal(firstByte, 0xc1, 'FIN + RSV1 (permessage-deflate) + text opcode');
+      // RFC 7692 §7.2.2: the receiver appends the sync-flush tail the sender left out.
+      const message = inflateRawSync(Buffer.concat([payload, Buffer.from([0, 0, 0xff, 0xff])]), {
+        finishFlush: constants.Z_SYNC_FLUSH,
+      });
+      assert.deepEqual(message, splitFrames(plain[index] as Buffer)[0]?.payload);
+    });
+  });
 });
+
+/** Unmasked frames one after another: first byte and payload of each. */
+function splitFrames(bytes: Buffer): { firstByte: number; payload: Buffer }[] {
+  const frames: { firstByte: number; payload: Buffer }[] = [];
+  for (let offset = 0; offset < bytes.length; ) {
+    const shortLength = (bytes[offset + 1] as number) & 0x7f;
+    const [headerLength, length] =
+      shortLength === 126
+        ? [4, bytes.readUInt16BE(offset + 2)]
+        : shortLength === 127
+          ? [10, Number(bytes.readBigUInt64BE(offset + 2))]
+          : [2, shortLength];
+    const start = offset + headerLength;
+    frames.push({
+      firstByte: bytes[offset] as number,
+      payload: bytes.subarray(start, start + length),
+    });
+    offset = start + length;
+  }
+  return frames;
+}

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { afterEach, describe, test } from 'node:test';
 import type { RunningServer } from '../../../src/server/server.js';
@@ -90,7 +91,11 @@ describe('slow consumers (SLOW_CONSUMER_MAX_BYTES=262144)', () => {
   test('stalled subscribers are dropped and counted while a reading one on the topic gets all ~20 MB', async () => {
     const server = await serverWith({ SLOW_CONSUMER_MAX_BYTES: '262144' });
     const topic = uniqueTopic('slow');
-    const reader = await pool.connect(wsUrl(server.url, `/v1/topics/${topic}/ws`));
+    // The reader takes frames uncompressed: inflating 15 MB in this same busy process would make
+    // it a slow consumer too.
+    const reader = await pool.connect(wsUrl(server.url, `/v1/topics/${topic}/ws`), {
+      perMessageDeflate: false,
+    });
     // One stalled peer per route: a hand-made handshake that never reads a byte, and a `ws`
     // client that subscribes on the multiplexed socket and then stops reading.
     rawSockets.push(await rawUpgradedSocket(server.url, `/v1/topics/${topic}/ws`));
@@ -100,7 +105,8 @@ describe('slow consumers (SLOW_CONSUMER_MAX_BYTES=262144)', () => {
     await waitFor(() => server.hub.subscriberCount(topic) === 3, 'three subscriptions');
     await wsConnectionsReach(server, 3);
 
-    const pad = 'x'.repeat(50_000);
+    // Incompressible: permessage-deflate must not shrink what the stalled peers are sent.
+    const pad = randomBytes(37_500).toString('base64');
     await publishMany(server.url, topic, 400, { concurrency: 2, data: (n) => ({ n, pad }) });
 
     await wsConnectionsReach(server, 1);
