@@ -152,13 +152,18 @@ for (const transport of TRANSPORTS) {
       const subscription = await open(t, topic, recorder);
       const ids: string[] = [];
       let socketsCut = 0;
+      let drops = 0;
       for (let n = 0; n < 1000; n++) {
         if (n > 0 && n % 125 === 0) {
-          // Each drop hits a connection that is back, however slow the reconnect.
+          // Each drop hits a connection that is back, however slow the reconnect, and is
+          // noticed before the next: on a busy machine two drops could otherwise make one.
           await until(() => subscription.state === 'open', 'the subscription to be back');
+          await until(() => server.hub.subscriberCount(topic) === 1, 'the server to deliver');
           // Alternate a clean end of every stream with an abrupt cut of the sockets.
           if (n % 250 === 0) server.connections.shutdownAll();
           else socketsCut += tap.destroyAll();
+          drops++;
+          await until(() => recorder.count('reconnecting') >= drops, 'the drop to be noticed');
         }
         ids.push((await publish(server.url, topic, n)).id);
       }
@@ -167,10 +172,6 @@ for (const transport of TRANSPORTS) {
       await until(() => recorder.events.at(-1)?.data === 'end', 'all events');
       assert.deepEqual(recorder.ids, ids);
       assert.deepEqual(recorder.data.slice(0, -1), [...Array(1000).keys()]);
-      assert.ok(
-        recorder.count('reconnecting') >= 3,
-        `reconnects: ${recorder.count('reconnecting')}`,
-      );
       assert.ok(socketsCut >= 1, 'no socket was cut');
       assert.deepEqual(recorder.errors, []);
     });
