@@ -26,6 +26,12 @@ import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
 import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
 import { type LoadOptions, runLoadScenario } from './scenarios/load.js';
 import { runReplay } from './scenarios/replay.js';
+import {
+  type RepliesOptions,
+  type RepliesResult,
+  renderReplies,
+  runRepliesScenario,
+} from './scenarios/replies.js';
 import { runScaleOutScenario, type ScaleOutOptions } from './scenarios/scale-out.js';
 import { runStreamsScenario, type StreamsOptions } from './scenarios/streams.js';
 import { runTracingScenario, type TracingOptions } from './scenarios/tracing.js';
@@ -91,6 +97,14 @@ const compressionOpts: CompressionOptions = {
   completions: { count: quick ? 5 : 20, maxTokens: 100 },
 };
 let compression: CompressionReport | undefined;
+const repliesOpts: RepliesOptions = {
+  replies: Number(process.env.BENCH_REPLIES) || (quick ? 100 : 500),
+  tokensPerSec: 20,
+  warmupMs: quick ? 6000 : 10_000,
+  measureMs: quick ? 5000 : 20_000,
+  rounds: quick ? 1 : 2,
+};
+let replies: RepliesResult[] | undefined;
 const tracingOpts: TracingOptions = {
   fanout: fanoutBase,
   // 10 subscribers: publishing, where the spans are, is most of the work.
@@ -229,6 +243,11 @@ const scenarios: Record<string, () => Promise<void>> = {
         attempt('compression', label, needsStreamhub, fn, progress),
     );
   },
+  replies: async () => {
+    replies = await runRepliesScenario(repliesOpts, (label, needsStreamhub, progress, fn) =>
+      attempt('replies', label, needsStreamhub, fn, progress),
+    );
+  },
   streams: async () => {
     results.streams = await runStreamsScenario(streamsOpts, (label, needsStreamhub, progress, fn) =>
       attempt('streams', label, needsStreamhub, fn, progress),
@@ -247,7 +266,15 @@ const scenarios: Record<string, () => Promise<void>> = {
 };
 
 /** Scenarios whose results go to their own block of the doc instead of the main one. */
-const OWN_BLOCK = new Set(['gateway', 'scale-out', 'streams', 'tracing', 'load', 'compression']);
+const OWN_BLOCK = new Set([
+  'gateway',
+  'scale-out',
+  'replies',
+  'streams',
+  'tracing',
+  'load',
+  'compression',
+]);
 
 /** The load scenario's curves, next to docs/benchmarks.md, which links them by this name. */
 const LOAD_CHART = 'bench-load.svg';
@@ -390,6 +417,12 @@ async function main() {
     blocks.push([
       'scale-out',
       renderScaleOutReport(results, header(argv, background, scaleOutDetails())),
+    ]);
+  }
+  if (replies !== undefined) {
+    blocks.push([
+      'replies',
+      `${header(argv, background, [])}\n\n${renderReplies(repliesOpts, replies)}`,
     ]);
   }
   if (names.includes('streams')) {

@@ -22,6 +22,8 @@ export interface ChatRequest {
   sessionId?: string;
   /** Called for each content token after the first with the gap since the previous one (ms). */
   onGap?: (ms: number) => void;
+  /** Called for every content token, as it arrives. */
+  onToken?: () => void;
   timeoutMs?: number;
 }
 
@@ -140,6 +142,7 @@ export function streamChat(r: ChatRequest): Promise<ChatResult> {
           const frame = read(e);
           if (frame.content !== '') {
             const now = performance.now();
+            r.onToken?.();
             if (result.tokens++ === 0) result.ttftMs = now - sentAt;
             else r.onGap?.(now - last);
             last = now;

@@ -74,7 +74,7 @@ export async function buildStreamhub(config: Config, tracing?: Tracing): Promise
     jwtPublicKeyFile: config.AUTH_JWT_PUBLIC_KEY_FILE,
     apiKeys: config.API_KEYS,
   });
-  const limits = new Limits(limitSettings(config), metrics.registry);
+  const limits = new Limits(limitSettings(config), metrics.registry, services.sharedRates);
   const listenerSettings: ListenerSettings = {
     tls: tlsMaterial(config),
     maxHeaderBytes: config.MAX_HEADER_BYTES,

@@ -5,6 +5,7 @@ import { RedisConnection } from '../backends/redis/connection.js';
 import { RedisEventLog } from '../backends/redis/redis-event-log.js';
 import { RedisSessionStore } from '../backends/redis/redis-session-store.js';
 import { RedisStreamStore } from '../backends/redis/redis-stream-store.js';
+import { RedisTokenBuckets } from '../backends/redis/redis-token-buckets.js';
 import type { EventLog } from '../core/event-log.js';
 import { type LiveLog, TopicHub } from '../core/hub.js';
 import type { SessionStore } from '../core/session-store.js';
@@ -18,6 +19,7 @@ import { SessionService } from '../sessions/session-service.js';
 import { StreamService } from '../streams/stream-service.js';
 import { TopicService } from '../topics/topic-service.js';
 import type { Config } from './config.js';
+import type { SharedRates } from './limits/limits.js';
 import type { Metrics } from './metrics.js';
 import { createProvider, longestSilenceMs, type ServerProvider } from './provider.js';
 
@@ -35,6 +37,8 @@ export interface Services {
   readonly streams: StreamService;
   /** Every running generation, so shutdown can let them finish within its grace period. */
   readonly generations: RunningGenerations;
+  /** Where every process counts the per-client rates; undefined: each process on its own. */
+  readonly sharedRates: SharedRates | undefined;
   close(): Promise<void>;
 }
 
@@ -48,6 +52,7 @@ interface Backend {
   log(name: 'topic' | 'reply' | 'completion' | 'stream', retention: Retention): EventLog;
   readonly sessionStore: SessionStore;
   readonly streamStore: StreamStore;
+  readonly sharedRates?: SharedRates;
   /** Closes what the logs and the store share (the Redis connection), after them. */
   close(): Promise<void>;
 }
@@ -100,6 +105,12 @@ function redisBackend(config: RedisSettings): Backend {
       keyPrefix: `${prefix}:stream`,
       ttlMs: config.STREAM_TTL_MS,
     }),
+    sharedRates: {
+      redis: connection.client,
+      nameSpace: `${prefix}:rate:`,
+      tokenBuckets: (name, capacity, windowMs) =>
+        new RedisTokenBuckets(connection, `${prefix}:rate:${name}:`, capacity, windowMs),
+    },
     close: () => connection.close(),
   };
 }
@@ -165,6 +176,7 @@ export function createServices(
     replies,
     provider,
     generations,
+    sharedRates: backend.sharedRates,
     topics: new TopicService(topicLog, topicHub, () => metrics.published.inc()),
     sessions,
     completions: new CompletionService(

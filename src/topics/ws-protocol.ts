@@ -13,8 +13,12 @@ export interface TopicSocketOptions {
   readonly boundTopic?: string;
   /** Whether this socket's credentials allow `action` on `topic`; everything when absent. */
   readonly allows?: (action: TopicAction, topic: string) => boolean;
-  /** Called before each publish; throws (a LimitError) to refuse it, e.g. past a rate limit. */
-  readonly admitPublish?: () => void;
+  /**
+   * Called before each publish; rejects (with a LimitError) to refuse it, e.g. past a rate
+   * limit. Frames keep their order: every check takes the same path (one Redis round trip on
+   * the same connection, or none), so they settle in the order they were made.
+   */
+  readonly admitPublish?: () => Promise<void>;
   /** Each frame's outcome, with the error code of a refused one. */
   readonly onFrame?: (outcome: 'ok' | 'error', code?: string) => void;
 }
@@ -116,7 +120,7 @@ export class TopicSocket {
   async #publish(frame: ClientFrame): Promise<void> {
     const topic = this.#topicOf(frame);
     this.#authorize('publish', topic);
-    this.options.admitPublish?.();
+    await this.options.admitPublish?.();
     const result = await this.service.publish(topic, { data: frame.data, event: frame.event });
     this.connection.sendJson({ type: 'published', topic, id: result.id, ref: frame.ref });
   }

@@ -54,6 +54,11 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  * has no meta (never written, deleted, expired or flushed). `publishCommand` (`PUBLISH` or
  * `SPUBLISH`) sends the event on `channel`; `final` ends the log; `onlyEpoch` (unless '')
  * refuses the append, as for an ended log, when the topic's epoch is another or none.
+ *
+ * Redis CPU per event is roughly its command count, so an append costs five commands (HMGET,
+ * HSET, TIME, XADD, PUBLISH; one SET more with an idempotency key), whether it ends the log or
+ * not; a topic's first append, and one per sixteenth of the TTL, add the DEL/trim and PEXPIREs.
+ * test/backends/redis/redis-append-cost.test.ts counts them.
  */
 export const APPEND_SCRIPT = luaScript<AppendReply>()({
   command: 'streamhubAppend',
@@ -73,11 +78,17 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
   },
   helpers: HELPERS,
   body: `
-local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept')
+local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'seq')
 local epoch = meta[1]
+local seq = (tonumber(meta[4]) or 0) + 1
 
+-- One command both finds a retry and remembers this append for the next one: SET NX GET
+-- stores the key only where there is none, and answers what was there.
+local remembered = false
 if epoch and use_idempotency then
-  local seen = redis.call('GET', idem_key)
+  local seen = redis.call('SET', idem_key, epoch .. '\\n' .. seq .. '\\n' .. event_type,
+    'NX', 'GET', 'PX', idempotency_ttl_ms)
+  remembered = not seen
   if seen then
     local seen_epoch, seen_seq, seen_type = string.match(seen, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
     -- A key remembered from an earlier epoch names an event that no longer exists.
@@ -85,32 +96,49 @@ if epoch and use_idempotency then
   end
 end
 
-if epoch and meta[2] == '1' then return {epoch, 0, event_type, 2} end
-if only_epoch ~= '' and epoch ~= only_epoch then return {only_epoch, 0, event_type, 2} end
+local refused = nil
+if epoch and meta[2] == '1' then refused = {epoch, 0, event_type, 2} end
+if only_epoch ~= '' and epoch ~= only_epoch then refused = {only_epoch, 0, event_type, 2} end
+if refused then
+  -- What was remembered above names an event that is not appended.
+  if remembered then redis.call('DEL', idem_key) end
+  return refused
+end
 
-if not epoch then
+local fields = {'seq', seq}
+local fresh = not epoch
+if fresh then
   epoch = new_epoch
+  seq = 1
+  fields = {'seq', seq, 'epoch', epoch}
   -- A stream that outlived its meta would refuse the new epoch's ids, which restart at 1.
   redis.call('DEL', log_key)
-  redis.call('HSET', meta_key, 'epoch', epoch)
 end
-local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
-if final then redis.call('HSET', meta_key, 'ended', '1') end
+if final then
+  table.insert(fields, 'ended')
+  table.insert(fields, '1')
+end
 local now = now_ms()
--- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
-redis.call('XADD', log_key, 'MAXLEN', max_events, string.format('%d-0', seq),
-  'time', string.format('%d', now), 'event', event_type, 'data', data)
 -- Age trimming and the keys' TTLs are seen to once per sixteenth of the TTL, not on every
 -- append: reads trim before they answer, and the TTLs set here are a sixteenth longer, so the
 -- keys outlive the last append by at least the TTL.
-if not meta[3] or now - tonumber(meta[3]) >= ttl_ms / 16 then
-  expire(log_key, now - ttl_ms)
+local keep = fresh or not meta[3] or now - tonumber(meta[3]) >= ttl_ms / 16
+if keep then
+  table.insert(fields, 'kept')
+  table.insert(fields, string.format('%d', now))
+end
+redis.call('HSET', meta_key, unpack(fields))
+-- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
+redis.call('XADD', log_key, 'MAXLEN', max_events, string.format('%d-0', seq),
+  'time', string.format('%d', now), 'event', event_type, 'data', data)
+if keep then
+  -- A fresh stream holds only the entry just added: nothing to trim.
+  if not fresh then expire(log_key, now - ttl_ms) end
   local keep_ms = math.floor(ttl_ms * 17 / 16)
   redis.call('PEXPIRE', meta_key, keep_ms)
   redis.call('PEXPIRE', log_key, keep_ms)
-  redis.call('HSET', meta_key, 'kept', string.format('%d', now))
 end
-if use_idempotency then
+if use_idempotency and not remembered then
   redis.call('SET', idem_key, epoch .. '\\n' .. seq .. '\\n' .. event_type, 'PX', idempotency_ttl_ms)
 end
 redis.call(publish_command, channel,

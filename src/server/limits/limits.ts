@@ -6,6 +6,7 @@ import type {
   onRequestAsyncHookHandler,
   RouteOptions,
 } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { LimitError } from '../../core/errors.js';
 import { limitKeyOf, type Principal } from '../auth/principal.js';
@@ -13,7 +14,7 @@ import { clientErrorHandler } from './client-errors.js';
 import { clientKey } from './client-key.js';
 import { ConnectionSlots } from './connection-slots.js';
 import { LimitMetrics, type LimitName } from './metrics.js';
-import { TokenBuckets } from './token-buckets.js';
+import { type RateBuckets, TokenBuckets } from './token-buckets.js';
 
 export type RateName = 'publish' | 'chat' | 'connect';
 
@@ -66,6 +67,18 @@ const RATE_CLIENTS_MAX = 100_000;
 /** Milliseconds until a request may pass (0: it passes now, and was counted). */
 type RateCheck = (request: FastifyRequest, key: string) => number | Promise<number>;
 
+/**
+ * Where the per-client rates are counted when every process must see the same counts (with
+ * `BACKEND=redis`); without it each process counts on its own.
+ */
+export interface SharedRates {
+  /** For `@fastify/rate-limit`'s Redis store, with the prefix of its keys. */
+  readonly redis: Redis;
+  readonly nameSpace: string;
+  /** Token buckets (one per client) named `name`, shared by every process. */
+  tokenBuckets(name: RateName, capacity: number, windowMs: number): RateBuckets;
+}
+
 /** What the limits allow; 0 turns a rate or a cap off. */
 export interface LimitSettings {
   /** Publishes (HTTP and WebSocket), chats and stream opens per client per `rateWindowMs`. */
@@ -89,12 +102,14 @@ export interface LimitSettings {
 export class Limits {
   readonly slots: ConnectionSlots;
   readonly metrics: LimitMetrics;
-  readonly #publishBuckets: TokenBuckets | undefined;
+  readonly #publishBuckets: RateBuckets | undefined;
   readonly #rates = new Map<RateName, RateCheck>();
 
+  /** Without `shared`, each process counts the rates of its own clients. */
   constructor(
     readonly settings: LimitSettings,
     registry: Registry,
+    readonly shared?: SharedRates,
   ) {
     const { rates } = settings;
     this.slots = new ConnectionSlots(settings.maxConnections, settings.maxConnectionsPerClient);
@@ -108,7 +123,9 @@ export class Limits {
       header_size: settings.maxHeaderBytes,
     });
     if (rates.publish > 0) {
-      const buckets = new TokenBuckets(rates.publish, settings.rateWindowMs, RATE_CLIENTS_MAX);
+      const buckets =
+        shared?.tokenBuckets('publish', rates.publish, settings.rateWindowMs) ??
+        new TokenBuckets(rates.publish, settings.rateWindowMs, RATE_CLIENTS_MAX);
       this.#publishBuckets = buckets;
       this.#rates.set('publish', (_request, key) => buckets.take(key));
     }
@@ -148,12 +165,12 @@ export class Limits {
    * the principal of a socket that authenticates with its first frame. `address` is the
    * request's `clientAddress`.
    */
-  publishGate(principal: Principal, address: string): (() => void) | undefined {
+  publishGate(principal: Principal, address: string): (() => Promise<void>) | undefined {
     const buckets = this.#publishBuckets;
     if (buckets === undefined) return undefined;
     const key = limitKeyOf(principal, address);
-    return () => {
-      const waitMs = buckets.take(key);
+    return async () => {
+      const waitMs = await buckets.take(key);
       if (waitMs > 0) throw this.#refuse('publish', waitMs);
     };
   }
@@ -163,15 +180,26 @@ export class Limits {
     if (code === 'too_many_subscriptions') this.metrics.refused('subscriptions_per_socket');
   }
 
-  /** `@fastify/rate-limit` counts the HTTP-only rates (a fixed window per client, LRU-bounded). */
+  /**
+   * `@fastify/rate-limit` counts the HTTP-only rates (a fixed window per client), in this
+   * process (LRU-bounded) or in the shared Redis. Should Redis fail, requests pass rather than
+   * fail here: those that need Redis fail on their own with 503.
+   */
   async #installRequestRates(app: FastifyInstance): Promise<void> {
     const { rates, rateWindowMs } = this.settings;
     const limited = (['chat', 'connect'] as const).filter((name) => rates[name] > 0);
     if (limited.length === 0) return;
-    await app.register(fastifyRateLimit, { global: false, keyGenerator: clientKey });
+    const store = this.shared && { redis: this.shared.redis, nameSpace: this.shared.nameSpace };
+    await app.register(fastifyRateLimit, { global: false, skipOnError: true, ...store });
     for (const name of limited) {
-      // `cache` (clients tracked) is honoured at run time, but missing from the option's type.
-      const options = { max: rates[name], timeWindow: rateWindowMs, cache: RATE_CLIENTS_MAX };
+      const options = {
+        max: rates[name],
+        timeWindow: rateWindowMs,
+        // A shared store has one key space: the rate's name keeps the counts apart.
+        keyGenerator: (request: FastifyRequest) => `${name}:${clientKey(request)}`,
+        // `cache` (clients tracked) is honoured at run time, but missing from the option's type.
+        cache: RATE_CLIENTS_MAX,
+      };
       const check = app.createRateLimit(options);
       this.#rates.set(name, async (request) => {
         const result = await check(request);

@@ -1,3 +1,9 @@
+/** Per-client token buckets, in this process or shared by all of them. */
+export interface RateBuckets {
+  /** Takes a token for `key`: 0 when there was one, else the milliseconds until there is. */
+  take(key: string): number | Promise<number>;
+}
+
 /**
  * One token bucket per client: at most `capacity` at once, refilled at `capacity` per
  * `windowMs`, so a client averages at most `capacity` per window, in bursts of at most that.
@@ -6,12 +12,12 @@
  * HTTP request or a WebSocket frame, and both must draw on one budget per client, or a client
  * would get twice the rate by using both. The plugin counts requests in its hooks; a frame is no
  * request, and its checker needs a live Fastify request, which a WebSocket does not keep (see
- * `releaseUpgrade`). This is synchronous, so a WebSocket's frames keep their order.
+ * `releaseUpgrade`). With `BACKEND=redis` the buckets live in Redis (`RedisTokenBuckets`).
  *
  * Memory is bounded: the least recently used bucket goes when `maxClients` are tracked (a Map
  * iterates in insertion order, and every use re-inserts). Forgetting a client only refills it.
  */
-export class TokenBuckets {
+export class TokenBuckets implements RateBuckets {
   readonly #buckets = new Map<string, { tokens: number; time: number }>();
   readonly #perMs: number;
 

@@ -1,0 +1,212 @@
+import { Agent } from 'node:http';
+import { loadavg } from 'node:os';
+import { streamChat } from '../lib/llm.js';
+import { type ServerProcess, sampleProc, sleep } from '../lib/proc.js';
+import { type BenchRedis, callsBetween, type RedisStats } from '../lib/redis.js';
+import type { Step } from '../lib/step.js';
+import { count, fmt, markdownTable } from '../lib/table.js';
+import { servers, withServers } from '../targets.js';
+import { withRedis } from './scale-out.js';
+
+/**
+ * The load LLM traffic puts on streamhub (issue 14): not one hot topic but many small reply
+ * logs, each appended once per token. `replies` chats run at once, each streaming the built-in
+ * mock model's reply (about 110 tokens) at `tokensPerSec`; one ending starts the next, on a new
+ * session, so the number of replies in flight stays put. Chats go to the processes in turn.
+ */
+export interface RepliesOptions {
+  replies: number;
+  tokensPerSec: number;
+  /** From the first chat until the window: long enough for every chat slot to have started. */
+  warmupMs: number;
+  measureMs: number;
+  rounds: number;
+}
+
+interface ReplyTarget {
+  label: string;
+  processes: number;
+  redis: boolean;
+}
+
+const TARGETS: readonly ReplyTarget[] = [
+  { label: 'streamhub ×3, one Redis', processes: 3, redis: true },
+  { label: 'streamhub ×1, memory backend', processes: 1, redis: false },
+];
+
+export interface RepliesResult {
+  target: ReplyTarget;
+  /** Content tokens that reached the clients in the window, per second. */
+  tokensPerSec: number;
+  serverCpuPct: number;
+  serverMicrosPerToken: number;
+  serverRssMiB: number;
+  /** Redis: its CPU per appended event (XADD: the tokens plus each reply's start and end). */
+  redisCpuPct: number | undefined;
+  redisMicrosPerAppend: number | undefined;
+  redisMicrosPerToken: number | undefined;
+  commandsPerAppend: number | undefined;
+  /** `used_memory` growth per reply finished in the window: what a retained reply costs. */
+  redisBytesPerReply: number | undefined;
+  repliesDone: number;
+  failed: number;
+  /** 1-minute load average at the window's end: the machine's other tenants. */
+  loadAverage: number;
+}
+
+/** Keeps `opts.replies` chats running until `stop()`, counting tokens and replies. */
+function replyLoad(procs: readonly ServerProcess[], opts: RepliesOptions) {
+  const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
+  const counts = { tokens: 0, done: 0, failed: 0 };
+  let running = true;
+  let next = 0;
+  const slot = async (index: number) => {
+    // Spread over one reply's duration, so replies do not start and end in waves.
+    await sleep((index * 110 * 1000) / opts.tokensPerSec / opts.replies);
+    while (running) {
+      const n = next++;
+      const result = await streamChat({
+        api: 'session',
+        port: (procs[n % procs.length] as ServerProcess).port,
+        agent,
+        model: 'streamhub-mock',
+        maxTokens: 1000,
+        sessionId: `bench-reply-${n}`,
+        onToken: () => counts.tokens++,
+        timeoutMs: 120_000,
+      });
+      if (result.complete) counts.done++;
+      else counts.failed++;
+    }
+  };
+  const slots = Array.from({ length: opts.replies }, (_, i) => slot(i));
+  return {
+    counts,
+    async stop() {
+      running = false;
+      await Promise.all(slots);
+      agent.destroy();
+    },
+  };
+}
+
+const cpuOf = (procs: readonly ServerProcess[]) =>
+  procs.reduce((sum, p) => sum + sampleProc(p.pid).cpuMicros, 0);
+
+async function measureReplies(
+  target: ReplyTarget,
+  procs: readonly ServerProcess[],
+  redis: BenchRedis | undefined,
+  opts: RepliesOptions,
+): Promise<RepliesResult> {
+  const load = replyLoad(procs, opts);
+  try {
+    await sleep(opts.warmupMs);
+    const before = { ...load.counts, cpu: cpuOf(procs), t: performance.now() };
+    const redisBefore: RedisStats | undefined = await redis?.stats();
+    await sleep(opts.measureMs);
+    const redisAfter = await redis?.stats();
+    const cpu = cpuOf(procs) - before.cpu;
+    const elapsedMicros = (performance.now() - before.t) * 1000;
+    const tokens = Math.max(1, load.counts.tokens - before.tokens);
+    const repliesDone = load.counts.done - before.done;
+    const rss = procs.reduce((sum, p) => sum + sampleProc(p.pid).rssBytes, 0);
+    const result: RepliesResult = {
+      target,
+      tokensPerSec: (tokens * 1e6) / elapsedMicros,
+      serverCpuPct: (cpu / elapsedMicros) * 100,
+      serverMicrosPerToken: cpu / tokens,
+      serverRssMiB: rss / 2 ** 20,
+      redisCpuPct: undefined,
+      redisMicrosPerAppend: undefined,
+      redisMicrosPerToken: undefined,
+      commandsPerAppend: undefined,
+      redisBytesPerReply: undefined,
+      repliesDone,
+      failed: load.counts.failed - before.failed,
+      loadAverage: loadavg()[0] ?? Number.NaN,
+    };
+    if (redisBefore === undefined || redisAfter === undefined) return result;
+    const calls = callsBetween(redisBefore, redisAfter);
+    const appends = Math.max(1, calls.get('xadd') ?? 0);
+    const redisCpu = redisAfter.cpuMicros - redisBefore.cpuMicros;
+    const commands = [...calls.values()].reduce((a, b) => a + b, 0);
+    const grown = redisAfter.usedMemoryBytes - redisBefore.usedMemoryBytes;
+    return {
+      ...result,
+      redisCpuPct: (redisCpu / elapsedMicros) * 100,
+      redisMicrosPerAppend: redisCpu / appends,
+      redisMicrosPerToken: redisCpu / tokens,
+      commandsPerAppend: commands / appends,
+      redisBytesPerReply: grown / Math.max(1, repliesDone),
+    };
+  } finally {
+    await load.stop();
+  }
+}
+
+/** Room for every chat: the defaults queue generations past 64 at once. */
+const streamhubEnv = (opts: RepliesOptions) => ({
+  MOCK_TOKENS_PER_SEC: String(opts.tokensPerSec),
+  LLM_MAX_CONCURRENCY: String(opts.replies),
+  LLM_QUEUE_MAX: String(opts.replies),
+});
+
+export async function runRepliesScenario(
+  opts: RepliesOptions,
+  attempt: Step,
+): Promise<RepliesResult[]> {
+  const results: RepliesResult[] = [];
+  for (let round = 1; round <= opts.rounds; round++) {
+    const progress = opts.rounds > 1 ? ` [round ${round}/${opts.rounds}]` : '';
+    for (const target of TARGETS) {
+      await attempt(target.label, true, progress, () =>
+        withRedis(target.redis, async (redis) => {
+          const env = redis
+            ? { ...streamhubEnv(opts), BACKEND: 'redis', REDIS_URL: redis.url }
+            : streamhubEnv(opts);
+          await withServers(servers.streamhub, target.processes, env, async (procs) => {
+            results.push(await measureReplies(target, procs, redis, opts));
+          });
+        }),
+      );
+    }
+  }
+  return results;
+}
+
+export function renderReplies(opts: RepliesOptions, results: readonly RepliesResult[]): string {
+  const headers = [
+    'target',
+    'tokens/s delivered',
+    'replies done',
+    'failed',
+    'server CPU %',
+    'server CPU µs/token',
+    'Redis CPU %',
+    'Redis CPU µs/append',
+    'Redis CPU µs/token',
+    'Redis commands/append',
+    'Redis KB/reply kept (log + session)',
+    'server RSS MiB',
+    'load avg (1 min)',
+  ];
+  const rows = results.map((r) => [
+    r.target.label,
+    count(r.tokensPerSec),
+    count(r.repliesDone),
+    count(r.failed),
+    fmt(r.serverCpuPct),
+    fmt(r.serverMicrosPerToken),
+    fmt(r.redisCpuPct),
+    fmt(r.redisMicrosPerAppend),
+    fmt(r.redisMicrosPerToken),
+    fmt(r.commandsPerAppend),
+    r.redisBytesPerReply === undefined ? undefined : fmt(r.redisBytesPerReply / 1024),
+    fmt(r.serverRssMiB),
+    fmt(r.loadAverage),
+  ]);
+  const what = `${opts.replies} concurrent replies at ${opts.tokensPerSec} tokens/s`;
+  const window = `${opts.warmupMs / 1000} s warm-up, ${opts.measureMs / 1000} s measured`;
+  return [`### Replies: ${what} (${window})`, '', markdownTable(headers, rows)].join('\n');
+}
