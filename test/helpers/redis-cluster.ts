@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { eventually } from './http.js';
-import { startOnFreePort, stopChild } from './redis-server.js';
+import { spawnRedisServer, startOnFreePort, stopChild } from './redis-server.js';
 
 const run = promisify(execFile);
 
@@ -15,7 +15,7 @@ const NODES = 6;
 
 interface Node {
   readonly port: number;
-  readonly child: ChildProcess;
+  child: ChildProcess | undefined;
 }
 
 /** A private Redis Cluster of real redis-server processes on free ports. */
@@ -24,8 +24,30 @@ export interface RedisClusterServers {
   readonly url: string;
   /** A cluster client for inspecting the cluster; closed by `stop()`. */
   client(): Promise<Cluster>;
+  /** Kills every node (an outage of the whole cluster): their data is gone. */
+  halt(): Promise<void>;
+  /**
+   * Starts halted nodes again on their ports; they remember the cluster from their config
+   * files. Resolves once every node says the cluster is ok.
+   */
+  start(): Promise<void>;
   /** Kills every node and removes their directory. */
   stop(): Promise<void>;
+}
+
+const nodeArgs = (port: number) => [
+  '--cluster-enabled',
+  'yes',
+  '--cluster-config-file',
+  `nodes-${port}.conf`,
+  '--appendonly',
+  'no',
+];
+
+async function allOk(nodes: readonly Node[]): Promise<void> {
+  for (const node of nodes) {
+    await eventually(() => clusterOk(node.port), `cluster_state:ok on port ${node.port}`);
+  }
 }
 
 /** Whether the node on `port` sees every slot served (`cluster_state:ok`). */
@@ -54,20 +76,15 @@ async function clusterOk(port: number): Promise<boolean> {
 export async function startRedisCluster(): Promise<RedisClusterServers> {
   const dir = await mkdtemp(join(tmpdir(), 'streamhub-redis-cluster-'));
   const started = await Promise.allSettled(
-    Array.from({ length: NODES }, () =>
-      startOnFreePort(dir, (port) => [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        `nodes-${port}.conf`,
-        '--appendonly',
-        'no',
-      ]),
-    ),
+    Array.from({ length: NODES }, () => startOnFreePort(dir, nodeArgs)),
   );
   const nodes: Node[] = started.flatMap((result) =>
-    result.status === 'fulfilled' ? [result.value] : [],
+    result.status === 'fulfilled' ? [{ ...result.value }] : [],
   );
+  const halt = async () => {
+    await Promise.all(nodes.map((node) => node.child && stopChild(node.child)));
+    for (const node of nodes) node.child = undefined;
+  };
   const clients: Cluster[] = [];
   const url = nodes.map((node) => `redis://127.0.0.1:${node.port}`).join(',');
   const servers: RedisClusterServers = {
@@ -79,9 +96,18 @@ export async function startRedisCluster(): Promise<RedisClusterServers> {
       await client.ping();
       return client;
     },
+    halt,
+    async start() {
+      await Promise.all(
+        nodes.map(async (node) => {
+          node.child ??= await spawnRedisServer(node.port, dir, nodeArgs(node.port));
+        }),
+      );
+      await allOk(nodes);
+    },
     async stop() {
       for (const client of clients.splice(0)) client.disconnect();
-      await Promise.all(nodes.map((node) => stopChild(node.child)));
+      await halt();
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -97,9 +123,7 @@ export async function startRedisCluster(): Promise<RedisClusterServers> {
       '1',
       '--cluster-yes',
     ]);
-    for (const node of nodes) {
-      await eventually(() => clusterOk(node.port), `cluster_state:ok on port ${node.port}`);
-    }
+    await allOk(nodes);
   } catch (error) {
     await servers.stop();
     throw error;
