@@ -18,6 +18,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Changes whenever a replica is promoted to master (a new replication history begins).
+local function replication_id()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+end
+
 local function seq_of(id)
   return tonumber(string.match(id, '^(%d+)'))
 end
@@ -54,6 +59,8 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  * has no meta (never written, deleted, expired or flushed). `publishCommand` (`PUBLISH` or
  * `SPUBLISH`) sends the event on `channel`; `final` ends the log; `onlyEpoch` (unless '')
  * refuses the append, as for an ended log, when the topic's epoch is another or none.
+ * `checkHistory` (on a cluster, whose masters fail over to replicas) starts a new epoch when the
+ * topic's meta was written by another replication history than the current master's.
  */
 export const APPEND_SCRIPT = luaScript<AppendReply>()({
   command: 'streamhubAppend',
@@ -70,11 +77,21 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
     publishCommand: 'string',
     final: 'flag',
     onlyEpoch: 'string',
+    checkHistory: 'flag',
   },
   helpers: HELPERS,
   body: `
-local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept')
+local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'history')
 local epoch = meta[1]
+-- Written by another replication history: this master is a promoted replica, which may lack
+-- events its predecessor acknowledged and published, so their ids must never be handed out
+-- again. The log starts over in a new epoch (an ended log stays ended: its end was replicated).
+local history = check_history and replication_id() or ''
+if check_history and epoch and meta[2] ~= '1' and meta[4] ~= history then
+  redis.call('DEL', meta_key)
+  meta = {}
+  epoch = nil
+end
 
 if epoch and use_idempotency then
   local seen = redis.call('GET', idem_key)
@@ -93,6 +110,7 @@ if not epoch then
   -- A stream that outlived its meta would refuse the new epoch's ids, which restart at 1.
   redis.call('DEL', log_key)
   redis.call('HSET', meta_key, 'epoch', epoch)
+  if check_history then redis.call('HSET', meta_key, 'history', history) end
 end
 local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
 if final then redis.call('HSET', meta_key, 'ended', '1') end
