@@ -83,7 +83,8 @@ function createSubscriber(client: RedisClient): RedisClient {
 
 /**
  * The two connections one process needs, however many logs and stores use them: one for
- * commands and one for Pub/Sub, so a process never holds a Redis connection per client.
+ * commands and one for Pub/Sub, so a process never holds a Redis connection per client. On a
+ * cluster each is a cluster client: per node for commands, per master for Pub/Sub.
  */
 export class RedisConnection {
   readonly client: RedisClient;
