@@ -17,6 +17,25 @@ const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
+const redisUrl = z.url({ protocol: /^rediss?$/ });
+
+/** One URL, or several comma-separated ones (the seed nodes of a cluster). */
+const redisUrlsSchema = z
+  .string()
+  .refine(
+    (value) => value.split(',').every((url) => redisUrl.safeParse(url.trim()).success),
+    'expected redis:// or rediss:// URLs, comma-separated',
+  );
+
+/** Several servers only make sense as the seeds of one cluster. */
+function redisSettingsProblem(config: {
+  REDIS_URL: string;
+  REDIS_CLUSTER: boolean;
+}): string | undefined {
+  if (config.REDIS_CLUSTER || !config.REDIS_URL.includes(',')) return undefined;
+  return 'REDIS_URL lists several servers: only a cluster (REDIS_CLUSTER=true) has several';
+}
+
 const KIB = 1024;
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -43,8 +62,12 @@ export const SETTINGS = {
   },
   BACKEND: { schema: z.enum(['memory', 'redis']).default('memory'), help: 'event log backend' },
   REDIS_URL: {
-    schema: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
-    help: 'Redis server (BACKEND=redis)',
+    schema: redisUrlsSchema.default('redis://127.0.0.1:6379'),
+    help: 'Redis server (BACKEND=redis); with REDIS_CLUSTER, comma-separated seed nodes',
+  },
+  REDIS_CLUSTER: {
+    schema: boolean.default(false),
+    help: 'REDIS_URL is a Redis Cluster (Redis 7; always with sharded Pub/Sub)',
   },
   REDIS_KEY_PREFIX: {
     schema: z
@@ -239,7 +262,10 @@ export function loadConfig(
   }
   const parsed = schema.safeParse(raw);
   if (parsed.success) {
-    const conflict = conflictingJwtSettings(parsed.data) ?? tlsSettingsProblem(parsed.data);
+    const conflict =
+      conflictingJwtSettings(parsed.data) ??
+      tlsSettingsProblem(parsed.data) ??
+      redisSettingsProblem(parsed.data);
     if (conflict !== undefined) throw new ConfigError(`invalid configuration: ${conflict}`);
     return parsed.data;
   }

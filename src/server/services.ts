@@ -62,7 +62,10 @@ type MemorySettings = Pick<
   'IDEMPOTENCY_TTL_MS' | 'SESSION_TTL_MS' | 'SESSION_MAX_MESSAGES' | 'STREAM_TTL_MS'
 >;
 type RedisSettings = MemorySettings &
-  Pick<Config, 'REDIS_URL' | 'REDIS_SHARDED_PUBSUB' | 'REDIS_KEY_PREFIX' | 'SESSION_LEASE_MS'>;
+  Pick<
+    Config,
+    'REDIS_URL' | 'REDIS_CLUSTER' | 'REDIS_SHARDED_PUBSUB' | 'REDIS_KEY_PREFIX' | 'SESSION_LEASE_MS'
+  >;
 
 function memoryBackend(config: MemorySettings): Backend {
   return {
@@ -81,6 +84,7 @@ function memoryBackend(config: MemorySettings): Backend {
 function redisBackend(config: RedisSettings): Backend {
   const connection = new RedisConnection({
     url: config.REDIS_URL,
+    cluster: config.REDIS_CLUSTER,
     shardedPubSub: config.REDIS_SHARDED_PUBSUB,
   });
   const prefix = config.REDIS_KEY_PREFIX;

@@ -189,8 +189,11 @@ function memberAt(members: readonly Member[], index: number): Member {
   return member;
 }
 
-export interface RedisCluster {
-  readonly redis: RedisServer;
+/** What the tests do to the Redis under the processes: one server, or a cluster of them. */
+export type RedisServers = Pick<RedisServer, 'url' | 'halt' | 'start' | 'stop'>;
+
+export interface RedisCluster<R extends RedisServers = RedisServer> {
+  readonly redis: R;
   readonly cluster: Cluster;
 }
 
@@ -204,10 +207,19 @@ export function useRedisCluster(
   env: Record<string, string>,
   redisOptions: RedisOptions = {},
 ): () => RedisCluster {
-  let redis: RedisServer | undefined;
+  return useStreamhubOn(() => startRedis(redisOptions), count, env);
+}
+
+/** As `useRedisCluster`, on the Redis `startRedisServers` starts (e.g. a Redis Cluster). */
+export function useStreamhubOn<R extends RedisServers>(
+  startRedisServers: () => Promise<R>,
+  count: number,
+  env: Record<string, string>,
+): () => RedisCluster<R> {
+  let redis: R | undefined;
   let cluster: Cluster | undefined;
   before(async () => {
-    redis = await startRedis(redisOptions);
+    redis = await startRedisServers();
     cluster = await startCluster(count, { BACKEND: 'redis', REDIS_URL: redis.url, ...env });
   });
   after(async () => {

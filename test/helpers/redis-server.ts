@@ -77,13 +77,19 @@ async function answers(port: number, pid: number | undefined): Promise<boolean> 
   }
 }
 
-async function spawnServer(port: number, dir: string, persist: boolean): Promise<ChildProcess> {
-  const persistence = persist
-    ? ['--appendonly', 'yes', '--appendfsync', 'always']
-    : ['--appendonly', 'no'];
+function persistence(persist: boolean): string[] {
+  return persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+}
+
+/** A redis-server in `dir` with `args` beside its port, once it answers there. */
+export async function spawnRedisServer(
+  port: number,
+  dir: string,
+  args: readonly string[],
+): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...args],
     { cwd: dir, stdio: 'ignore' },
   );
   killedOnExit(child);
@@ -100,12 +106,27 @@ async function spawnServer(port: number, dir: string, persist: boolean): Promise
   throw new Error(`redis-server did not answer on port ${port}`);
 }
 
-function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
     child.kill(signal);
   });
+}
+
+/** A redis-server on a free port, trying other ports if one was taken meanwhile. */
+export async function startOnFreePort(
+  dir: string,
+  args: (port: number) => readonly string[],
+): Promise<{ port: number; child: ChildProcess }> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    try {
+      return { port, child: await spawnRedisServer(port, dir, args(port)) };
+    } catch (error) {
+      if (attempt >= 4) throw error;
+    }
+  }
 }
 
 /**
@@ -114,16 +135,7 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Pro
  */
 export async function startRedis({ persist = false }: RedisOptions = {}): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'streamhub-redis-'));
-  let port = 0;
-  let child: ChildProcess | undefined;
-  for (let attempt = 0; child === undefined; attempt++) {
-    port = await freePort();
-    try {
-      child = await spawnServer(port, dir, persist);
-    } catch (error) {
-      if (attempt >= 4) throw error;
-    }
-  }
+  const { port, child } = await startOnFreePort(dir, () => persistence(persist));
   let current: ChildProcess | undefined = child;
   const clients: Redis[] = [];
   const url = `redis://127.0.0.1:${port}`;
@@ -134,7 +146,7 @@ export async function startRedis({ persist = false }: RedisOptions = {}): Promis
   const start = async () => {
     if (current !== undefined) return;
     await mkdir(dir, { recursive: true });
-    current = await spawnServer(port, dir, persist);
+    current = await spawnRedisServer(port, dir, persistence(persist));
   };
   return {
     url,

@@ -53,6 +53,22 @@ test('auth settings are taken, and a weak secret is refused rather than used', (
   assert.throws(() => loadConfig({ AUTH_JWT_SECRET: 's3cret' }), ConfigError);
 });
 
+test('REDIS_URL lists several seed nodes only for a cluster, each a redis URL', () => {
+  const seeds = 'redis://10.0.0.1:7000, rediss://user:pw@10.0.0.2:7000';
+  const config = loadConfig({ REDIS_CLUSTER: 'true', REDIS_URL: seeds });
+  assert.equal(config.REDIS_CLUSTER, true);
+  assert.equal(config.REDIS_URL, seeds);
+  assert.equal(loadConfig({}).REDIS_CLUSTER, false);
+  assert.throws(() => loadConfig({ REDIS_URL: seeds }), {
+    name: 'ConfigError',
+    message: /REDIS_URL lists several servers: only a cluster \(REDIS_CLUSTER=true\)/,
+  });
+  assert.throws(() => loadConfig({ REDIS_CLUSTER: 'true', REDIS_URL: 'redis://a:1,http://b:2' }), {
+    name: 'ConfigError',
+    message: /REDIS_URL \(--redis-url\) = .*: expected redis:\/\/ or rediss:\/\/ URLs/,
+  });
+});
+
 test('TLS takes a readable certificate and its own key, both or neither', () => {
   const one = selfSignedCertificate();
   const other = selfSignedCertificate();

@@ -1,10 +1,16 @@
-import { Redis, ReplyError } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions, ReplyError } from 'ioredis';
 import { BackendUnavailableError, StreamhubError } from '../../core/errors.js';
 import { LiveChannels } from './live-channels.js';
 import { classicPubSub, type PubSubMode, shardedPubSub } from './pubsub.js';
 
+/** A connection to one Redis server or to a Redis Cluster: both take the same commands. */
+export type RedisClient = Redis | Cluster;
+
 export interface ConnectionOptions {
+  /** The server, or with `cluster` one or more comma-separated seed nodes of the cluster. */
   readonly url?: string;
+  /** Talk to a Redis Cluster, always with sharded Pub/Sub. */
+  readonly cluster?: boolean;
   /** Builds the main client; the subscriber connection is its `duplicate()`. */
   readonly createClient?: () => Redis;
   /** Bounds every command, so a hung Redis fails requests instead of stalling them. */
@@ -17,30 +23,72 @@ export interface ConnectionOptions {
   readonly healIntervalMs?: number;
 }
 
+const reconnectDelay = (attempt: number) => Math.min(attempt * 100, 1_000);
+
+/** Options of every connection to one server, alone or as a node of a cluster. */
+function serverOptions(options: ConnectionOptions): RedisOptions {
+  return {
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.commandTimeoutMs ?? 5_000,
+    connectTimeout: 5_000,
+  };
+}
+
 /**
  * The main connection. Commands are not queued while disconnected (`enableOfflineQueue:
  * false`): during an outage publishes and reads fail at once and the server answers 503,
  * instead of piling up requests that would all run late. ioredis keeps reconnecting.
  */
-function createClient(options: ConnectionOptions): Redis {
+function createClient(options: ConnectionOptions): RedisClient {
   if (options.createClient !== undefined) return options.createClient();
+  if (options.cluster === true) return createCluster(options);
   return new Redis(options.url ?? 'redis://127.0.0.1:6379', {
+    ...serverOptions(options),
     enableOfflineQueue: false,
     enableAutoPipelining: true,
-    maxRetriesPerRequest: 1,
-    commandTimeout: options.commandTimeoutMs ?? 5_000,
-    connectTimeout: 5_000,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 1_000),
+    retryStrategy: reconnectDelay,
   });
 }
 
 /**
+ * A cluster client: one connection per node, found from the seeds. The seeds' credentials and
+ * TLS apply to every node, as ioredis only learns the other nodes' addresses from the cluster.
+ */
+function createCluster(options: ConnectionOptions): Cluster {
+  const seeds = (options.url ?? 'redis://127.0.0.1:6379').split(',').map((url) => url.trim());
+  const first = new URL(seeds[0] as string);
+  const clusterOptions: ClusterOptions = {
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    clusterRetryStrategy: reconnectDelay,
+    redisOptions: {
+      ...serverOptions(options),
+      ...(first.username === '' ? {} : { username: decodeURIComponent(first.username) }),
+      ...(first.password === '' ? {} : { password: decodeURIComponent(first.password) }),
+      ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+    },
+  };
+  return new Cluster(seeds, clusterOptions);
+}
+
+/**
+ * The Pub/Sub connection. On a cluster, ioredis keeps one subscriber connection per master and
+ * sends each SSUBSCRIBE to the master owning the channel's slot, subscribing again on the new
+ * owner when slots move or a replica is promoted.
+ */
+function createSubscriber(client: RedisClient): RedisClient {
+  if (client instanceof Cluster) return client.duplicate([], { shardedSubscribers: true });
+  return client.duplicate();
+}
+
+/**
  * The two connections one process needs, however many logs and stores use them: one for
- * commands and one for Pub/Sub, so a process never holds a Redis connection per client.
+ * commands and one for Pub/Sub, so a process never holds a Redis connection per client. On a
+ * cluster each is a cluster client: per node for commands, per master for Pub/Sub.
  */
 export class RedisConnection {
-  readonly client: Redis;
-  readonly subscriber: Redis;
+  readonly client: RedisClient;
+  readonly subscriber: RedisClient;
   readonly pubSub: PubSubMode;
   readonly live: LiveChannels;
   readonly #clientGate: ReadyGate;
@@ -48,8 +96,10 @@ export class RedisConnection {
 
   constructor(readonly options: ConnectionOptions) {
     this.client = createClient(options);
-    this.subscriber = this.client.duplicate();
-    this.pubSub = options.shardedPubSub === true ? shardedPubSub : classicPubSub;
+    this.subscriber = createSubscriber(this.client);
+    // Classic Pub/Sub would send every message to every node of a cluster.
+    const sharded = options.shardedPubSub === true || options.cluster === true;
+    this.pubSub = sharded ? shardedPubSub : classicPubSub;
     const waitMs = options.connectWaitMs ?? 1_000;
     this.#clientGate = new ReadyGate(this.client, waitMs);
     this.#subscriberGate = new ReadyGate(this.subscriber, waitMs);
@@ -62,7 +112,7 @@ export class RedisConnection {
    * Runs commands once the connection is up. Failing to reach Redis becomes the client-facing
    * `backend_unavailable` (503); an error Redis itself answered is a bug and stays as it is.
    */
-  async command<T>(run: (client: Redis) => Promise<T>): Promise<T> {
+  async command<T>(run: (client: RedisClient) => Promise<T>): Promise<T> {
     try {
       await this.#clientGate.wait();
     } catch (error) {
@@ -145,7 +195,7 @@ export class ReadyGate {
   #wasReady = false;
 
   constructor(
-    readonly client: Redis,
+    readonly client: RedisClient,
     readonly waitMs: number,
   ) {
     client.on('ready', () => {
@@ -197,11 +247,15 @@ export class ReadyGate {
 
 /** ioredis refuses a command at once, without sending it, while the connection is down. */
 function isUnsent(error: unknown): boolean {
-  return error instanceof Error && error.message.includes("Stream isn't writeable");
+  if (!(error instanceof Error)) return false;
+  return (
+    error.message.includes("Stream isn't writeable") ||
+    error.message.includes("Cluster isn't ready")
+  );
 }
 
 /** Ends a connection politely when it is up, at once otherwise. */
-async function closeClient(client: Redis): Promise<void> {
+async function closeClient(client: RedisClient): Promise<void> {
   if (client.status === 'end') return;
   if (client.status === 'ready') {
     try {

@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { LiveListener } from '../../core/event-log.js';
-import type { ReadyGate } from './connection.js';
+import type { ReadyGate, RedisClient } from './connection.js';
 import type { PubSubMode } from './pubsub.js';
 import { type LiveMessage, parseLiveMessage } from './wire.js';
 
@@ -79,7 +78,7 @@ export class LiveChannels {
   readonly #healTimer: NodeJS.Timeout;
 
   constructor(
-    readonly subscriber: Redis,
+    readonly subscriber: RedisClient,
     readonly gate: ReadyGate,
     readonly pubSub: PubSubMode,
     readonly options: LiveChannelsOptions,
@@ -90,6 +89,9 @@ export class LiveChannels {
       if (live !== undefined) channel?.dispatch(live.epoch, live.event);
     });
     subscriber.on('ready', () => this.#healAll(0));
+    // A cluster's subscriber connections come and go per master (a failover, moved slots)
+    // without the client as a whole reconnecting: ioredis re-subscribes, then says so here.
+    subscriber.on('subscribersReady', () => this.#healAll(0));
     this.#healTimer = setInterval(
       () => this.#healAll(options.healIntervalMs),
       options.healIntervalMs,

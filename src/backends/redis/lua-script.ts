@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 
 /**
  * How an argument travels: text as it is, a number (`tonumber` in Lua), or a flag (`'1'` or
@@ -58,7 +58,7 @@ export class LuaScript<K extends string, A extends ArgKinds, R> {
   }
 
   /** Makes the script callable on this client (ioredis loads it and runs it by its SHA). */
-  define(client: Redis): void {
+  define(client: RedisClient): void {
     client.defineCommand(this.#command, { numberOfKeys: this.#keys.length, lua: this.#lua });
   }
 
@@ -73,7 +73,7 @@ export class LuaScript<K extends string, A extends ArgKinds, R> {
     };
   }
 
-  run(client: Redis, input: ScriptInput<K, A>): Promise<R> {
+  run(client: RedisClient, input: ScriptInput<K, A>): Promise<R> {
     const method = (client as unknown as Partial<Record<string, ScriptMethod>>)[this.#command];
     if (method === undefined) {
       throw new Error(`script ${this.#command} is not defined on this client`);

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 
 /**
  * Classic Pub/Sub broadcasts every message to every node of a Redis Cluster, so it stops
@@ -10,9 +10,9 @@ export interface PubSubMode {
   readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
   /** Event the subscriber connection emits for a message. */
   readonly messageEvent: 'message' | 'smessage';
-  publish(client: Redis, channel: string, message: string): Promise<unknown>;
-  subscribe(subscriber: Redis, channel: string): Promise<unknown>;
-  unsubscribe(subscriber: Redis, channel: string): Promise<unknown>;
+  publish(client: RedisClient, channel: string, message: string): Promise<unknown>;
+  subscribe(subscriber: RedisClient, channel: string): Promise<unknown>;
+  unsubscribe(subscriber: RedisClient, channel: string): Promise<unknown>;
 }
 
 export const classicPubSub: PubSubMode = {

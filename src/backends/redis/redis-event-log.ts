@@ -76,6 +76,9 @@ export class RedisEventLog implements EventLog {
         publishCommand: this.#connection.pubSub.publishCommand,
         final: options?.final === true,
         onlyEpoch: options?.epoch ?? '',
+        // Only a cluster fails over to replicas; one Redis restarted from its AOF must keep
+        // its epochs (its replication id changes too).
+        checkHistory: this.#connection.options.cluster === true,
       }),
     );
     if (outcome === 2) throw logEndedError(topic);

@@ -18,6 +18,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Changes whenever a replica is promoted to master (a new replication history begins).
+local function replication_id()
+  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+end
+
 local function seq_of(id)
   return tonumber(string.match(id, '^(%d+)'))
 end
@@ -59,6 +64,9 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  * HSET, TIME, XADD, PUBLISH; one SET more with an idempotency key), whether it ends the log or
  * not; a topic's first append, and one per sixteenth of the TTL, add the DEL/trim and PEXPIREs.
  * test/backends/redis/redis-append-cost.test.ts counts them.
+ *
+ * `checkHistory` (on a cluster, whose masters fail over to replicas) starts a new epoch when the
+ * topic's meta was written by another replication history than the current master's.
  */
 export const APPEND_SCRIPT = luaScript<AppendReply>()({
   command: 'streamhubAppend',
@@ -75,11 +83,21 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
     publishCommand: 'string',
     final: 'flag',
     onlyEpoch: 'string',
+    checkHistory: 'flag',
   },
   helpers: HELPERS,
   body: `
-local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'seq')
+local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'seq', 'history')
 local epoch = meta[1]
+-- Written by another replication history: this master is a promoted replica, which may lack
+-- events its predecessor acknowledged and published, so their ids must never be handed out
+-- again. The log starts over in a new epoch (an ended log stays ended: its end was replicated).
+local history = check_history and replication_id() or ''
+if check_history and epoch and meta[2] ~= '1' and meta[5] ~= history then
+  redis.call('DEL', meta_key)
+  meta = {}
+  epoch = nil
+end
 local seq = (tonumber(meta[4]) or 0) + 1
 
 -- One command both finds a retry and remembers this append for the next one: SET NX GET
@@ -113,6 +131,10 @@ if fresh then
   fields = {'seq', seq, 'epoch', epoch}
   -- A stream that outlived its meta would refuse the new epoch's ids, which restart at 1.
   redis.call('DEL', log_key)
+  if check_history then
+    table.insert(fields, 'history')
+    table.insert(fields, history)
+  end
 end
 if final then
   table.insert(fields, 'ended')

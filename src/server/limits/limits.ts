@@ -6,8 +6,8 @@ import type {
   onRequestAsyncHookHandler,
   RouteOptions,
 } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import type { RedisClient } from '../../backends/redis/connection.js';
 import { LimitError } from '../../core/errors.js';
 import { limitKeyOf, type Principal } from '../auth/principal.js';
 import { clientErrorHandler } from './client-errors.js';
@@ -73,7 +73,7 @@ type RateCheck = (request: FastifyRequest, key: string) => number | Promise<numb
  */
 export interface SharedRates {
   /** For `@fastify/rate-limit`'s Redis store, with the prefix of its keys. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly nameSpace: string;
   /** Token buckets (one per client) named `name`, shared by every process. */
   tokenBuckets(name: RateName, capacity: number, windowMs: number): RateBuckets;

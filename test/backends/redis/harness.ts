@@ -8,23 +8,31 @@ import {
   type RedisSessionStoreOptions,
 } from '../../../src/backends/redis/redis-session-store.js';
 import { PATIENCE_MS } from '../../helpers/patience.js';
+import { type RedisClusterServers, startRedisCluster } from '../../helpers/redis-cluster.js';
 import { type RedisServer, startRedis } from '../../helpers/redis-server.js';
 
 /**
- * A redis-server of the test file's own, started before its tests and stopped after them,
- * once every log they opened is closed.
+ * Servers of the test file's own, started before its tests and stopped after them, once every
+ * log they opened is closed.
  */
-export function useRedis(): () => RedisServer {
-  let redis: RedisServer | undefined;
+function useServers<T extends { stop(): Promise<void> }>(start: () => Promise<T>): () => T {
+  let servers: T | undefined;
   before(async () => {
-    redis = await startRedis();
+    servers = await start();
   });
   after(async () => {
     await closeAllLogs();
-    await redis?.stop();
+    await servers?.stop();
   });
-  return () => redis as RedisServer;
+  return () => servers as T;
 }
+
+/** A redis-server of the test file's own. */
+export const useRedis = (): (() => RedisServer) => useServers(() => startRedis());
+
+/** A Redis Cluster (three masters, three replicas) of the test file's own. */
+export const useRedisClusterServers = (): (() => RedisClusterServers) =>
+  useServers(startRedisCluster);
 
 let logs = 0;
 const open = new Set<{ close(): Promise<void> }>();
@@ -32,6 +40,12 @@ const open = new Set<{ close(): Promise<void> }>();
 /** A key prefix no other log of this run uses, so tests never see each other's topics. */
 export function uniquePrefix(): string {
   return `test${process.pid}x${++logs}`;
+}
+
+/** Closes `closable` with the logs, before the servers stop. */
+export function closedAfterTests<T extends { close(): Promise<void> }>(closable: T): T {
+  open.add(closable);
+  return closable;
 }
 
 export function createSessionStore(
