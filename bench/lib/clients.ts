@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { createGunzip } from 'node:zlib';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
+import { type DeflateWs, openDeflateWs } from './deflate-ws.js';
 import { HOST } from './proc.js';
 import { SseParser } from './sse.js';
 
@@ -109,14 +110,26 @@ function subscribeSse(o: SubscribeOptions, timeout: number): Promise<Connection>
   return withTimeout(opened, timeout, 'SSE subscribe', () => req.destroy());
 }
 
-function subscribeWs(mux: boolean, o: SubscribeOptions, timeout: number): Promise<Connection> {
+function wsPath(mux: boolean, o: SubscribeOptions): string {
   const query = [o.query, o.lastEventId && `last_event_id=${encodeURIComponent(o.lastEventId)}`]
     .filter(Boolean)
     .join('&');
-  const path = mux ? '/v1/ws' : `${topicPath(o.topic)}/ws${query ? `?${query}` : ''}`;
-  const ws = new WebSocket(`ws://${HOST}:${o.port}${path}`, {
-    perMessageDeflate: o.compressed === true,
-  });
+  return mux ? '/v1/ws' : `${topicPath(o.topic)}/ws${query ? `?${query}` : ''}`;
+}
+
+/** Hands events to `onData`; true when the message acknowledges the mux subscription. */
+function onWsMessage(o: SubscribeOptions, text: string): boolean {
+  const frame = JSON.parse(text) as WsEventFrame;
+  if (frame.type === 'event') o.onData(frame.data, frame.id);
+  return frame.type === 'subscribed';
+}
+
+const subscribeMessage = (o: SubscribeOptions) =>
+  JSON.stringify({ type: 'subscribe', topic: o.topic });
+
+function subscribeWs(mux: boolean, o: SubscribeOptions, timeout: number): Promise<Connection> {
+  if (o.compressed) return subscribeDeflateWs(mux, o, timeout);
+  const ws = new WebSocket(`ws://${HOST}:${o.port}${wsPath(mux, o)}`, { perMessageDeflate: false });
   let socket: Socket | undefined;
   ws.once('upgrade', (response) => {
     socket = response.socket;
@@ -128,15 +141,46 @@ function subscribeWs(mux: boolean, o: SubscribeOptions, timeout: number): Promis
     ws.once('open', () => {
       ws.once('close', o.onClose);
       if (!mux) resolve(conn);
-      else ws.send(JSON.stringify({ type: 'subscribe', topic: o.topic }));
+      else ws.send(subscribeMessage(o));
     });
     ws.on('message', (raw: Buffer) => {
-      const frame = JSON.parse(raw.toString()) as WsEventFrame;
-      if (frame.type === 'event') o.onData(frame.data, frame.id);
-      else if (frame.type === 'subscribed') resolve(conn);
+      if (onWsMessage(o, raw.toString())) resolve(conn);
     });
   });
   return withTimeout(opened, timeout, 'WebSocket subscribe', () => ws.terminate());
+}
+
+/** The same over bench/lib/deflate-ws.ts, which inflates synchronously (see there why). */
+function subscribeDeflateWs(
+  mux: boolean,
+  o: SubscribeOptions,
+  timeout: number,
+): Promise<Connection> {
+  let ws: DeflateWs | undefined;
+  const opened = new Promise<Connection>((resolve, reject) => {
+    const conn = { close: () => ws?.terminate(), wireBytes: () => ws?.bytesRead() ?? 0 };
+    let subscribed = false;
+    openDeflateWs({
+      host: HOST,
+      port: o.port,
+      path: wsPath(mux, o),
+      onMessage: (text) => {
+        if (onWsMessage(o, text)) {
+          subscribed = true;
+          resolve(conn);
+        }
+      },
+      onClose: () => {
+        if (!mux || subscribed) o.onClose();
+        else reject(new Error('WebSocket closed before subscribing'));
+      },
+    }).then((opened) => {
+      ws = opened;
+      if (!mux) resolve(conn);
+      else opened.send(subscribeMessage(o));
+    }, reject);
+  });
+  return withTimeout(opened, timeout, 'WebSocket subscribe', () => ws?.terminate());
 }
 
 function subscribeSocketIo(o: SubscribeOptions, timeout: number): Promise<Connection> {

@@ -72,6 +72,19 @@ export function endSpan(span: Span, error?: unknown): void {
   span.end();
 }
 
+/** Runs `work` in a trace context captured earlier by `inCurrentTrace`. */
+export type InTrace = <T>(work: () => T) => T;
+
+/**
+ * The trace context active now, as a function that runs later work in it: for work that
+ * arrives on a long-lived connection (a WebSocket's frames), whose callbacks run in the
+ * context of the TCP socket, outside the request that opened the connection.
+ */
+export function inCurrentTrace(): InTrace {
+  const captured = context.active();
+  return (work) => context.with(captured, work);
+}
+
 /** Adds attributes to the active span, if any (e.g. what a feature learns once it started). */
 export function describeActiveSpan(attributes: Attributes): void {
   trace.getActiveSpan()?.setAttributes(attributes);

@@ -31,7 +31,6 @@ import { installValidation } from './validation.js';
 
 /** Room for the JSON envelope around a `data` of MAX_BODY_BYTES in a WebSocket frame. */
 const WS_FRAME_OVERHEAD = 1024;
-const REQUEST_TIMEOUT_MS = 30_000;
 /** Fastify's default. */
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 /**
@@ -78,7 +77,7 @@ export async function buildStreamhub(config: Config, tracing?: Tracing): Promise
   const listenerSettings: ListenerSettings = {
     tls: tlsMaterial(config),
     maxHeaderBytes: config.MAX_HEADER_BYTES,
-    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
   };
   const app = Fastify({

@@ -94,6 +94,10 @@ export const SETTINGS = {
     schema: integer(1 * KIB, 1024 * KIB).default(16 * KIB),
     help: 'largest request line + headers (431 beyond)',
   },
+  REQUEST_TIMEOUT_MS: {
+    schema: integer(100, 10 * MINUTE).default(30_000),
+    help: "time for a request's head and body to arrive (408 beyond); streams are unaffected",
+  },
   MAX_CONNECTIONS: {
     schema: integer(0, 10_000_000).default(100_000),
     help: 'streaming connections (SSE, WebSocket, chats, completions) of this process; 0 = no cap',

@@ -1,6 +1,7 @@
 import { Server as HttpServer } from 'node:http';
 import type { Http2SecureServer, ServerHttp2Session } from 'node:http2';
 import type { FastifyHttpOptions } from 'fastify';
+import { boundHttp2Bodies } from './limits/http2-body-timeout.js';
 import type { TlsMaterial } from './tls.js';
 
 /** How the server takes connections, as Fastify's options and Node's server settings. */
@@ -8,7 +9,8 @@ export interface ListenerSettings {
   /** HTTPS with HTTP/2 and HTTP/1.1 when given, else plain HTTP/1.1. */
   readonly tls: TlsMaterial | undefined;
   readonly maxHeaderBytes: number;
-  /** A request (head and body) must arrive within this; streams are unaffected. */
+  /** A request (head and body) must arrive within this, over HTTP/1.1 and HTTP/2; streams
+   *  are unaffected. */
   readonly requestTimeoutMs: number;
   /** An idle HTTP/1.1 connection is closed after this. */
   readonly keepAliveTimeoutMs: number;
@@ -37,7 +39,11 @@ export function serverOptions(settings: ListenerSettings): FastifyHttpOptions<Ht
       // Larger request heads are refused by Node's parser and answered 431 by the client error
       // handler; a request without Host is refused by installHttpRefusals, both in the API's
       // error shape.
-      http: { maxHeaderSize: settings.maxHeaderBytes, requireHostHeader: false },
+      http: {
+        maxHeaderSize: settings.maxHeaderBytes,
+        requireHostHeader: false,
+        connectionsCheckingInterval: checkingInterval(settings),
+      },
       // Fastify's default, 0, let a client hold a connection for ever by trickling a body.
       requestTimeout: settings.requestTimeoutMs,
       keepAliveTimeout: settings.keepAliveTimeoutMs,
@@ -58,9 +64,18 @@ export function serverOptions(settings: ListenerSettings): FastifyHttpOptions<Ht
 }
 
 /**
+ * How often Node's HTTP/1 code looks for requests past their timeout: its default, 30 s, unless
+ * the timeout is shorter, which would otherwise hold for up to 30 s more.
+ */
+function checkingInterval(settings: ListenerSettings): number {
+  return Math.min(30_000, settings.requestTimeoutMs);
+}
+
+/**
  * Finishes setting up the server Fastify created from `serverOptions`. Over TLS, HTTP/1.1
  * connections are served by Node's HTTP/1 code, which reads its limits from the server
- * object, where Fastify sets them only for an HTTP/1 server.
+ * object, where Fastify sets them only for an HTTP/1 server; HTTP/2 streams get the request
+ * timeout from `boundHttp2Bodies`, Node having none for them.
  */
 export function prepareListener(server: HttpServer, settings: ListenerSettings): Listener {
   if (settings.tls === undefined) {
@@ -71,8 +86,10 @@ export function prepareListener(server: HttpServer, settings: ListenerSettings):
     requestTimeout: settings.requestTimeoutMs,
     headersTimeout: settings.requestTimeoutMs,
     keepAliveTimeout: settings.keepAliveTimeoutMs,
+    connectionsCheckingInterval: checkingInterval(settings),
   });
   const secure = server as unknown as Http2SecureServer;
+  boundHttp2Bodies(secure, settings.requestTimeoutMs);
   const sessions = new Set<ServerHttp2Session>();
   secure.on('session', (session) => {
     sessions.add(session);

@@ -2,6 +2,7 @@ import type { RawData } from 'ws';
 import { LimitError, StreamhubError } from '../core/errors.js';
 import type { StartFrom, Subscription } from '../core/hub.js';
 import { checkTopic } from '../core/names.js';
+import type { InTrace } from '../core/tracing.js';
 import { CLOSE_POLICY_VIOLATION, type WsConnection } from '../transports/ws/ws-connection.js';
 import { wsSubscriber } from './subscribers.js';
 import { parseStartFrom, type TopicService } from './topic-service.js';
@@ -19,6 +20,8 @@ export interface TopicSocketOptions {
    * the same connection, or none), so they settle in the order they were made.
    */
   readonly admitPublish?: () => Promise<void>;
+  /** Runs a publish in the trace of the socket's upgrade request, so that its span joins it. */
+  readonly inUpgradeTrace?: InTrace;
   /** Each frame's outcome, with the error code of a refused one. */
   readonly onFrame?: (outcome: 'ok' | 'error', code?: string) => void;
 }
@@ -121,7 +124,9 @@ export class TopicSocket {
     const topic = this.#topicOf(frame);
     this.#authorize('publish', topic);
     await this.options.admitPublish?.();
-    const result = await this.service.publish(topic, { data: frame.data, event: frame.event });
+    const request = { data: frame.data, event: frame.event };
+    const publish = () => this.service.publish(topic, request);
+    const result = await (this.options.inUpgradeTrace?.(publish) ?? publish());
     this.connection.sendJson({ type: 'published', topic, id: result.id, ref: frame.ref });
   }
 

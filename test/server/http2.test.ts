@@ -276,6 +276,81 @@ describe('HTTP/2 flow control as backpressure (SLOW_CONSUMER_MAX_BYTES=262144)',
   });
 });
 
+describe('a request body must arrive within REQUEST_TIMEOUT_MS, over HTTP/2 as over HTTP/1.1', () => {
+  const server = useServer({ ...certificate.settings, REQUEST_TIMEOUT_MS: '1000' });
+
+  test('an HTTP/2 stream whose body stalls or trickles is answered 408 and reset; the rest go on', async () => {
+    const topic = uniqueTopic('h2.slow-body');
+    const client = new H2Client(server().url, certificate.ca);
+    let trickle: NodeJS.Timeout | undefined;
+    try {
+      const reader = client.sse(eventsPath(topic));
+      await reader.opened;
+      // A stream producer's body may take as long as its stream lasts (§9), over HTTP/2 too.
+      const producerPath = `/v1/streams/${uniqueTopic('h2-slow-producer')}`;
+      const producer = client.session.request({
+        ':method': 'POST',
+        ':path': producerPath,
+        'content-type': 'text/plain',
+      });
+      const producerClosed = closeOf(producer);
+      producer.write('the first chunk');
+      const publishing = () =>
+        client.session.request({
+          ':method': 'POST',
+          ':path': eventsPath(topic),
+          'content-type': 'application/json',
+          'content-length': '10000',
+        });
+      const stalled = publishing();
+      stalled.write('{"data":');
+      const trickling = publishing();
+      trickle = setInterval(() => trickling.write(' '), 20);
+      trickling.once('close', () => clearInterval(trickle));
+      // The same limit over HTTP/1.1 on the same port.
+      const http1 = https.request(`${server().url}${eventsPath(topic)}`, {
+        method: 'POST',
+        ca: certificate.ca,
+        headers: { 'content-type': 'application/json', 'content-length': '10000' },
+      });
+      let http1Status: number | undefined;
+      http1.on('response', (response) => {
+        http1Status = response.statusCode;
+        response.resume();
+      });
+      http1.on('error', () => {}); // the server closes the connection after its answer
+      http1.write('{"data":');
+      const answers = [answerOf(stalled), answerOf(trickling)];
+      await waitFor(
+        () => stalled.closed && trickling.closed && http1Status !== undefined,
+        'the slow requests to be answered',
+      );
+      for (const answer of answers) {
+        assert.equal(answer.status, 408);
+        assert.equal(JSON.parse(answer.text).error.code, 'request_timeout');
+      }
+      assert.equal(http1Status, 408);
+
+      // The producer, older than both, is still streaming; the connection and the reader too.
+      producer.write('the second chunk');
+      await eventually(
+        async () => (await client.request('GET', producerPath)).text.includes('"status":"open"'),
+        'the producer to be open still',
+      );
+      assert.equal(producer.closed, false);
+      const id = await client.publish(topic, 'after the timeouts');
+      await waitFor(() => reader.ids.includes(id), 'the reader to receive the next event');
+      assert.equal(client.session.destroyed, false);
+      producer.end();
+      producer.resume();
+      await producerClosed;
+    } finally {
+      clearInterval(trickle);
+      client.close();
+    }
+  });
+});
+
 test('shutdown sends GOAWAY: HTTP/2 streams end and the connection closes within the grace period', async () => {
   const server = await startTestServer(certificate.settings);
   const client = new H2Client(server.url, certificate.ca);
@@ -293,6 +368,20 @@ test('shutdown sends GOAWAY: HTTP/2 streams end and the connection closes within
     await server.shutdown();
   }
 });
+
+/** What the server answers on a request stream, filled in as it arrives. */
+function answerOf(stream: ClientHttp2Stream): { status?: number; text: string } {
+  const answer: { status?: number; text: string } = { text: '' };
+  stream.on('error', () => {}); // the server's reset after its answer
+  stream.once('response', (headers) => {
+    answer.status = Number(headers[':status']);
+  });
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    answer.text += chunk;
+  });
+  return answer;
+}
 
 /** Resolves when a stream closes, reset or not (`once` would reject on the reset's error). */
 function closeOf(stream: ClientHttp2Stream): Promise<void> {

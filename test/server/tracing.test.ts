@@ -6,6 +6,7 @@ import { MockUpstream, upstream } from '../helpers/mock-upstream.js';
 import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
 import { type ServerProcess, spawnServer } from '../helpers/process.js';
 import { waitFor } from '../helpers/server.js';
+import { uniqueRef, WsTestClient, wsUrl } from '../helpers/ws-client.js';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -187,6 +188,27 @@ describe('tracing over OTLP', { timeout: 60_000 }, () => {
     assert.equal((await post('/v1/streams/traced/events', client, { data: 2 })).status, 201);
     const append = await spanOf(client, 'append');
     assert.equal(append.attributes['streamhub.stream.id'], 'traced');
+  });
+
+  test("a WebSocket publish joins the trace of the socket's upgrade request", async () => {
+    const client = clientSpan();
+    const topic = `traced-ws-${randomUUID()}`;
+    const socket = await WsTestClient.connect(wsUrl(server.url, '/v1/ws'), {
+      headers: { traceparent: client.traceparent },
+    });
+    try {
+      const reply = await socket.request({ type: 'publish', topic, data: 1, ref: uniqueRef() });
+      assert.equal(reply.type, 'published');
+    } finally {
+      socket.ws.close();
+    }
+    const publish = await spanOf(client, 'publish');
+    assert.equal(publish.kind, PRODUCER);
+    assert.equal(publish.attributes['messaging.destination.name'], topic);
+    const { names, request } = await ancestorsUpToClient(publish, client);
+    assert.deepEqual(names, ['GET /v1/ws']);
+    assert.equal(request.kind, SERVER);
+    assert.equal(request.attributes['http.response.status_code'], 101);
   });
 
   test('a request without traceparent starts a trace of its own', async () => {

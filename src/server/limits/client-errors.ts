@@ -28,6 +28,15 @@ export function allowUnboundedBody(socket: Socket): () => void {
   return () => unboundedBodies.delete(socket);
 }
 
+/** Whether the request on `socket` (over HTTP/2, its stream's socket) is exempt from the
+ *  request timeout. */
+export function hasUnboundedBody(socket: Socket): boolean {
+  return unboundedBodies.has(socket);
+}
+
+/** The answer to a request whose head and body did not arrive in time. */
+export const requestTimeoutError = (): ApiError => refusalOf('ERR_HTTP_REQUEST_TIMEOUT');
+
 /**
  * Fastify's `clientErrorHandler`: the same behaviour as its default (nothing to say to a reset
  * or destroyed socket; answer, then close), but the body in the error shape of docs/api.md §0
@@ -36,7 +45,7 @@ export function allowUnboundedBody(socket: Socket): () => void {
 export function clientErrorHandler(onHeaderOverflow: () => void) {
   return (error: Error & { code?: string }, socket: Socket): void => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
-    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && unboundedBodies.has(socket)) return;
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && hasUnboundedBody(socket)) return;
     const refusal = refusalOf(error.code);
     if (refusal.status === 431) onHeaderOverflow();
     if (socket.writable) socket.write(refusal.toHttpResponse());

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import type { WebSocket } from 'ws';
 import type { StartFrom } from '../../core/hub.js';
 import { checkTopic } from '../../core/names.js';
+import { type InTrace, inCurrentTrace } from '../../core/tracing.js';
 import type { StoredEvent } from '../../core/types.js';
 import {
   HISTORY_PAGE_DEFAULT,
@@ -112,11 +113,12 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
     });
   };
 
-  /** `address` is the upgrade request's `clientAddress`, for per-client limits. */
+  /** `address` is the upgrade request's `clientAddress`, for per-client limits; `inUpgradeTrace`
+   *  its trace context, captured while its handler runs. */
   const openSocket = (
     connection: WsConnection,
     principal: Principal,
-    address: string,
+    upgrade: { address: string; inUpgradeTrace: InTrace },
     boundTopic?: string,
   ) => {
     closeSocketOnExpiry(connection, principal);
@@ -124,7 +126,8 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
       boundTopic,
       allows: (action, topic) => principal.rights.allows(action, topic),
       maxSubscriptions: deps.maxSubscriptionsPerSocket,
-      admitPublish: deps.limits.publishGate(principal, address),
+      admitPublish: deps.limits.publishGate(principal, upgrade.address),
+      inUpgradeTrace: upgrade.inUpgradeTrace,
       onFrame: (outcome, code) => {
         deps.metrics.wsFrames.inc({ outcome });
         deps.limits.frameRefused(code);
@@ -145,7 +148,7 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
       const { topic } = request.params;
       const { principal } = request;
       const connection = openConnection(socket, request);
-      openSocket(connection, principal, clientAddress(request), topic).subscribeBound(
+      openSocket(connection, principal, upgradeOf(request), topic).subscribeBound(
         streamStart(request),
       );
     },
@@ -159,15 +162,20 @@ export function topicRoutes(app: FastifyInstance, deps: TopicRouteDeps): void {
     handler: upgradeRequired,
     wsHandler: (socket, request) => {
       const { principal } = request;
-      const address = clientAddress(request);
+      const upgrade = upgradeOf(request);
       const connection = openConnection(socket, request);
-      if (principal.via !== 'none') openSocket(connection, principal, address);
+      if (principal.via !== 'none') openSocket(connection, principal, upgrade);
       else
         authenticateByFirstFrame(connection, deps.auth, (authenticated) =>
-          openSocket(connection, authenticated, address),
+          openSocket(connection, authenticated, upgrade),
         );
     },
   });
+}
+
+/** What a socket keeps of its upgrade request; called while the request's handler runs. */
+function upgradeOf(request: FastifyRequest): { address: string; inUpgradeTrace: InTrace } {
+  return { address: clientAddress(request), inUpgradeTrace: inCurrentTrace() };
 }
 
 /**

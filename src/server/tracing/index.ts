@@ -1,5 +1,11 @@
-import { context, isSpanContextValid, trace } from '@opentelemetry/api';
-import type { FastifyBaseLogger, FastifyInstance, FastifyPluginCallback } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import { context, isSpanContextValid, type Span, trace } from '@opentelemetry/api';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyPluginCallback,
+  FastifyRequest,
+} from 'fastify';
 
 /** Tracing as the server uses it once the SDK runs: see `startTracing`. */
 export interface Tracing {
@@ -50,7 +56,9 @@ const BOUND = Symbol('trace ids bound');
  */
 export async function traceRequests(app: FastifyInstance, tracing: Tracing): Promise<void> {
   await app.register(tracing.plugin);
+  const upgrades = endSpansOnUpgrade(app);
   app.addHook('onRequest', (request, reply, done) => {
+    upgrades.track(request);
     const ids = activeTraceIds();
     if (ids.trace_id !== undefined) {
       const log = Object.assign(request.log.child(ids), { [BOUND]: true });
@@ -60,6 +68,29 @@ export async function traceRequests(app: FastifyInstance, tracing: Tracing): Pro
     done();
   });
   app.addHook('onClose', () => tracing.shutdown());
+}
+
+/**
+ * `@fastify/otel` ends a request's span when its answer is sent, which an upgraded request's
+ * never is: its span would stay open for ever, never exported, and the spans of the socket's
+ * publishes (children of it, see `inCurrentTrace`) would point at a parent no backend sees.
+ * Ends it at the upgrade instead, with the 101 as its status.
+ */
+function endSpansOnUpgrade(app: FastifyInstance): { track(request: FastifyRequest): void } {
+  const spans = new WeakMap<IncomingMessage, Span>();
+  app.addHook('onReady', function (done) {
+    this.websocketServer.on('connection', (_socket: unknown, raw: IncomingMessage) => {
+      spans.get(raw)?.setAttribute('http.response.status_code', 101).end();
+      spans.delete(raw);
+    });
+    done();
+  });
+  return {
+    track(request) {
+      const span = trace.getActiveSpan();
+      if (span !== undefined && request.headers.upgrade !== undefined) spans.set(request.raw, span);
+    },
+  };
 }
 
 /**
