@@ -53,7 +53,9 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  * randomness, so the caller passes a fresh `newEpoch` every time; it is used only when the topic
  * has no meta (never written, deleted, expired or flushed). `publishCommand` (`PUBLISH` or
  * `SPUBLISH`) sends the event on `channel`; `final` ends the log; `onlyEpoch` (unless '')
- * refuses the append, as for an ended log, when the topic's epoch is another or none.
+ * refuses the append, as for an ended log, when the topic's epoch is another or none; `fence`
+ * (unless -1) refuses it when the log was fenced with a higher token (FENCE_SCRIPT), checked
+ * here, in the same step as the append, so a writer frozen past its lease cannot slip one in.
  */
 export const APPEND_SCRIPT = luaScript<AppendReply>()({
   command: 'streamhubAppend',
@@ -70,10 +72,11 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
     publishCommand: 'string',
     final: 'flag',
     onlyEpoch: 'string',
+    fence: 'number',
   },
   helpers: HELPERS,
   body: `
-local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept')
+local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'fence')
 local epoch = meta[1]
 
 if epoch and use_idempotency then
@@ -87,6 +90,9 @@ end
 
 if epoch and meta[2] == '1' then return {epoch, 0, event_type, 2} end
 if only_epoch ~= '' and epoch ~= only_epoch then return {only_epoch, 0, event_type, 2} end
+if epoch and fence >= 0 and fence < (tonumber(meta[4]) or 0) then
+  return {epoch, 0, event_type, 2}
+end
 
 if not epoch then
   epoch = new_epoch
@@ -185,4 +191,18 @@ return {epoch, newest[1]}
 `,
 });
 
-export const TOPIC_SCRIPTS = [APPEND_SCRIPT, READ_SCRIPT, LAST_EVENT_SCRIPT] as const;
+/** Raises the topic's fence to `token` (never lowers it); a topic without meta is left alone. */
+export const FENCE_SCRIPT = luaScript<number>()({
+  command: 'streamhubFence',
+  keys: ['metaKey'],
+  args: { token: 'number' },
+  body: `
+if redis.call('EXISTS', meta_key) == 0 then return 0 end
+if (tonumber(redis.call('HGET', meta_key, 'fence')) or 0) < token then
+  redis.call('HSET', meta_key, 'fence', token)
+end
+return 1
+`,
+});
+
+export const TOPIC_SCRIPTS = [APPEND_SCRIPT, READ_SCRIPT, LAST_EVENT_SCRIPT, FENCE_SCRIPT] as const;
