@@ -226,7 +226,8 @@ export class SessionService {
     }
     describeActiveSpan({ 'streamhub.session.turn': session.turn, 'gen_ai.request.model': model });
     const topic = replyTopic(session.id, session.turn);
-    const writer = new FiniteLogWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0);
+    // Fenced from the first attempt on: a continuation fences the log with a higher token.
+    const writer = new FiniteLogWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0, 0);
     await writer.append(replyEvent('start', { session_id: session.id, turn: session.turn, model }));
     // Only the latest reply is ever streamed; the earlier one lives on in the messages.
     if (session.turn > 1) await this.replies.log.delete(replyTopic(session.id, session.turn - 1));
