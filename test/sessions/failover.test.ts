@@ -116,7 +116,7 @@ function usageOf(message: SseMessage | undefined) {
 describe('a reply continued on another process (mock model)', () => {
   const setup = useRedisCluster(3, {
     HEARTBEAT_MS: '1000',
-    MOCK_TOKENS_PER_SEC: '25',
+    MOCK_TOKENS_PER_SEC: '50',
     SESSION_LEASE_MS: String(LEASE_MS),
     SESSION_FAILOVER_MAX: '2',
     SHUTDOWN_GRACE_MS: '1000',
