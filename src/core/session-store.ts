@@ -80,6 +80,11 @@ export interface SessionStore {
    * continuations were made already.
    */
   takeOverTurn(id: string, turn: number, attempt: number, maxAttempts: number): Promise<number>;
+  /**
+   * Lets go of a turn this process holds for `attempt` without ending it (this process shuts
+   * down), so that another process takes it over at once instead of after its lease.
+   */
+  releaseTurn(id: string, turn: number, attempt: number): Promise<void>;
   /** Turns whose generator was lost, found whether or not anyone watches them. */
   lostTurns(): Promise<SessionState[]>;
   /** Tells the process generating `turn`, wherever it runs, to stop. */

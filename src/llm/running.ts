@@ -41,6 +41,11 @@ export class RunningGenerations {
     return this.#running.has(key);
   }
 
+  /** Shutting down: nothing new should start here. */
+  get draining(): boolean {
+    return this.#draining !== undefined;
+  }
+
   get size(): number {
     return this.#running.size;
   }

@@ -276,10 +276,15 @@ export class SessionService {
         await end('done', { finish_reason: finishReason, usage: total }, 'done');
       },
       fail: (error) => end('error', { code: error.code, message: error.message }, 'error'),
-      cancelled: () =>
-        abortedByShutdown(signal)
-          ? end('error', { code: 'server_shutdown', message: 'the server shut down' }, 'error')
-          : end('abort', { reason: 'cancelled' }, 'cancelled'),
+      cancelled: async () => {
+        if (!abortedByShutdown(signal)) return end('abort', { reason: 'cancelled' }, 'cancelled');
+        // Another process continues the reply at once, as after a lost generator (§13).
+        if (this.options.failover !== undefined) {
+          release();
+          return this.store.releaseTurn(session.id, session.turn, session.attempt);
+        }
+        await end('error', { code: 'server_shutdown', message: 'the server shut down' }, 'error');
+      },
     };
     try {
       await this.runner.generate({ body: run.body }, sink, signal);
@@ -295,6 +300,8 @@ export class SessionService {
   async #recover(session: SessionState): Promise<void> {
     const failover = this.options.failover;
     if (failover === undefined) return this.#endLost(session);
+    // Shutting down: a process that stays continues it.
+    if (this.runner.generations.draining) return;
     const span = { name: 'chat continuation', attributes: { 'streamhub.session.id': session.id } };
     try {
       await this.runner.start(() => this.#takeOver(session, failover), undefined, span);

@@ -218,6 +218,23 @@ describe('a reply continued on another process (mock model)', () => {
     }
   });
 
+  test('a process shut down mid-reply hands the reply over past its grace period', {
+    timeout: 60_000,
+  }, async () => {
+    const { cluster } = setup();
+    const id = newSessionId();
+    await chatStarted(urls()[0] as string, id, LONG.content);
+    const viewer = sse(`${urls()[1]}/v1/sessions/${id}/stream`);
+    await waitFor(() => deltaCount(viewer) >= 5, 'deltas on B', PATIENCE_MS);
+    try {
+      await cluster.kill(0, 'SIGTERM');
+      await closedWithin(viewer, 'the handed-over reply');
+    } finally {
+      await cluster.restart(0);
+    }
+    assertOneReply(viewer.messages, LONG.reply);
+  });
+
   test('a generator frozen past its lease cannot add to the reply once it wakes (fencing)', {
     timeout: 60_000,
   }, async () => {

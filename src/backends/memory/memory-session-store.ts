@@ -85,6 +85,9 @@ export class MemorySessionStore implements SessionStore {
     return 0;
   }
 
+  /** Nobody else could take it: the turn ends when the process does. */
+  async releaseTurn(): Promise<void> {}
+
   async lostTurns(): Promise<SessionState[]> {
     return [];
   }

@@ -12,6 +12,7 @@ import {
   BEGIN_TURN_SCRIPT,
   END_TURN_SCRIPT,
   GET_SESSION_SCRIPT,
+  RELEASE_TURN_SCRIPT,
   RENEW_TURN_SCRIPT,
   SESSION_SCRIPTS,
   type Snapshot,
@@ -159,6 +160,20 @@ export class RedisSessionStore implements SessionStore {
     );
     if (taken > 0) await this.#leaseLapsesLater(id).catch(() => {});
     return taken;
+  }
+
+  async releaseTurn(id: string, turn: number, attempt: number): Promise<void> {
+    const released = await this.#connection.command((client) =>
+      RELEASE_TURN_SCRIPT.run(client, {
+        ...this.#keys(id),
+        holder: this.#holder,
+        turn: String(turn),
+        attempt: String(attempt),
+      }),
+    );
+    // Lapsed now: the next sweep of any process finds it.
+    if (released === 1)
+      await this.#connection.command((client) => client.zadd(this.#leases, 0, id));
   }
 
   async lostTurns(): Promise<SessionState[]> {

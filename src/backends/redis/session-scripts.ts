@@ -190,8 +190,25 @@ return redis.call('HINCRBY', state_key, 'attempt', 1)
 `,
 });
 
+/** Drops `holder`'s lease on `turn` at `attempt`, leaving the turn open for a takeover. */
+export const RELEASE_TURN_SCRIPT = luaScript<0 | 1>()({
+  command: 'sessionRelease',
+  keys: SESSION_KEYS,
+  args: { holder: 'string', turn: 'string', attempt: 'string' },
+  helpers: HELPERS,
+  body: `
+if not open_turn(turn) or not same_attempt(attempt)
+    or redis.call('GET', lease_key) ~= holder then
+  return 0
+end
+redis.call('DEL', lease_key)
+return 1
+`,
+});
+
 export const SESSION_SCRIPTS = [
   TAKE_OVER_TURN_SCRIPT,
+  RELEASE_TURN_SCRIPT,
   GET_SESSION_SCRIPT,
   BEGIN_TURN_SCRIPT,
   END_TURN_SCRIPT,
