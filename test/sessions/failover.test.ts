@@ -66,6 +66,18 @@ async function chatStarted(url: string, id: string, content: string): Promise<Ra
   return chat;
 }
 
+/**
+ * Sends `content` on `from` as a new session and watches the reply on `on` until it has shown
+ * `deltas` deltas.
+ */
+async function watchedReply(from: string, on: string, deltas: number, content = LONG.content) {
+  const id = newSessionId();
+  await chatStarted(from, id, content);
+  const viewer = sse(`${on}/v1/sessions/${id}/stream`);
+  await waitFor(() => deltaCount(viewer) >= deltas, `${deltas} deltas`, PATIENCE_MS);
+  return { id, viewer };
+}
+
 /** The reply's text as GET /v1/sessions/{id} shows it (the partial reply while generating). */
 async function replySoFar(url: string, id: string): Promise<string> {
   const view = await sessionView(url, id);
@@ -130,12 +142,13 @@ describe('a reply continued on another process (mock model)', () => {
     const pauses: number[] = [];
     for (const [round, killAfter] of [3, 45, 100].entries()) {
       const [g, v, r] = [round % 3, (round + 1) % 3, (round + 2) % 3];
-      const id = newSessionId();
-      await chatStarted(urls()[g] as string, id, LONG.content);
-      const viewer = sse(`${urls()[v]}/v1/sessions/${id}/stream`);
+      const { id, viewer } = await watchedReply(
+        urls()[g] as string,
+        urls()[v] as string,
+        killAfter,
+      );
       const times = arrivals(viewer);
       try {
-        await waitFor(() => deltaCount(viewer) >= killAfter, `${killAfter} deltas`, PATIENCE_MS);
         await cluster.kill(g, 'SIGKILL');
         await closedWithin(viewer, 'the continued reply');
       } finally {
@@ -222,10 +235,7 @@ describe('a reply continued on another process (mock model)', () => {
     timeout: 60_000,
   }, async () => {
     const { cluster } = setup();
-    const id = newSessionId();
-    await chatStarted(urls()[0] as string, id, LONG.content);
-    const viewer = sse(`${urls()[1]}/v1/sessions/${id}/stream`);
-    await waitFor(() => deltaCount(viewer) >= 5, 'deltas on B', PATIENCE_MS);
+    const { viewer } = await watchedReply(urls()[0] as string, urls()[1] as string, 5);
     try {
       await cluster.kill(0, 'SIGTERM');
       await closedWithin(viewer, 'the handed-over reply');
@@ -239,10 +249,7 @@ describe('a reply continued on another process (mock model)', () => {
     timeout: 60_000,
   }, async () => {
     const { cluster } = setup();
-    const id = newSessionId();
-    await chatStarted(urls()[0] as string, id, LONG.content);
-    const viewer = sse(`${urls()[1]}/v1/sessions/${id}/stream`);
-    await waitFor(() => deltaCount(viewer) >= 10, 'deltas on B', PATIENCE_MS);
+    const { id, viewer } = await watchedReply(urls()[0] as string, urls()[1] as string, 10);
     cluster.signal(0, 'SIGSTOP');
     try {
       // Woken while the continuation runs: its overdue tokens must not reach the log.
@@ -292,10 +299,7 @@ function upstreamFailover(
     }, async () => {
       const { cluster } = setup();
       const [a, b] = cluster.urls as [string, string];
-      const id = newSessionId();
-      await chatStarted(a, id, 'keep going');
-      const viewer = sse(`${b}/v1/sessions/${id}/stream`);
-      await waitFor(() => deltaCount(viewer) >= 4, 'deltas on B', PATIENCE_MS);
+      const { viewer } = await watchedReply(a, b, 4, 'keep going');
       try {
         await cluster.kill(0, 'SIGKILL');
         await closedWithin(viewer, 'the continued reply');
