@@ -23,8 +23,12 @@ import { PATIENCE_MS } from '../helpers/patience.js';
 import { waitFor } from '../helpers/server.js';
 import { RawSseClient, type SseMessage } from '../helpers/sse-client.js';
 
-/** Short, so a test takes seconds; a stalled renewal only causes a harmless extra takeover. */
-const LEASE_MS = 1000;
+/**
+ * Short, so that a test takes seconds; renewed every 500 ms, so a process must stall for a
+ * second to lose it spuriously (which the tests counting attempts would notice; elsewhere an
+ * extra takeover is harmless).
+ */
+const LEASE_MS = 1500;
 
 const clients: RawSseClient[] = [];
 after(() => {
