@@ -300,8 +300,11 @@ export class SessionService {
   async #recover(session: SessionState): Promise<void> {
     const failover = this.options.failover;
     if (failover === undefined) return this.#endLost(session);
-    // Shutting down: a process that stays continues it.
-    if (this.runner.generations.draining) return;
+    // Shutting down: a process that stays continues it. Still generating here (its lease
+    // lapsed in a stall): the generation renews it or hears that it lost it.
+    if (this.runner.generations.draining || this.runner.isRunning(generationKey(session.id))) {
+      return;
+    }
     const span = { name: 'chat continuation', attributes: { 'streamhub.session.id': session.id } };
     try {
       await this.runner.start(() => this.#takeOver(session, failover), undefined, span);
