@@ -17,6 +17,12 @@ export interface AppendOptions {
    * not yet heard that its log was deleted cannot leave an orphan log behind.
    */
   readonly epoch?: string;
+  /**
+   * The writer's fencing token: the append is refused with `log_ended` once the log was fenced
+   * with a higher one (see `EventLog.fence`), so a writer that was frozen past its lease
+   * cannot add to a log that another writer has taken over.
+   */
+  readonly fence?: number;
 }
 
 export interface AppendResult {
@@ -56,6 +62,11 @@ export interface EventLog {
   read(topic: string, from: ReadFrom, limit: number): Promise<ReadResult>;
   head(topic: string): Promise<Position>;
   info(topic: string): Promise<TopicInfo>;
+  /**
+   * Refuses, from now on, the appends fenced with a token lower than `token` (a new writer
+   * takes the log over); appends without a fence are not affected.
+   */
+  fence(topic: string, token: number): Promise<void>;
   /** Drops the topic's history; the next append starts a new epoch. */
   delete(topic: string): Promise<void>;
   /**

@@ -19,10 +19,16 @@ export class FiniteLogWriter {
     readonly log: EventLog,
     readonly topic: string,
     readonly retryMs: number,
+    /**
+     * This writer's fencing token, when writers may take the log over from each other (a reply
+     * continued on another process): see `AppendOptions.fence`.
+     */
+    readonly fence?: number,
   ) {}
 
   /** Appends `input` and resolves to its id; a `final` one ends the log. */
-  append(input: EventInput, options: WriterAppendOptions = {}): Promise<string> {
+  append(input: EventInput, given: WriterAppendOptions = {}): Promise<string> {
+    const options = this.fence === undefined ? given : { ...given, fence: this.fence };
     // Nothing to ride out and so nothing to settle: one append per model chunk, with no
     // async layer of its own around the log's.
     if (this.retryMs === 0) return this.log.append(this.topic, input, options).then(idOf);

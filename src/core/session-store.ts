@@ -20,6 +20,13 @@ export interface SessionState {
    * its lease): the reply will never end by itself, so it must be ended as lost.
    */
   readonly generatorLost: boolean;
+  /**
+   * Which request to the model generates the turn: 0 the first, n the nth continuation after
+   * its generator was lost (see `takeOverTurn`); also the fencing token of its reply log.
+   */
+  readonly attempt: number;
+  /** The turn's model options as the service stored them (JSON), for a continuation. */
+  readonly request: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -28,6 +35,8 @@ export interface TurnInput {
   readonly content: string;
   readonly system?: string;
   readonly owner: string | null;
+  /** The turn's model options (JSON), kept for a continuation. */
+  readonly request?: string;
 }
 
 /** What the process generating a turn hears about it while it holds it. */
@@ -51,15 +60,33 @@ export interface SessionStore {
    * already generating.
    */
   beginTurn(id: string, input: TurnInput): Promise<SessionState | undefined>;
-  /** Keeps this process's hold on a turn while it generates; the returned function lets go. */
-  holdTurn(id: string, turn: number, control: TurnControl): () => void;
   /**
-   * Ends a turn this process holds; a non-empty reply (complete or partial) is appended as
-   * the assistant's. Resolves to false, changing nothing, if the turn is no longer held.
+   * Keeps this process's hold on a turn while it generates its `attempt` (0 unless it took the
+   * turn over); the returned function lets go.
    */
-  endTurn(id: string, turn: number, reply: string): Promise<boolean>;
+  holdTurn(id: string, turn: number, control: TurnControl, attempt?: number): () => void;
+  /**
+   * Ends a turn this process holds for `attempt` (default 0); a non-empty reply (complete or
+   * partial) is appended as the assistant's. Resolves to false, changing nothing, if the turn
+   * is no longer held (for that attempt).
+   */
+  endTurn(id: string, turn: number, reply: string, attempt?: number): Promise<boolean>;
   /** Ends a turn whose generator was lost; resolves to true for exactly one caller. */
   endLostTurn(id: string, turn: number, reply: string): Promise<boolean>;
+  /**
+   * Takes over a turn whose generator was lost at `attempt`, to continue it here: exactly one
+   * caller gets the next attempt number, held by this process as by `beginTurn`. Resolves to 0
+   * when the turn is not lost at that attempt, and to -1 (changing nothing) when `maxAttempts`
+   * continuations were made already.
+   */
+  takeOverTurn(id: string, turn: number, attempt: number, maxAttempts: number): Promise<number>;
+  /**
+   * Lets go of a turn this process holds for `attempt` without ending it (this process shuts
+   * down), so that another process takes it over at once instead of after its lease.
+   */
+  releaseTurn(id: string, turn: number, attempt: number): Promise<void>;
+  /** Turns whose generator was lost, found whether or not anyone watches them. */
+  lostTurns(): Promise<SessionState[]>;
   /** Tells the process generating `turn`, wherever it runs, to stop. */
   requestCancel(id: string, turn: number): Promise<void>;
   /**

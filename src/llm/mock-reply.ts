@@ -15,6 +15,24 @@ export function mockReply(messages: readonly MockMessage[]): string[] {
   return composeReply(messages).match(/\s*\S+/g) ?? [];
 }
 
+/**
+ * The tokens of `tokens` that come after the text `partial`, when they begin with it: the
+ * token in which the partial ends is cut there. `undefined` when they do not begin with it.
+ */
+export function tokensAfter(tokens: readonly string[], partial: string): string[] | undefined {
+  let at = 0;
+  for (const [i, token] of tokens.entries()) {
+    if (at + token.length > partial.length) {
+      const cut = partial.length - at;
+      if (token.slice(0, cut) !== partial.slice(at)) return undefined;
+      return cut === 0 ? tokens.slice(i) : [token.slice(cut), ...tokens.slice(i + 1)];
+    }
+    if (partial.slice(at, at + token.length) !== token) return undefined;
+    at += token.length;
+  }
+  return at === partial.length ? [] : undefined;
+}
+
 type Opening = (quote: string, turn: number) => string;
 
 const OPENINGS: readonly Opening[] = [

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { conversationDigest, type MockMessage, mockReply } from './mock-reply.js';
+import { continuedReply } from './continuation.js';
+import { conversationDigest, type MockMessage, mockReply, tokensAfter } from './mock-reply.js';
 import {
   type CompletionIdentity,
   MockChunks,
@@ -31,7 +32,9 @@ type MockAnswer = (
  * derived from the whole conversation, streamed word by word at `tokensPerSecond` as
  * `chat.completion.chunk`s (or answered whole), so everything works with no key and no
  * network. It plays tools too (docs/api.md §5.1): offered tools after a user message, it calls
- * the first one with no arguments; after a tool's result, it answers with that result.
+ * the first one with no arguments; after a tool's result, it answers with that result. Asked
+ * to continue a partial reply of its own (either strategy of `continuation.ts`), it streams
+ * exactly the rest of the reply it would have given (docs/api.md §13).
  */
 export class MockProvider implements LlmProvider {
   readonly name = 'mock';
@@ -127,13 +130,20 @@ function answerTo(messages: readonly MockMessage[], body: CompletionBody): MockA
   const tokens =
     last?.role === 'tool'
       ? (`The tool returned: ${last.content}`.match(/\s*\S+/g) ?? [])
-      : mockReply(messages);
+      : (restOfOwnReply(messages) ?? mockReply(messages));
   const limit = maxTokens(body) ?? tokens.length;
   return {
     kind: 'text',
     tokens: tokens.slice(0, limit),
     finishReason: limit < tokens.length ? 'length' : 'stop',
   };
+}
+
+/** The rest of the mock's own reply that a continuation request asks it to go on with. */
+function restOfOwnReply(messages: readonly MockMessage[]): string[] | undefined {
+  const continued = continuedReply(messages);
+  if (continued === undefined) return undefined;
+  return tokensAfter(mockReply(continued.conversation), continued.partial);
 }
 
 /** The messages' roles and texts: `developer` is `system`, text parts are joined by lines. */

@@ -27,14 +27,23 @@ export class RunningGenerations {
   /** Runs `work` in the background under `key`; failures go to `onError`, never unhandled. */
   start(key: string, work: (signal: AbortSignal) => Promise<void>): void {
     const controller = new AbortController();
-    const finished = work(controller.signal)
+    const finished: Promise<void> = work(controller.signal)
       .catch(this.onError)
-      .finally(() => this.#running.delete(key));
+      .finally(() => {
+        // A newer generation under the same key (a reply this process took over again after
+        // losing it) is not this one's to forget.
+        if (this.#running.get(key)?.finished === finished) this.#running.delete(key);
+      });
     this.#running.set(key, { controller, finished });
   }
 
   has(key: string): boolean {
     return this.#running.has(key);
+  }
+
+  /** Shutting down: nothing new should start here. */
+  get draining(): boolean {
+    return this.#draining !== undefined;
   }
 
   get size(): number {

@@ -147,6 +147,18 @@ export const SETTINGS = {
     schema: integer(300, 10 * MINUTE).default(10_000),
     help: 'a reply (or a stream) whose generating (producing) process is silent this long ends with generator_lost (producer_lost)',
   },
+  SESSION_FAILOVER: {
+    schema: z.enum(['continue', 'end']).default('continue'),
+    help: 'Redis: a reply whose generating process died is continued on another process (end: it ends with generator_lost)',
+  },
+  SESSION_FAILOVER_MAX: {
+    schema: integer(1, 100).default(2),
+    help: 'continuations of one reply at most; its generator lost once more, it ends with generator_lost',
+  },
+  LLM_CONTINUATION: {
+    schema: z.enum(['instruction', 'prefix']).default('instruction'),
+    help: 'how a reply is continued: the partial reply as a prefix to complete (prefix) or with an instruction to go on (instruction)',
+  },
   SESSION_MAX_MESSAGES: {
     schema: integer(2, 10_000).default(200),
     help: 'messages kept per session (oldest dropped; the system prompt is kept)',

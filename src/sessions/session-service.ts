@@ -8,9 +8,10 @@ import type { SessionState, SessionStore, StoredMessage } from '../core/session-
 import { describeActiveSpan } from '../core/tracing.js';
 import type { EventInput } from '../core/types.js';
 import { chunkText } from '../llm/chunks.js';
+import { type ContinuationStrategy, continuationRequest, Seam } from '../llm/continuation.js';
 import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
 import type { BackgroundGeneration, GenerationRunner } from '../llm/generation-runner.js';
-import type { ChatMessage } from '../llm/provider.js';
+import type { ChatMessage, CompletionBody, Usage } from '../llm/provider.js';
 import { abortedByShutdown } from '../llm/running.js';
 import { endsReply, type ReplyEventType, type ReplyViewer } from './reply-stream.js';
 import { ViewerRegistry } from './viewers.js';
@@ -47,7 +48,43 @@ export interface SessionServiceOptions {
   readonly cancelWaitMs?: number;
   /** How long a reply's append keeps trying while the backend is unreachable (default 0). */
   readonly appendRetryMs?: number;
+  /** Continue a reply whose generator was lost (docs/api.md §13); without it, end it. */
+  readonly failover?: FailoverOptions;
 }
+
+export interface FailoverOptions {
+  /** Continuations of one turn at most; lost once more, it ends with `generator_lost`. */
+  readonly maxAttempts: number;
+  readonly strategy: ContinuationStrategy;
+}
+
+/** The model options of a turn, stored with it so that a continuation asks the same way. */
+interface TurnParams {
+  readonly model: string;
+  readonly temperature?: number;
+  readonly max_tokens?: number;
+}
+
+/** A reply's text so far, and the `delta` events it came in. */
+interface PartialReply {
+  readonly text: string;
+  readonly chunks: number;
+}
+
+/** One request to the model writing into a turn's reply log. */
+interface ReplyRun {
+  /** The turn, with the attempt this request is. */
+  readonly session: SessionState;
+  readonly writer: FiniteLogWriter;
+  readonly body: CompletionBody;
+  /** What the reply log holds already: nothing, or the partial reply a continuation goes on with. */
+  readonly partial: PartialReply;
+  /** Trims a repetition of the partial reply (the `instruction` strategy). */
+  readonly seam?: Seam;
+}
+
+/** A lost turn that another caller took over, or ended, first. */
+class NotTaken extends Error {}
 
 /** Each turn's reply has a log of its own; the name cannot clash with a topic (no `/`). */
 export function replyTopic(sessionId: string, turn: number): string {
@@ -72,7 +109,7 @@ export class SessionService {
   ) {
     this.#viewers = new ViewerRegistry(options.takeover, store);
     this.#lostCheck = setInterval(
-      () => void this.#endLostWatched().catch((error) => options.onInternalError?.(error)),
+      () => void this.#recoverLostTurns().catch((error) => options.onInternalError?.(error)),
       options.lostCheckMs ?? 1_000,
     ).unref();
   }
@@ -138,7 +175,7 @@ export class SessionService {
 
   async view(sessionId: string, owner: string | null): Promise<SessionView> {
     const session = await this.#find(sessionId, owner);
-    const partial = session.generating ? await this.#partialReply(session) : '';
+    const partial = session.generating ? (await this.#partialReply(session)).text : '';
     const messages: StoredMessage[] =
       partial === ''
         ? [...session.messages]
@@ -170,27 +207,38 @@ export class SessionService {
     const existing = await this.store.get(request.sessionId);
     if (existing !== undefined) {
       this.#checkOwner(existing, owner);
-      if (existing.generatorLost) await this.#endLost(existing);
+      if (existing.generatorLost) await this.#recover(existing);
     }
+    const model = request.model ?? this.runner.provider.defaultModel;
+    const params: TurnParams = {
+      model,
+      ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+      ...(request.maxTokens === undefined ? {} : { max_tokens: request.maxTokens }),
+    };
     const session = await this.store.beginTurn(request.sessionId, {
       content: request.content,
       system: request.system,
       owner,
+      request: JSON.stringify(params),
     });
     if (session === undefined) {
       throw new StreamhubError('conflict', 'session_busy', 'a reply is already being generated');
     }
-    const model = request.model ?? this.runner.provider.defaultModel;
     describeActiveSpan({ 'streamhub.session.turn': session.turn, 'gen_ai.request.model': model });
     const topic = replyTopic(session.id, session.turn);
-    const writer = new FiniteLogWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0);
+    // Fenced from the first attempt on: a continuation fences the log with a higher token.
+    const writer = new FiniteLogWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0, 0);
     await writer.append(replyEvent('start', { session_id: session.id, turn: session.turn, model }));
     // Only the latest reply is ever streamed; the earlier one lives on in the messages.
     if (session.turn > 1) await this.replies.log.delete(replyTopic(session.id, session.turn - 1));
     return {
       key: generationKey(session.id),
       value: topic,
-      run: (signal) => this.#generate(session, writer, { ...request, model }, signal),
+      run: (signal) =>
+        this.#generate(
+          { session, writer, body: turnBody(params, conversation(session)), partial: NO_REPLY },
+          signal,
+        ),
     };
   }
 
@@ -198,42 +246,109 @@ export class SessionService {
    * Runs the provider into the reply log. The turn is ended in the store before the final
    * event is appended, so a client that sees `done` can send its next message at once.
    */
-  async #generate(
-    session: SessionState,
-    writer: FiniteLogWriter,
-    request: ChatRequest & { model: string },
-    signal: AbortSignal,
-  ): Promise<void> {
-    let reply = '';
+  async #generate(run: ReplyRun, signal: AbortSignal): Promise<void> {
+    const { session, writer, seam } = run;
+    let reply = run.partial.text;
     // Losing the turn stops the generation too; its end is then recorded by whoever ended it.
     const stop = () => void this.runner.cancel(generationKey(session.id));
-    const release = this.store.holdTurn(session.id, session.turn, { cancel: stop, lost: stop });
+    const control = { cancel: stop, lost: stop };
+    const release = this.store.holdTurn(session.id, session.turn, control, session.attempt);
     const end = async (type: ReplyEventType, data: unknown, outcome: GenerationOutcome) => {
       release();
-      if (!(await this.store.endTurn(session.id, session.turn, reply))) return;
+      if (!(await this.store.endTurn(session.id, session.turn, reply, session.attempt))) return;
       await writer.append(replyEvent(type, data), { final: true });
       this.options.onGeneration?.(outcome);
     };
+    const delta = async (content: string) => {
+      if (content === '') return;
+      reply += content;
+      this.options.onDelta?.();
+      await writer.append(replyEvent('delta', { content }));
+    };
     const sink: GenerationSink = {
-      chunk: async (chunk) => {
+      chunk: (chunk) => {
         const content = chunkText(chunk.json);
-        if (content === '') return;
-        reply += content;
-        this.options.onDelta?.();
-        await writer.append(replyEvent('delta', { content }));
+        return delta(seam === undefined ? content : seam.push(content));
       },
-      finish: (finishReason, usage) => end('done', { finish_reason: finishReason, usage }, 'done'),
+      finish: async (finishReason, usage) => {
+        if (seam !== undefined) await delta(seam.flush());
+        const total = withLostRequests(usage, session.attempt, run.partial.chunks);
+        await end('done', { finish_reason: finishReason, usage: total }, 'done');
+      },
       fail: (error) => end('error', { code: error.code, message: error.message }, 'error'),
-      cancelled: () =>
-        abortedByShutdown(signal)
-          ? end('error', { code: 'server_shutdown', message: 'the server shut down' }, 'error')
-          : end('abort', { reason: 'cancelled' }, 'cancelled'),
+      cancelled: async () => {
+        if (!abortedByShutdown(signal)) return end('abort', { reason: 'cancelled' }, 'cancelled');
+        // Another process continues the reply at once, as after a lost generator (§13).
+        if (this.options.failover !== undefined) {
+          release();
+          return this.store.releaseTurn(session.id, session.turn, session.attempt);
+        }
+        await end('error', { code: 'server_shutdown', message: 'the server shut down' }, 'error');
+      },
     };
     try {
-      await this.runner.generate({ body: completionBody(session, request) }, sink, signal);
+      await this.runner.generate({ body: run.body }, sink, signal);
     } finally {
       release();
     }
+  }
+
+  /**
+   * A turn's generator was lost: continue the reply here when failover is on and this process
+   * is the one to take it over; end it as lost when failover is off or used up.
+   */
+  async #recover(session: SessionState): Promise<void> {
+    const failover = this.options.failover;
+    if (failover === undefined) return this.#endLost(session);
+    // Shutting down: a process that stays continues it. Still generating here (its lease
+    // lapsed in a stall): the generation renews it or hears that it lost it.
+    if (this.runner.generations.draining || this.runner.isRunning(generationKey(session.id))) {
+      return;
+    }
+    const span = { name: 'chat continuation', attributes: { 'streamhub.session.id': session.id } };
+    try {
+      await this.runner.start(() => this.#takeOver(session, failover), undefined, span);
+    } catch (error) {
+      if (!(error instanceof NotTaken)) throw error;
+    }
+  }
+
+  /**
+   * Takes the turn over (in a generation slot, so a continuation waits its turn like any
+   * request) and sets its continuation up. The log is fenced before the partial reply is read:
+   * from then on the lost generator, if it was only frozen, cannot add to it.
+   */
+  async #takeOver(
+    lost: SessionState,
+    failover: FailoverOptions,
+  ): Promise<BackgroundGeneration<void>> {
+    const { id, turn } = lost;
+    const attempt = await this.store.takeOverTurn(id, turn, lost.attempt, failover.maxAttempts);
+    if (attempt === -1) await this.#endLost(lost);
+    if (attempt <= 0) throw new NotTaken();
+    const session: SessionState = { ...lost, attempt, generatorLost: false };
+    describeActiveSpan({ 'streamhub.session.turn': turn, 'streamhub.session.attempt': attempt });
+    const topic = replyTopic(id, turn);
+    await this.replies.log.fence(topic, attempt);
+    const partial = await this.#partialReply(session);
+    const params = turnParams(session.request, this.runner.provider.defaultModel);
+    const continued = continuationRequest(conversation(session), partial.text, failover.strategy);
+    const remaining =
+      params.max_tokens === undefined
+        ? {}
+        : { max_tokens: Math.max(1, params.max_tokens - partial.chunks) };
+    const body = {
+      ...turnBody({ ...params, ...remaining }, continued.messages),
+      ...continued.fields,
+    };
+    const seam = failover.strategy === 'instruction' ? new Seam(partial.text) : undefined;
+    const retryMs = this.options.appendRetryMs ?? 0;
+    const writer = new FiniteLogWriter(this.replies.log, topic, retryMs, attempt);
+    return {
+      key: generationKey(id),
+      value: undefined,
+      run: (signal) => this.#generate({ session, writer, body, partial, seam }, signal),
+    };
   }
 
   /**
@@ -263,7 +378,7 @@ export class SessionService {
    */
   async #endLost(session: SessionState): Promise<void> {
     const partial = await this.#partialReply(session);
-    if (!(await this.store.endLostTurn(session.id, session.turn, partial))) return;
+    if (!(await this.store.endLostTurn(session.id, session.turn, partial.text))) return;
     const end = replyEvent('error', {
       code: 'generator_lost',
       message: 'the server generating this reply stopped; send the message again',
@@ -272,26 +387,32 @@ export class SessionService {
     this.options.onGeneration?.('error');
   }
 
-  /** Checks the sessions watched here whose reply is generated elsewhere. */
-  async #endLostWatched(): Promise<void> {
+  /**
+   * Checks the sessions watched here whose reply is generated elsewhere, and every turn whose
+   * lease lapsed, so that a reply nobody watches is finished too.
+   */
+  async #recoverLostTurns(): Promise<void> {
     for (const sessionId of this.#viewers.watched()) {
       if (this.runner.isRunning(generationKey(sessionId))) continue;
       const session = await this.store.get(sessionId);
-      if (session?.generatorLost) await this.#endLost(session);
+      if (session?.generatorLost) await this.#recover(session);
     }
+    for (const session of await this.store.lostTurns()) await this.#recover(session);
   }
 
-  async #partialReply(session: SessionState): Promise<string> {
+  async #partialReply(session: SessionState): Promise<PartialReply> {
     const topic = replyTopic(session.id, session.turn);
     let text = '';
+    let chunks = 0;
     for (let from: Parameters<EventLog['read']>[1] = null; ; ) {
       const page = await this.replies.log.read(topic, from, 1000);
       for (const event of page.events) {
-        if (event.event === 'delta')
-          text += (JSON.parse(event.data) as { content: string }).content;
+        if (event.event !== 'delta') continue;
+        text += (JSON.parse(event.data) as { content: string }).content;
+        chunks++;
       }
       const last = page.events[page.events.length - 1];
-      if (last === undefined || page.events.length < 1000) return text;
+      if (last === undefined || page.events.length < 1000) return { text, chunks };
       from = { epoch: page.head.epoch, seq: last.seq };
     }
   }
@@ -304,7 +425,7 @@ export class SessionService {
     }
     this.#checkOwner(session, owner);
     if (session.generatorLost) {
-      await this.#endLost(session);
+      await this.#recover(session);
       session = (await this.store.get(sessionId)) ?? session;
     }
     return session;
@@ -318,14 +439,33 @@ export class SessionService {
   }
 }
 
-/** A turn's request to the model: the conversation so far, streamed, with the turn's options. */
-function completionBody(session: SessionState, request: ChatRequest & { model: string }) {
+const NO_REPLY: PartialReply = { text: '', chunks: 0 };
+
+/** A turn's request to the model: the messages, streamed, with the turn's options. */
+function turnBody(params: TurnParams, messages: readonly unknown[]): CompletionBody {
+  return { ...params, messages, stream: true };
+}
+
+/** The options stored with a turn; a turn begun before they were stored has the default model. */
+function turnParams(stored: string | null, defaultModel: string): TurnParams {
+  return stored === null ? { model: defaultModel } : (JSON.parse(stored) as TurnParams);
+}
+
+/**
+ * The usage of a continued reply: the last request's, plus an estimate for each request that
+ * was lost before it, as a lost request never reports its usage. Each is taken to have read
+ * the conversation without the partial reply (the last request's prompt less the partial's
+ * chunks) and, together, to have written the partial reply, one token per `delta`.
+ */
+function withLostRequests(usage: Usage | null, lost: number, partialChunks: number): Usage | null {
+  if (usage === null || lost === 0) return usage;
+  const lostPrompt = Math.max(0, usage.prompt_tokens - partialChunks);
+  const prompt = usage.prompt_tokens + lost * lostPrompt;
+  const completion = usage.completion_tokens + partialChunks;
   return {
-    model: request.model,
-    messages: conversation(session),
-    stream: true,
-    ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
-    ...(request.maxTokens === undefined ? {} : { max_tokens: request.maxTokens }),
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
   };
 }
 

@@ -10,7 +10,14 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { parseId } from '../../src/core/ids.js';
-import { mockReply } from '../../src/llm/mock.js';
+import {
+  closedWithin,
+  deltaCount,
+  deltaText,
+  lastMessage,
+  promptFor,
+  sessionView,
+} from '../helpers/chat-sessions.js';
 import type { RedisCluster, RedisServers } from '../helpers/cluster.js';
 import {
   allHistoryIds,
@@ -24,7 +31,7 @@ import {
 } from '../helpers/http.js';
 import { PATIENCE_MS } from '../helpers/patience.js';
 import { publish, waitFor } from '../helpers/server.js';
-import { RawSseClient, type SseMessage } from '../helpers/sse-client.js';
+import { RawSseClient } from '../helpers/sse-client.js';
 import { WsClientPool, wsUrl } from '../helpers/ws-client.js';
 
 /**
@@ -322,56 +329,8 @@ export function scaleOutTests(use: () => RedisCluster<RedisServers>): void {
   let sessionCounter = 0;
   const newSessionId = () => `scale-${process.pid}-${++sessionCounter}`;
 
-  /** A prompt whose mock reply has at least `tokens` tokens (the mock model answers 60 to 150). */
-  function promptFor(tokens: number): { content: string; reply: string } {
-    for (let i = 0; ; i++) {
-      const content = `tell me about scale-out ${i}`;
-      const reply = mockReply([{ role: 'user', content }]);
-      if (reply.length >= tokens) return { content, reply: reply.join('') };
-    }
-  }
-
-  const deltaText = (messages: readonly SseMessage[]) =>
-    messages
-      .filter((message) => message.event === 'delta')
-      .map((message) => (JSON.parse(message.data) as { content: string }).content)
-      .join('');
-
-  const deltaCount = (client: RawSseClient) =>
-    client.messages.filter((message) => message.event === 'delta').length;
-
-  const lastMessage = (client: RawSseClient) => client.messages[client.messages.length - 1];
-
   function chat(url: string, body: Record<string, unknown>): RawSseClient {
     return sse(`${url}/v1/chat`, {}, body);
-  }
-
-  interface SessionView {
-    readonly session_id: string;
-    readonly status: string;
-    readonly messages: { role: string; content: string }[];
-  }
-
-  async function sessionView(url: string, id: string): Promise<SessionView> {
-    const result = await request(`${url}/v1/sessions/${id}`);
-    assert.equal(result.status, 200, result.text);
-    return result.json as SessionView;
-  }
-
-  /** Resolves when the stream has closed; fails the test if it stays open past `timeoutMs`. */
-  async function closedWithin(client: RawSseClient, what: string, timeoutMs = PATIENCE_MS) {
-    let timer: NodeJS.Timeout | undefined;
-    const stillOpen = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        const recent = JSON.stringify(client.messages.slice(-3));
-        reject(new Error(`${what}: still open after ${timeoutMs} ms; last messages ${recent}`));
-      }, timeoutMs);
-    });
-    try {
-      await Promise.race([client.closed, stillOpen]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   describe('chat sessions across processes', () => {

@@ -28,6 +28,8 @@ class TopicLog {
   epoch: string | null = null;
   lastSeq = 0;
   ended = false;
+  /** The highest fencing token the log was fenced with (see `EventLog.fence`). */
+  fence = 0;
   readonly events = new RingBuffer<StoredEvent>();
   readonly listeners = new Set<LiveListener>();
 
@@ -77,7 +79,11 @@ export class MemoryEventLog implements EventLog {
         return { id: seen.id, event: seen.event, duplicate: true };
       }
     }
-    if (log.ended || (options?.epoch !== undefined && options.epoch !== log.epoch)) {
+    if (
+      log.ended ||
+      (options?.epoch !== undefined && options.epoch !== log.epoch) ||
+      (options?.fence ?? log.fence) < log.fence
+    ) {
       throw logEndedError(topic);
     }
     const stored = this.#store(log, input, now);
@@ -112,12 +118,18 @@ export class MemoryEventLog implements EventLog {
     return { lastId: formatId(log.epoch, log.lastSeq), length: log.events.size };
   }
 
+  async fence(topic: string, token: number): Promise<void> {
+    const log = this.#existing(topic);
+    if (log !== undefined) log.fence = Math.max(log.fence, token);
+  }
+
   async delete(topic: string): Promise<void> {
     const log = this.#topics.get(topic);
     if (log === undefined) return;
     log.epoch = null;
     log.lastSeq = 0;
     log.ended = false;
+    log.fence = 0;
     log.events.clear();
     if (log.idle) this.#topics.delete(topic);
   }

@@ -49,6 +49,7 @@ export class MemorySessionStore implements SessionStore {
       messages: this.#bounded([...base.messages, { role: 'user', content: input.content }]),
       turn: base.turn + 1,
       generating: true,
+      request: input.request ?? null,
       updatedAt: now,
     };
     this.#sessions.set(id, next);
@@ -77,6 +78,18 @@ export class MemorySessionStore implements SessionStore {
 
   async endLostTurn(): Promise<boolean> {
     return false;
+  }
+
+  /** One process: a generator is never lost without the store, so there is nothing to take. */
+  async takeOverTurn(): Promise<number> {
+    return 0;
+  }
+
+  /** Nobody else could take it: the turn ends when the process does. */
+  async releaseTurn(): Promise<void> {}
+
+  async lostTurns(): Promise<SessionState[]> {
+    return [];
   }
 
   async requestCancel(): Promise<void> {}
@@ -130,6 +143,8 @@ function newSession(id: string, owner: string | null, now: number): SessionState
     turn: 0,
     generating: false,
     generatorLost: false,
+    attempt: 0,
+    request: null,
     createdAt: now,
     updatedAt: now,
   };

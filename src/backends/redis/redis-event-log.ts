@@ -12,7 +12,13 @@ import { headOf, type LogBounds, planRead } from '../../core/resume.js';
 import type { EventInput, TopicInfo } from '../../core/types.js';
 import { type ConnectionOptions, RedisConnection } from './connection.js';
 import { type TopicKeys, topicKeys } from './keys.js';
-import { APPEND_SCRIPT, LAST_EVENT_SCRIPT, READ_SCRIPT, TOPIC_SCRIPTS } from './scripts.js';
+import {
+  APPEND_SCRIPT,
+  FENCE_SCRIPT,
+  LAST_EVENT_SCRIPT,
+  READ_SCRIPT,
+  TOPIC_SCRIPTS,
+} from './scripts.js';
 import { eventFromEntry, type LiveMessage, type StreamEntry } from './wire.js';
 
 export interface RedisEventLogOptions extends ConnectionOptions {
@@ -79,6 +85,7 @@ export class RedisEventLog implements EventLog {
         // Only a cluster fails over to replicas; one Redis restarted from its AOF must keep
         // its epochs (its replication id changes too).
         checkHistory: this.#connection.options.cluster === true,
+        fence: options?.fence ?? -1,
       }),
     );
     if (outcome === 2) throw logEndedError(topic);
@@ -121,6 +128,11 @@ export class RedisEventLog implements EventLog {
     // Trimming only ever removes the oldest entries, so retained seqs are contiguous.
     const length = bounds.lastSeq - bounds.firstSeq + 1;
     return { lastId: formatId(bounds.epoch, bounds.lastSeq), length };
+  }
+
+  async fence(topic: string, token: number): Promise<void> {
+    const metaKey = topicKeys(this.#prefix, topic).meta;
+    await this.#connection.command((client) => FENCE_SCRIPT.run(client, { metaKey, token }));
   }
 
   async delete(topic: string): Promise<void> {

@@ -12,9 +12,11 @@ import {
   BEGIN_TURN_SCRIPT,
   END_TURN_SCRIPT,
   GET_SESSION_SCRIPT,
+  RELEASE_TURN_SCRIPT,
   RENEW_TURN_SCRIPT,
   SESSION_SCRIPTS,
   type Snapshot,
+  TAKE_OVER_TURN_SCRIPT,
 } from './session-scripts.js';
 
 export interface RedisSessionStoreOptions extends ConnectionOptions {
@@ -46,6 +48,12 @@ export class RedisSessionStore implements SessionStore {
   readonly #ownsConnection: boolean;
   readonly #prefix: string;
   readonly #signals: string;
+  /**
+   * Every generating session by when its lease lapses unless renewed, so that a sweep finds
+   * lost turns nobody watches. Outside the sessions' hash slots (a cluster keeps it on one
+   * node), so it is kept beside the scripts, not by them: it only says where to look.
+   */
+  readonly #leases: string;
   /** This process's lease token. */
   readonly #holder = `${hostname()}:${process.pid}:${randomUUID()}`;
   readonly #held = new Map<string, HeldTurn>();
@@ -55,6 +63,7 @@ export class RedisSessionStore implements SessionStore {
   constructor(readonly options: RedisSessionStoreOptions) {
     this.#prefix = options.keyPrefix ?? 'sh:session';
     this.#signals = `${this.#prefix}:signals`;
+    this.#leases = `${this.#prefix}:leases`;
     this.#ownsConnection = options.connection === undefined;
     this.#connection = options.connection ?? new RedisConnection(options);
     for (const script of SESSION_SCRIPTS) script.define(this.#connection.client);
@@ -84,12 +93,15 @@ export class RedisSessionStore implements SessionStore {
         owner: input.owner ?? '',
         system: input.system ?? '',
         setSystem: input.system !== undefined,
+        request: input.request ?? '',
       }),
     );
-    return status === 1 ? sessionFrom(id, snapshot) : undefined;
+    if (status !== 1) return undefined;
+    await this.#leaseLapsesLater(id).catch(() => {}); // only a hint for the sweep: see #leases
+    return sessionFrom(id, snapshot);
   }
 
-  holdTurn(id: string, turn: number, control: TurnControl): () => void {
+  holdTurn(id: string, turn: number, control: TurnControl, attempt = 0): () => void {
     this.#held.set(id, { turn, control });
     let cancelled = false;
     const renew = async () => {
@@ -99,11 +111,13 @@ export class RedisSessionStore implements SessionStore {
             ...this.#keys(id),
             holder: this.#holder,
             turn: String(turn),
+            attempt: String(attempt),
             leaseMs: Math.ceil(this.options.leaseMs),
             ttlMs: Math.ceil(this.options.ttlMs),
           }),
         )
-        .catch(() => 0 as const); // Redis unreachable: try again next time; the lease decides.
+        .catch(() => undefined); // Redis unreachable: try again next time; the lease decides.
+      if (outcome !== undefined && outcome !== -1) void this.#leaseLapsesLater(id).catch(() => {});
       if (outcome === -1) {
         release();
         control.lost();
@@ -120,12 +134,59 @@ export class RedisSessionStore implements SessionStore {
     return release;
   }
 
-  endTurn(id: string, turn: number, reply: string): Promise<boolean> {
-    return this.#end(id, turn, reply, this.#holder);
+  endTurn(id: string, turn: number, reply: string, attempt = 0): Promise<boolean> {
+    return this.#end(id, turn, reply, this.#holder, attempt);
   }
 
   endLostTurn(id: string, turn: number, reply: string): Promise<boolean> {
-    return this.#end(id, turn, reply, '');
+    return this.#end(id, turn, reply, '', 0);
+  }
+
+  async takeOverTurn(
+    id: string,
+    turn: number,
+    attempt: number,
+    maxAttempts: number,
+  ): Promise<number> {
+    const taken = await this.#connection.command((client) =>
+      TAKE_OVER_TURN_SCRIPT.run(client, {
+        ...this.#keys(id),
+        holder: this.#holder,
+        turn: String(turn),
+        attempt: String(attempt),
+        maxAttempts,
+        leaseMs: Math.ceil(this.options.leaseMs),
+      }),
+    );
+    if (taken > 0) await this.#leaseLapsesLater(id).catch(() => {});
+    return taken;
+  }
+
+  async releaseTurn(id: string, turn: number, attempt: number): Promise<void> {
+    const released = await this.#connection.command((client) =>
+      RELEASE_TURN_SCRIPT.run(client, {
+        ...this.#keys(id),
+        holder: this.#holder,
+        turn: String(turn),
+        attempt: String(attempt),
+      }),
+    );
+    // Lapsed now: the next sweep of any process finds it.
+    if (released === 1)
+      await this.#connection.command((client) => client.zadd(this.#leases, 0, id));
+  }
+
+  async lostTurns(): Promise<SessionState[]> {
+    const lapsed = await this.#connection.command((client) =>
+      client.zrangebyscore(this.#leases, '-inf', Date.now(), 'LIMIT', 0, 100),
+    );
+    const lost: SessionState[] = [];
+    for (const id of lapsed) {
+      const session = await this.get(id);
+      if (session?.generatorLost) lost.push(session);
+      else if (!session?.generating) await this.#forgetLease(id);
+    }
+    return lost;
   }
 
   async requestCancel(id: string, turn: number): Promise<void> {
@@ -158,6 +219,7 @@ export class RedisSessionStore implements SessionStore {
   async delete(id: string): Promise<boolean> {
     const keys = Object.values(this.#keys(id));
     const deleted = await this.#connection.command((client) => client.del(...keys));
+    await this.#forgetLease(id);
     return deleted > 0;
   }
 
@@ -166,7 +228,13 @@ export class RedisSessionStore implements SessionStore {
     if (this.#ownsConnection) await this.#connection.close();
   }
 
-  async #end(id: string, turn: number, reply: string, holder: string): Promise<boolean> {
+  async #end(
+    id: string,
+    turn: number,
+    reply: string,
+    holder: string,
+    attempt: number,
+  ): Promise<boolean> {
     const message: StoredMessage = { role: 'assistant', content: reply };
     const ended = await this.#connection.command((client) =>
       END_TURN_SCRIPT.run(client, {
@@ -174,12 +242,24 @@ export class RedisSessionStore implements SessionStore {
         turn: String(turn),
         reply: reply === '' ? '' : JSON.stringify(message),
         holder,
+        attempt: String(attempt),
         now: Date.now(),
         ttlMs: Math.ceil(this.options.ttlMs),
         maxMessages: this.options.maxMessages,
       }),
     );
+    if (ended === 1) await this.#forgetLease(id).catch(() => {}); // the sweep forgets it later
     return ended === 1;
+  }
+
+  /** Where the sweep looks: the lease lapses a lease from now unless renewed. */
+  async #leaseLapsesLater(id: string): Promise<void> {
+    const lapses = Date.now() + this.options.leaseMs;
+    await this.#connection.command((client) => client.zadd(this.#leases, lapses, id));
+  }
+
+  async #forgetLease(id: string): Promise<void> {
+    await this.#connection.command((client) => client.zrem(this.#leases, id));
   }
 
   #onSignal(message: string): void {
@@ -219,6 +299,8 @@ function sessionFrom(id: string, [fields, messages, leased]: Snapshot): SessionS
     turn: Number(state.get('turn') ?? 0),
     generating,
     generatorLost: generating && leased === 0,
+    attempt: Number(state.get('attempt') ?? 0),
+    request: state.get('request') || null,
     createdAt: Number(state.get('created')),
     updatedAt: Number(state.get('updated') ?? state.get('created')),
   };

@@ -58,7 +58,9 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  * randomness, so the caller passes a fresh `newEpoch` every time; it is used only when the topic
  * has no meta (never written, deleted, expired or flushed). `publishCommand` (`PUBLISH` or
  * `SPUBLISH`) sends the event on `channel`; `final` ends the log; `onlyEpoch` (unless '')
- * refuses the append, as for an ended log, when the topic's epoch is another or none.
+ * refuses the append, as for an ended log, when the topic's epoch is another or none; `fence`
+ * (unless -1) refuses it when the log was fenced with a higher token (FENCE_SCRIPT), checked
+ * here, in the same step as the append, so a writer frozen past its lease cannot slip one in.
  *
  * Redis CPU per event is roughly its command count, so an append costs five commands (HMGET,
  * HSET, TIME, XADD, PUBLISH; one SET more with an idempotency key), whether it ends the log or
@@ -84,10 +86,11 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
     final: 'flag',
     onlyEpoch: 'string',
     checkHistory: 'flag',
+    fence: 'number',
   },
   helpers: HELPERS,
   body: `
-local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'seq', 'history')
+local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'seq', 'history', 'fence')
 local epoch = meta[1]
 -- Written by another replication history: this master is a promoted replica, which may lack
 -- events its predecessor acknowledged and published, so their ids must never be handed out
@@ -117,6 +120,7 @@ end
 local refused = nil
 if epoch and meta[2] == '1' then refused = {epoch, 0, event_type, 2} end
 if only_epoch ~= '' and epoch ~= only_epoch then refused = {only_epoch, 0, event_type, 2} end
+if epoch and fence >= 0 and fence < (tonumber(meta[6]) or 0) then refused = {epoch, 0, event_type, 2} end
 if refused then
   -- What was remembered above names an event that is not appended.
   if remembered then redis.call('DEL', idem_key) end
@@ -235,4 +239,18 @@ return {epoch, newest[1]}
 `,
 });
 
-export const TOPIC_SCRIPTS = [APPEND_SCRIPT, READ_SCRIPT, LAST_EVENT_SCRIPT] as const;
+/** Raises the topic's fence to `token` (never lowers it); a topic without meta is left alone. */
+export const FENCE_SCRIPT = luaScript<number>()({
+  command: 'streamhubFence',
+  keys: ['metaKey'],
+  args: { token: 'number' },
+  body: `
+if redis.call('EXISTS', meta_key) == 0 then return 0 end
+if (tonumber(redis.call('HGET', meta_key, 'fence')) or 0) < token then
+  redis.call('HSET', meta_key, 'fence', token)
+end
+return 1
+`,
+});
+
+export const TOPIC_SCRIPTS = [APPEND_SCRIPT, READ_SCRIPT, LAST_EVENT_SCRIPT, FENCE_SCRIPT] as const;

@@ -121,6 +121,56 @@ describe('redis sessions: one generator at a time, under a lease', () => {
     assert.deepEqual(heard, ['lost']);
   });
 
+  test('a lost turn is taken over by exactly one process, which alone may renew and end it', async () => {
+    const [a, b] = await twoProcesses(300);
+    await a.beginTurn('s', turn('hi'));
+    await eventually(async () => (await b.get('s'))?.generatorLost === true, 'the lease to lapse');
+    assert.deepEqual(
+      (await a.lostTurns()).map((session) => session.id),
+      ['s'],
+      'found by the sweep, watched or not',
+    );
+    const taken = await Promise.all([b.takeOverTurn('s', 1, 0, 2), a.takeOverTurn('s', 1, 0, 2)]);
+    const taker = taken[0] === 1 ? b : a;
+    assert.deepEqual([...taken].sort(), [0, 1]);
+    assert.equal((await a.get('s'))?.attempt, 1);
+    assert.equal(
+      await taker.endTurn('s', 1, 'old attempt', 0),
+      false,
+      'the lost attempt cannot end it',
+    );
+
+    // The first attempt's process wakes up: its renewal finds another attempt holds the turn.
+    const { heard, control } = recordingControl();
+    const release = a.holdTurn('s', 1, control, 0);
+    await waitUntil(() => heard.length > 0);
+    release();
+    assert.deepEqual(heard, ['lost']);
+
+    const renewing = taker.holdTurn('s', 1, recordingControl().control, 1);
+    assert.equal(await taker.endTurn('s', 1, 'the whole reply', 1), true);
+    renewing();
+    assert.deepEqual((await a.get('s'))?.messages.at(-1), {
+      role: 'assistant',
+      content: 'the whole reply',
+    });
+    assert.deepEqual(await a.lostTurns(), [], 'an ended turn leaves the sweep');
+  });
+
+  test('a turn lost after its last allowed continuation is not taken over again', async () => {
+    const [a, b] = await twoProcesses(300);
+    await a.beginTurn('s', turn('hi'));
+    const lapsed = async () =>
+      eventually(async () => (await b.get('s'))?.generatorLost === true, 'the lease to lapse');
+    await lapsed();
+    assert.equal(await b.takeOverTurn('s', 1, 0, 1), 1);
+    assert.equal(await b.takeOverTurn('s', 1, 0, 1), 0, 'the attempt moved on');
+    await lapsed(); // the taker died too, without renewing
+    assert.equal(await a.takeOverTurn('s', 1, 1, 1), -1);
+    assert.equal((await a.get('s'))?.generatorLost, true, 'nothing changed');
+    assert.equal(await a.endLostTurn('s', 1, 'partial'), true);
+  });
+
   test('a cancel reaches the holder on another process through Pub/Sub', async () => {
     // A lease this long is renewed every 20 s: only the Pub/Sub message can arrive in time.
     const [a, b] = await twoProcesses(60_000);
