@@ -18,6 +18,7 @@
  * summary line prints the seed.
  */
 import assert from 'node:assert/strict';
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -548,6 +549,8 @@ export function faultTest<R extends RedisServers>(options: FaultTestOptions<R>):
   const { events } = options;
   const subscribers: Subscriber[] = [];
   const stopping = new AbortController();
+  // Every publish in flight (one per lane, and a lane's pause between retries) listens to it.
+  setMaxListeners(LANES * 2, stopping.signal);
   after(() => {
     stopping.abort();
     for (const subscriber of subscribers) subscriber.stop();
