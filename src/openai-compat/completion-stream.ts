@@ -32,8 +32,9 @@ export const encodeCompletionBatch: BatchEncoder<SseFrames> = (_topic, events) =
 /**
  * The same, fed by the completion's recorder to the client that started it. The first events
  * are written at once (the first token waits for nothing); later ones are gathered until the
- * event loop's check phase, so the chunks of one upstream read go out in one write, as the
- * hub's batches do, and the final event goes out with the end of the response.
+ * next tick, which runs once the promise jobs of the current upstream read are done, so the
+ * chunks of one read go out in one write, as the hub's batches do, and the final event goes
+ * out with the end of the response.
  */
 export function completionFeed(stream: SseStream): CompletionFeed {
   const encode = stream.wireEncoder(encodeCompletionBatch);
@@ -57,7 +58,7 @@ export function completionFeed(stream: SseStream): CompletionFeed {
       pending = [];
       return write(events);
     }
-    if (pending.length === 0) setImmediate(flush);
+    if (pending.length === 0) process.nextTick(flush);
     for (const event of events) pending.push(event);
     if (!endsCompletion(events[events.length - 1] as StoredEvent)) return true;
     flush();
