@@ -5,7 +5,7 @@ import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.j
 import { FiniteLogWriter } from '../core/log-writer.js';
 import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
 import type { GenerationRunner, GenerationSpan } from '../llm/generation-runner.js';
-import { CompletionRecorder } from './completion-recorder.js';
+import { type CompletionFeed, CompletionRecorder } from './completion-recorder.js';
 import type { CompletionRequest } from './completion-request.js';
 import { endsCompletion } from './completion-stream.js';
 import { ClientClosedError } from './errors.js';
@@ -24,6 +24,13 @@ export interface CompletionServiceOptions {
 }
 
 const COMPLETION_ID = /^chatcmpl-[A-Za-z0-9]{1,64}$/;
+
+/** A streamed completion that has begun, for the client that started it. */
+export interface StartedCompletion {
+  readonly id: string;
+  /** Feeds that client the completion from its first event on (see CompletionRecorder). */
+  follow(feed: CompletionFeed): void;
+}
 
 /** A streamed completion's log; the `/` keeps it apart from every user topic. */
 export function completionTopic(id: string): string {
@@ -44,12 +51,12 @@ export class CompletionService {
   ) {}
 
   /**
-   * Starts a streamed completion and resolves to its id once its first chunk is stored; a
+   * Starts a streamed completion and resolves once its first chunk is stored; a
    * failure before that chunk rejects with its LlmError (the client's HTTP answer). `waiting`
    * is the client: gone before the first chunk, the completion stops and this rejects with
    * its reason.
    */
-  async start(request: CompletionRequest, waiting?: AbortSignal): Promise<string> {
+  async start(request: CompletionRequest, waiting?: AbortSignal): Promise<StartedCompletion> {
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const writer = new FiniteLogWriter(this.replies.log, completionTopic(id), 0);
     const recorder = new CompletionRecorder(writer, request.includeUsage);
@@ -64,7 +71,7 @@ export class CompletionService {
     if (waiting?.aborted) leave();
     try {
       await recorder.opened;
-      return id;
+      return { id, follow: (feed) => recorder.follow(feed) };
     } catch (error) {
       waiting?.throwIfAborted();
       throw error;

@@ -4,6 +4,7 @@ import type { StoredEvent } from '../core/types.js';
 import { dataField, type SseFrames, sseFrames } from '../transports/sse/framing.js';
 import { sseLogSubscriber } from '../transports/sse/log-subscriber.js';
 import type { SseStream } from '../transports/sse/sse-stream.js';
+import type { CompletionFeed } from './completion-recorder.js';
 
 /**
  * Events of a completion's log. `chunk` holds a `chat.completion.chunk`; `done` holds OpenAI's
@@ -27,6 +28,43 @@ export const encodeCompletionBatch: BatchEncoder<SseFrames> = (_topic, events) =
   for (const event of events) text += `id: ${event.id}\n${dataField(event.data)}\n`;
   return sseFrames(text);
 };
+
+/**
+ * The same, fed by the completion's recorder to the client that started it. The first events
+ * are written at once (the first token waits for nothing); later ones are gathered until the
+ * next tick, which runs once the promise jobs of the current upstream read are done, so the
+ * chunks of one read go out in one write, as the hub's batches do, and the final event goes
+ * out with the end of the response.
+ */
+export function completionFeed(stream: SseStream): CompletionFeed {
+  const encode = stream.wireEncoder(encodeCompletionBatch);
+  let pending: StoredEvent[] | undefined;
+  const write = (events: readonly StoredEvent[]): boolean => {
+    const frames = encode('', events);
+    if (endsCompletion(events[events.length - 1] as StoredEvent)) {
+      stream.end('server', frames);
+      return false;
+    }
+    return stream.writeFrames(frames) || !stream.closed;
+  };
+  const flush = () => {
+    const events = pending ?? [];
+    pending = [];
+    if (events.length > 0) write(events);
+  };
+  return (events) => {
+    if (stream.closed) return false;
+    if (pending === undefined) {
+      pending = [];
+      return write(events);
+    }
+    if (pending.length === 0) process.nextTick(flush);
+    for (const event of events) pending.push(event);
+    if (!endsCompletion(events[events.length - 1] as StoredEvent)) return true;
+    flush();
+    return false;
+  };
+}
 
 /** Writes a completion's log to one SSE response and ends it after the final event. */
 export function completionSubscriber(stream: SseStream): Subscriber {

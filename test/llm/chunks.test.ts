@@ -99,4 +99,27 @@ describe('chunkText', () => {
     assert.equal(chunkText(chunk({ choices: [], usage: null })), '');
     assert.equal(chunkText(chunk({ choices: [{ delta: { content: null } }] })), '');
   });
+
+  test('reads OpenAI’s layout without a full parse and agrees with one on every other', () => {
+    const texts = ['hi', ' "quoted" \\ \n é 😀', '"choices":[{"index":0,"delta":{"content":"x"}'];
+    const layouts = (content: string) => [
+      chunk({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }] }),
+      chunk({
+        fake: '"choices":[{"index":0,"delta":{"content":"no"}',
+        choices: [{ index: 0, delta: { content } }],
+      }),
+      chunk({
+        nested: { choices: [{ index: 0, delta: { content: 'no' } }] },
+        choices: [{ index: 0, delta: { content } }],
+      }),
+      JSON.stringify({ id: 'x', choices: [{ index: 0, delta: { content } }] }, null, 1),
+      chunk({ choices: [{ index: 1, delta: { content } }] }),
+    ];
+    for (const text of texts) {
+      for (const json of layouts(text)) {
+        const parsed = JSON.parse(json).choices[0].delta.content;
+        assert.equal(chunkText(json), parsed, json);
+      }
+    }
+  });
 });

@@ -6,7 +6,7 @@ import {
   parseCompletionRequest,
 } from '../../openai-compat/completion-request.js';
 import type { CompletionService } from '../../openai-compat/completion-service.js';
-import { completionSubscriber } from '../../openai-compat/completion-stream.js';
+import { completionFeed, completionSubscriber } from '../../openai-compat/completion-stream.js';
 import { ClientClosedError, errorTypeOf, statusOfLlmError } from '../../openai-compat/errors.js';
 import { ModelCatalog } from '../../openai-compat/models.js';
 import { errorBody } from '../../openai-compat/wire.js';
@@ -40,8 +40,9 @@ export function openAiCompatRoutes(app: FastifyInstance, deps: OpenAiCompatDeps)
       // The model server's own bytes: a string payload is sent as it is.
       return reply.type(JSON_TYPE).send(await completions.complete(completion, clientGone));
     }
-    const id = await completions.start(completion, clientGone);
-    streamCompletion(request, reply, deps, completions, id, { kind: 'start' });
+    const started = await completions.start(completion, clientGone);
+    const stream = openSse(request, reply, deps, { 'x-stream-id': started.id });
+    started.follow(completionFeed(stream));
   });
 
   app.get<StreamRoute>('/v1/chat/completions/:id/stream', options, async (request, reply) => {
