@@ -45,6 +45,8 @@ export const SCALE_OUT_SETTINGS: Readonly<Record<string, string>> = {
   HEARTBEAT_MS: '1000',
   MOCK_TOKENS_PER_SEC: '20',
   SESSION_LEASE_MS: String(LEASE_MS),
+  // Today's behaviour, `generator_lost`; continuing the reply is test/sessions/failover.test.ts's.
+  SESSION_FAILOVER: 'end',
   SHUTDOWN_GRACE_MS: '1000',
 };
 
