@@ -91,17 +91,31 @@ export class BodyProducer {
     if (!this.#finishing) void this.#stopWithEnding();
   }
 
+  /**
+   * Appends the events one read of the body brought. The first event of the stream starts its
+   * log's epoch alone; later ones, bound to it, go to the backend together: a producer that got
+   * ahead (a busy server reads several of its writes at once) costs one round trip, not one
+   * per event.
+   */
   async #appendAll(events: readonly EventInput[]): Promise<void> {
-    for (const event of events) {
-      if (this.appended >= this.context.maxEvents) {
-        const reason = `more than STREAM_MAX_EVENTS (${this.context.maxEvents}) events`;
-        await this.#finish('too_long', reason);
-        throw new StreamEndedError('too_long', `the stream has ${reason}; it ended`);
-      }
-      this.lastId = await this.#writer.append(event, { epoch: this.epoch });
+    const alone = this.epoch === undefined ? 1 : 0;
+    await this.#appendBatch(events.slice(0, alone));
+    await this.#appendBatch(events.slice(alone));
+  }
+
+  async #appendBatch(events: readonly EventInput[]): Promise<void> {
+    const room = this.context.maxEvents - this.appended;
+    const fitting = events.length > room ? events.slice(0, room) : events;
+    if (fitting.length > 0) {
+      this.lastId = await this.#writer.appendAll(fitting, { epoch: this.epoch });
       this.epoch ??= parseId(this.lastId)?.epoch ?? undefined;
-      this.appended++;
-      this.context.onAppended();
+      this.appended += fitting.length;
+      for (let i = 0; i < fitting.length; i++) this.context.onAppended();
+    }
+    if (fitting.length < events.length) {
+      const reason = `more than STREAM_MAX_EVENTS (${this.context.maxEvents}) events`;
+      await this.#finish('too_long', reason);
+      throw new StreamEndedError('too_long', `the stream has ${reason}; it ended`);
     }
   }
 
