@@ -37,8 +37,9 @@ export class BodyProducer {
   /** The epoch of the log's first event: later events go to it or nowhere (docs: DELETE). */
   epoch: string | undefined;
   readonly #writer: FiniteLogWriter;
-  #stop: (error: StreamEndedError) => void = () => {};
-  readonly #stopped: Promise<Stop>;
+  /** Set once the producer is stopped; `#wake` tells the read in progress. */
+  #stopped: Stop | undefined;
+  #wake: ((stop: Stop) => void) | undefined;
   #ending: StreamEndedError | undefined;
   /** Set once this producer ends the stream itself: the ending it then sees is its own. */
   #finishing = false;
@@ -48,12 +49,6 @@ export class BodyProducer {
     readonly id: string,
   ) {
     this.#writer = new FiniteLogWriter(context.log, id, context.leaseMs / 2);
-    this.#stopped = new Promise((resolve) => {
-      this.#stop = (stop) => {
-        this.#ending ??= stop;
-        resolve({ stop: this.#ending });
-      };
-    });
   }
 
   /** Resolves when the body ended and the stream is complete; rejects with why it is not. */
@@ -64,10 +59,7 @@ export class BodyProducer {
     try {
       const chunks = body[Symbol.asyncIterator]();
       for (;;) {
-        const next = chunks.next();
-        // Once stopped, the read left pending fails when the connection closes: nobody waits.
-        next.catch(() => {});
-        const result = await Promise.race([next, this.#stopped]);
+        const result = await this.#nextOrStop(chunks);
         if ('stop' in result) throw result.stop;
         idle.refresh();
         if (result.done) break;
@@ -81,6 +73,25 @@ export class BodyProducer {
       clearTimeout(idle);
       clearInterval(renewal);
     }
+  }
+
+  /**
+   * The body's next chunk, or why the producer stopped meanwhile. Not a `Promise.race` with one
+   * long-lived "stopped" promise: each race would leave a reaction on it until the stream ends.
+   */
+  #nextOrStop(chunks: AsyncIterator<Uint8Array>): Promise<IteratorResult<Uint8Array> | Stop> {
+    if (this.#stopped !== undefined) return Promise.resolve(this.#stopped);
+    return new Promise((resolve, reject) => {
+      this.#wake = resolve;
+      // Once stopped, the read left pending fails when the connection closes: nobody waits.
+      chunks.next().then(resolve, reject);
+    });
+  }
+
+  #stop(error: StreamEndedError): void {
+    this.#ending ??= error;
+    this.#stopped ??= { stop: this.#ending };
+    this.#wake?.(this.#stopped);
   }
 
   /**
