@@ -622,6 +622,7 @@ const kb = (bytes: number) => bytes / 1024;
 
 function streamsTable(res: Results): string {
   const rows = streamsRows(res);
+  const lateS = (res.streams?.opts.lateMs ?? 0) / 1000;
   const peerCpu = (streams: number) =>
     rows.find((r) => r.name === 'resumable-stream' && r.streams === streams)?.pool?.totalCpu;
   const headers = [
@@ -637,6 +638,8 @@ function streamsTable(res: Results): string {
     'resume p50 ms',
     'resume p99 ms',
     'consumers whole',
+    `late (> ${fmt(lateS)} s)`,
+    'latest end s',
     'hung',
   ];
   const body = rows.flatMap(({ label, streams, pool: p }): Cell[][] => {
@@ -655,6 +658,8 @@ function streamsTable(res: Results): string {
         percentile(p.resume, 50),
         percentile(p.resume, 99),
         `${count(p.whole)} / ${count(p.consumers)}`,
+        count(p.late),
+        p.maxLateMs / 1000,
         count(p.hung),
       ],
     ];

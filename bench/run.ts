@@ -85,7 +85,8 @@ const streamsOpts: StreamsOptions = {
   staggerMs: 1000,
   resumeEvery: 5,
   rounds: quick ? 1 : 3,
-  hangMs: 15_000,
+  stallMs: 15_000,
+  lateMs: 15_000,
   death: { streams: quick ? 5 : 20, killAfterChunks: 20, watchMs: 25_000 },
 };
 
@@ -340,6 +341,7 @@ function streamsDetails(): string[] {
   return [
     `- ${o.loads.join(' and ')} streams of ${o.chunks} SSE chunks at ${o.rate} chunks/s, started over ${o.staggerMs / 1000} s, each with one consumer from its start; every ${o.resumeEvery}th also with a consumer joining half-way that reads it from its start (resume time: request → first chunk); ${o.rounds} round(s), a fresh redis-server and server process per run; CPU, server RSS and Redis \`used_memory\` from before the first stream to after the last consumer`,
     `- streamhub's producer is this load generator, uploading each stream (\`POST /v1/streams/{id}\`, \`text/event-stream\`); resumable-stream's producer is a timer in its own server process, its first consumer the \`POST\` that starts it (the shape its README documents), later ones \`resumeExistingStream\``,
+    `- Consumers are waited for while any of them still receives: _hung_ are those still open once no consumer got anything for ${o.stallMs / 1000} s (stuck), _late_ those that ended over ${o.lateMs / 1000} s after their stream's last chunk was due (behind a saturated server, but whole); _latest end_: the latest any consumer ended after its stream's last chunk was due`,
     `- Producer death: 2 processes on one Redis, ${o.death.streams} streams produced through process A and read from process B; A gets SIGKILL after ${o.death.killAfterChunks} chunks; B's readers watched for ${o.death.watchMs / 1000} s (streamhub: \`SESSION_LEASE_MS\` 10 s, its default)`,
   ];
 }

@@ -27,8 +27,13 @@ export interface StreamsOptions {
   staggerMs: number;
   resumeEvery: number;
   rounds: number;
-  /** A consumer still open this long after its stream's last chunk was due counts as hung. */
-  hangMs: number;
+  /**
+   * Consumers are waited for while any of them still moves (a chunk or an end); once none has
+   * for this long, those still open are hung: stuck, not merely behind a busy server.
+   */
+  stallMs: number;
+  /** A consumer that ended this long after its stream's last chunk was due counts as late. */
+  lateMs: number;
   death: { streams: number; killAfterChunks: number; watchMs: number };
 }
 
@@ -209,7 +214,12 @@ export interface StreamsRun {
   /** Consumers (first and resuming) that got every chunk once, in order. */
   whole: number;
   consumers: number;
+  /** Consumers still open once no consumer had moved for `stallMs`. */
   hung: number;
+  /** Consumers that ended, but over `lateMs` after their stream's last chunk was due. */
+  late: number;
+  /** The latest end of a consumer after its stream's last chunk was due, ms. */
+  maxLateMs: number;
   /** Consumers that ended without every chunk, and how they ended. */
   incomplete: Map<string, number>;
 }
@@ -217,13 +227,47 @@ export interface StreamsRun {
 const isWhole = (c: Consumer, chunks: number) =>
   c.chunks.length === chunks && c.chunks.every((n, i) => n === i);
 
-/** Every consumer's end, or `hangMs` after the last chunk was due; the others are hung. */
-async function settle(consumers: readonly Consumer[], deadlineMs: number): Promise<number> {
+/** Every consumer's end, or `deadlineMs`; the ones still open then are closed and counted. */
+async function closeAfter(consumers: readonly Consumer[], deadlineMs: number): Promise<number> {
   const timeout = sleep(deadlineMs).then(() => 'timeout' as const);
   await Promise.race([Promise.all(consumers.map((c) => c.ended)), timeout]);
-  const hung = consumers.filter((c) => c.ending === undefined);
-  for (const c of hung) c.close();
-  return hung.length;
+  return closeOpen(consumers);
+}
+
+function closeOpen(consumers: readonly Consumer[]): number {
+  const open = consumers.filter((c) => c.ending === undefined);
+  for (const c of open) c.close();
+  return open.length;
+}
+
+/** Chunks received and ends reached, by all consumers: it grows while any of them moves. */
+const progressOf = (consumers: readonly Consumer[]) =>
+  consumers.reduce((n, c) => n + c.chunks.length + (c.ending === undefined ? 0 : 1), 0);
+
+/**
+ * Every consumer's end, waited for as long as some consumer moves: a saturated server delivers
+ * late but delivers. Once none has moved for `stallMs` (or after `capMs` in all), the ones still
+ * open are stuck; they are closed and counted as hung.
+ */
+async function settleByProgress(
+  consumers: readonly Consumer[],
+  stallMs: number,
+  capMs: number,
+): Promise<number> {
+  const all = Promise.all(consumers.map((c) => c.ended));
+  const start = performance.now();
+  let seen = progressOf(consumers);
+  let movedAt = start;
+  while (consumers.some((c) => c.ending === undefined)) {
+    await Promise.race([all, sleep(250)]);
+    const progress = progressOf(consumers);
+    if (progress !== seen) {
+      seen = progress;
+      movedAt = performance.now();
+    }
+    if (performance.now() - movedAt > stallMs || performance.now() - start > capMs) break;
+  }
+  return closeOpen(consumers);
 }
 
 function cpuOf(procs: readonly ServerProcess[]): number {
@@ -252,20 +296,35 @@ async function runWorkload(
   const before = { cpu: cpuOf([proc]), redis: await redis.stats(), rss: rssOf([proc]) };
   const firsts: Consumer[] = [];
   const resumers: Promise<Consumer>[] = [];
+  /** When each consumer's stream's last chunk is due (performance.now()), by consumer. */
+  const due = new Map<Consumer, number>();
   for (let i = 0; i < streams; i++) {
     const id = `bench-${round}-${i}`;
-    firsts.push(target.start(proc.port, id, o, onChunk));
+    const dueAt = performance.now() + streamMs;
+    const first = target.start(proc.port, id, o, onChunk);
+    firsts.push(first);
+    due.set(first, dueAt);
     if (i % o.resumeEvery === 0) {
-      resumers.push(sleep(streamMs / 2).then(() => target.resume(proc.port, id)));
+      const resumer = sleep(streamMs / 2).then(() => target.resume(proc.port, id));
+      resumers.push(
+        resumer.then((c) => {
+          due.set(c, dueAt);
+          return c;
+        }),
+      );
     }
     await sleep(o.staggerMs / streams);
   }
   // Every stream is open now, about half-way through the first ones.
   await sleep(Math.min(1000, streamMs / 4));
   const open = { rss: rssOf([proc]), redis: await redis.stats() };
-  const late = await Promise.all(resumers);
-  const consumers = [...firsts, ...late];
-  const hung = await settle(consumers, streamMs + o.hangMs);
+  const resumed = await Promise.all(resumers);
+  const consumers = [...firsts, ...resumed];
+  // Bounded: every stream ends by itself; the cap only guards against a bench bug.
+  const hung = await settleByProgress(consumers, o.stallMs, streamMs + 10 * 60_000);
+  const lateMs = consumers.flatMap((c) =>
+    c.ending === undefined ? [] : [c.endedAt - (due.get(c) ?? c.endedAt)],
+  );
   const after = { cpu: cpuOf([proc]), redis: await redis.stats() };
   const produced = streams * o.chunks;
   const incomplete = new Map<string, number>();
@@ -282,10 +341,12 @@ async function runWorkload(
     serverRssBytesPerStream: (open.rss - before.rss) / streams,
     redisBytesPerStream: (open.redis.usedMemoryBytes - before.redis.usedMemoryBytes) / streams,
     latency,
-    resumeMs: late.map((c) => c.firstChunkMs).filter((ms) => !Number.isNaN(ms)),
+    resumeMs: resumed.map((c) => c.firstChunkMs).filter((ms) => !Number.isNaN(ms)),
     whole: consumers.filter((c) => isWhole(c, o.chunks)).length,
     consumers: consumers.length,
     hung,
+    late: lateMs.filter((ms) => ms > o.lateMs).length,
+    maxLateMs: Math.max(0, ...lateMs),
     incomplete,
   };
 }
@@ -319,9 +380,9 @@ async function runDeath(
   await sleep((o.death.killAfterChunks / 2) * (1000 / o.rate));
   process.kill(a.pid, 'SIGKILL');
   const killedAt = performance.now();
-  await settle(watchers, o.death.watchMs);
+  await closeAfter(watchers, o.death.watchMs);
   const latecomer = target.resume(b.port, ids[0] as string);
-  await settle([latecomer], 5000);
+  await closeAfter([latecomer], 5000);
   const groups = new Map<string, number[]>();
   for (const w of watchers) {
     const ending =
@@ -419,6 +480,8 @@ export function pooled(runs: readonly StreamsRun[]) {
     whole: runs.reduce((s, r) => s + r.whole, 0),
     consumers: runs.reduce((s, r) => s + r.consumers, 0),
     hung: runs.reduce((s, r) => s + r.hung, 0),
+    late: runs.reduce((s, r) => s + r.late, 0),
+    maxLateMs: Math.max(0, ...runs.map((r) => r.maxLateMs)),
     incomplete,
   };
 }

@@ -37,8 +37,9 @@ export class BodyProducer {
   /** The epoch of the log's first event: later events go to it or nowhere (docs: DELETE). */
   epoch: string | undefined;
   readonly #writer: FiniteLogWriter;
-  #stop: (error: StreamEndedError) => void = () => {};
-  readonly #stopped: Promise<Stop>;
+  /** Set once the producer is stopped; `#wake` tells the read in progress. */
+  #stopped: Stop | undefined;
+  #wake: ((stop: Stop) => void) | undefined;
   #ending: StreamEndedError | undefined;
   /** Set once this producer ends the stream itself: the ending it then sees is its own. */
   #finishing = false;
@@ -48,12 +49,6 @@ export class BodyProducer {
     readonly id: string,
   ) {
     this.#writer = new FiniteLogWriter(context.log, id, context.leaseMs / 2);
-    this.#stopped = new Promise((resolve) => {
-      this.#stop = (stop) => {
-        this.#ending ??= stop;
-        resolve({ stop: this.#ending });
-      };
-    });
   }
 
   /** Resolves when the body ended and the stream is complete; rejects with why it is not. */
@@ -64,10 +59,7 @@ export class BodyProducer {
     try {
       const chunks = body[Symbol.asyncIterator]();
       for (;;) {
-        const next = chunks.next();
-        // Once stopped, the read left pending fails when the connection closes: nobody waits.
-        next.catch(() => {});
-        const result = await Promise.race([next, this.#stopped]);
+        const result = await this.#nextOrStop(chunks);
         if ('stop' in result) throw result.stop;
         idle.refresh();
         if (result.done) break;
@@ -84,6 +76,25 @@ export class BodyProducer {
   }
 
   /**
+   * The body's next chunk, or why the producer stopped meanwhile. Not a `Promise.race` with one
+   * long-lived "stopped" promise: each race would leave a reaction on it until the stream ends.
+   */
+  #nextOrStop(chunks: AsyncIterator<Uint8Array>): Promise<IteratorResult<Uint8Array> | Stop> {
+    if (this.#stopped !== undefined) return Promise.resolve(this.#stopped);
+    return new Promise((resolve, reject) => {
+      this.#wake = resolve;
+      // Once stopped, the read left pending fails when the connection closes: nobody waits.
+      chunks.next().then(resolve, reject);
+    });
+  }
+
+  #stop(error: StreamEndedError): void {
+    this.#ending ??= error;
+    this.#stopped ??= { stop: this.#ending };
+    this.#wake?.(this.#stopped);
+  }
+
+  /**
    * The stream ended on this process without this producer (a cancel): stop at once. On other
    * processes, the next append (refused: the log has ended) or lease renewal finds out.
    */
@@ -91,17 +102,31 @@ export class BodyProducer {
     if (!this.#finishing) void this.#stopWithEnding();
   }
 
+  /**
+   * Appends the events one read of the body brought. The first event of the stream starts its
+   * log's epoch alone; later ones, bound to it, go to the backend together: a producer that got
+   * ahead (a busy server reads several of its writes at once) costs one round trip, not one
+   * per event.
+   */
   async #appendAll(events: readonly EventInput[]): Promise<void> {
-    for (const event of events) {
-      if (this.appended >= this.context.maxEvents) {
-        const reason = `more than STREAM_MAX_EVENTS (${this.context.maxEvents}) events`;
-        await this.#finish('too_long', reason);
-        throw new StreamEndedError('too_long', `the stream has ${reason}; it ended`);
-      }
-      this.lastId = await this.#writer.append(event, { epoch: this.epoch });
+    const alone = this.epoch === undefined ? 1 : 0;
+    await this.#appendBatch(events.slice(0, alone));
+    await this.#appendBatch(events.slice(alone));
+  }
+
+  async #appendBatch(events: readonly EventInput[]): Promise<void> {
+    const room = this.context.maxEvents - this.appended;
+    const fitting = events.length > room ? events.slice(0, room) : events;
+    if (fitting.length > 0) {
+      this.lastId = await this.#writer.appendAll(fitting, { epoch: this.epoch });
       this.epoch ??= parseId(this.lastId)?.epoch ?? undefined;
-      this.appended++;
-      this.context.onAppended();
+      this.appended += fitting.length;
+      for (let i = 0; i < fitting.length; i++) this.context.onAppended();
+    }
+    if (fitting.length < events.length) {
+      const reason = `more than STREAM_MAX_EVENTS (${this.context.maxEvents}) events`;
+      await this.#finish('too_long', reason);
+      throw new StreamEndedError('too_long', `the stream has ${reason}; it ended`);
     }
   }
 

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MemoryEventLog } from '../../src/backends/memory/memory-log.js';
+import { BackendUnavailableError, StreamhubError } from '../../src/core/errors.js';
+import type { AppendOptions, AppendResult } from '../../src/core/event-log.js';
+import { parseId } from '../../src/core/ids.js';
+import { FiniteLogWriter } from '../../src/core/log-writer.js';
+import type { EventInput } from '../../src/core/types.js';
+
+/**
+ * A memory log whose appends fail as a broken connection makes them fail: the first `lost`
+ * after `after` appends land but their replies never come (fate unknown), the next `unsent`
+ * never reach it; then it works again.
+ */
+class FlakyLog extends MemoryEventLog {
+  calls = 0;
+
+  constructor(
+    readonly after: number,
+    readonly lost: number,
+    readonly unsent: number,
+  ) {
+    super({ maxEvents: 100, ttlMs: 60_000, idempotencyTtlMs: 1000 });
+  }
+
+  override async append(
+    topic: string,
+    input: EventInput,
+    options?: AppendOptions,
+  ): Promise<AppendResult> {
+    const call = this.calls++;
+    if (call < this.after) return super.append(topic, input, options);
+    if (call < this.after + this.lost) {
+      await super.append(topic, input, options);
+      throw new BackendUnavailableError(false);
+    }
+    if (call < this.after + this.lost + this.unsent) throw new BackendUnavailableError(true);
+    return super.append(topic, input, options);
+  }
+}
+
+const events = (...data: string[]): EventInput[] => data.map((d) => ({ event: 'e', data: d }));
+
+async function dataOf(log: MemoryEventLog): Promise<string[]> {
+  return (await log.read('t', null, 100)).events.map((e) => e.data);
+}
+
+describe('FiniteLogWriter.appendAll', () => {
+  test('appends every event in order and resolves to the last one', async () => {
+    const log = new MemoryEventLog({ maxEvents: 100, ttlMs: 60_000, idempotencyTtlMs: 1000 });
+    const writer = new FiniteLogWriter(log, 't', 1000);
+    await writer.append({ event: 'e', data: '0' });
+    const last = await writer.appendAll(events('1', '2', '3'));
+    assert.deepEqual(await dataOf(log), ['0', '1', '2', '3']);
+    assert.deepEqual(parseId(last), await log.head('t'));
+    await log.close();
+  });
+
+  test('after a break, settles each event of unknown fate by the head: none twice, none lost', async () => {
+    // 2 land, 2 more land without a reply, 2 are never sent.
+    const log = new FlakyLog(3, 2, 2);
+    const writer = new FiniteLogWriter(log, 't', 5_000);
+    await writer.append({ event: 'e', data: '0' });
+    const last = await writer.appendAll(events('1', '2', '3', '4', '5', '6'));
+    assert.deepEqual(await dataOf(log), ['0', '1', '2', '3', '4', '5', '6']);
+    assert.equal(parseId(last)?.seq, 7);
+    await log.close();
+  });
+
+  test('refusals other than an outage are not tried again', async () => {
+    const log = new MemoryEventLog({ maxEvents: 100, ttlMs: 60_000, idempotencyTtlMs: 1000 });
+    const writer = new FiniteLogWriter(log, 't', 5_000);
+    await writer.append({ event: 'e', data: '0' }, { final: true });
+    await assert.rejects(
+      writer.appendAll(events('1', '2')),
+      (error) => error instanceof StreamhubError && error.code === 'log_ended',
+    );
+    assert.deepEqual(await dataOf(log), ['0']);
+    await log.close();
+  });
+});
