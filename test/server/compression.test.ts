@@ -34,6 +34,14 @@ function completion(server: RunningServer): RawSseClient {
   });
 }
 
+/** A completion's gzip body decoded by zlib's gunzip up to its trailer (CRC and length). */
+function assertWholeGzip(client: RawSseClient): void {
+  assert.equal(client.headers['content-encoding'], 'gzip');
+  assert.equal(client.decodeError, undefined);
+  assert.ok(client.ended, 'the gzip body ended with its trailer');
+  assert.equal(client.messages.at(-1)?.data, '[DONE]');
+}
+
 async function closeAll(clients: readonly RawSseClient[]): Promise<void> {
   for (const client of clients) client.close();
   await Promise.all(clients.map((client) => client.closed));
@@ -129,21 +137,10 @@ describe('gzip SSE', () => {
     }
   });
 
-  test('a streamed completion is gzip and ends with its trailer', async () => {
+  test('a completion is gzip per connection, whole, several-fold smaller than shared segments', async () => {
     const client = completion(server());
     await client.closed;
-    assert.equal(client.headers['content-encoding'], 'gzip');
-    assert.equal(client.decodeError, undefined);
-    assert.ok(client.ended, 'the gzip body ended cleanly');
-    assert.equal(client.messages.at(-1)?.data, '[DONE]');
-  });
-
-  test('a completion is compressed per connection: several-fold smaller than shared segments', async () => {
-    const client = completion(server());
-    await client.closed;
-    assert.equal(client.headers['content-encoding'], 'gzip');
-    assert.equal(client.decodeError, undefined);
-    assert.ok(client.ended, 'the gzip body ended with its trailer');
+    assertWholeGzip(client);
     const wire = Buffer.concat(client.wire).length;
     // What the topics' design sends for the same frames: each chunk (one per batch at the
     // mock model's pace) deflated alone, plus the member's header and trailer.
@@ -164,13 +161,10 @@ describe('gzip SSE', () => {
     const resumed = `${server().url}/v1/chat/completions/${streamId}/stream`;
     const rest = new RawSseClient(resumed, { ...GZIP, 'last-event-id': String(seen.at(-1)) });
     await rest.closed;
-    assert.equal(rest.headers['content-encoding'], 'gzip');
-    assert.equal(rest.decodeError, undefined);
-    assert.ok(rest.ended, 'the resumed gzip body ended with its trailer');
-    assert.equal(rest.messages.at(-1)?.data, '[DONE]');
+    assertWholeGzip(rest);
     const whole = new RawSseClient(resumed, GZIP);
     await whole.closed;
-    assert.equal(whole.decodeError, undefined);
+    assertWholeGzip(whole);
     const ids = (client: RawSseClient) => client.events.map((event) => event.id);
     assert.deepEqual([...seen, ...ids(rest)], ids(whole));
   });
