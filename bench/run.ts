@@ -351,7 +351,7 @@ function compressionDetails(): string[] {
   return [
     `- Fan-out: 1 topic × ${f.subscribers} subscribers that all ask for compression (\`Accept-Encoding: gzip\`, permessage-deflate), against the same server with \`COMPRESSION=off\`; ${f.warmupMs / 1000} s warm-up, ${f.durationMs / 1000} s measured, ${compressionOpts.rounds} round(s) per row, on and off interleaved; max and ${LIGHT_RATE} events/s as in (a); _wire B/event_ = bytes read by the subscribers' sockets in the window ÷ events delivered`,
     `- Idle memory: ${idle.connections} connections, median of ${idle.rounds} round(s); completions: ${c.count} concurrent streamed completions of ${c.maxTokens} tokens from the mock model at its default 50 tokens/s, per way of asking`,
-    '- WebSocket subscribers, on and off alike: the minimal client of `bench/lib/deflate-ws.ts`, which inflates synchronously (`ws` inflates on the thread pool, and its 1,000 clients fell behind); every event is still parsed and checked in order per subscriber',
+    '- WebSocket subscribers, on and off alike: the minimal client of `bench/lib/deflate-ws.ts`, which inflates synchronously (`ws` inflates on the thread pool, and its 1,000 clients fell behind); gzip SSE subscribers inflate each flushed segment synchronously too (`bench/lib/gzip-sse.ts`) instead of a `zlib.createGunzip()` per connection; both keep recent inflated segments by their compressed bytes, which every subscriber gets alike; every event is still parsed and checked in order per subscriber',
   ];
 }
 

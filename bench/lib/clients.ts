@@ -1,9 +1,9 @@
-import { get } from 'node:http';
+import { get, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { createGunzip } from 'node:zlib';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import { type DeflateWs, openDeflateWs } from './deflate-ws.js';
+import { SegmentGunzip } from './gzip-sse.js';
 import { HOST } from './proc.js';
 import { SseParser } from './sse.js';
 
@@ -97,10 +97,7 @@ function subscribeSse(o: SubscribeOptions, timeout: number): Promise<Connection>
         return;
       }
       const parser = new SseParser((e) => o.onData(JSON.parse(e.data), e.id));
-      const body = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
-      body.setEncoding('utf8');
-      body.on('data', (chunk: string) => parser.push(chunk));
-      body.on('error', () => {}); // a cut-off gzip body shows up as close
+      readBody(res, (text) => parser.push(text));
       res.once('close', o.onClose);
       req.on('error', () => {}); // a reset after open shows up as close
       const socket = res.socket;
@@ -108,6 +105,24 @@ function subscribeSse(o: SubscribeOptions, timeout: number): Promise<Connection>
     });
   });
   return withTimeout(opened, timeout, 'SSE subscribe', () => req.destroy());
+}
+
+/** Hands the body's text to `onText`; a gzip body is inflated synchronously (gzip-sse.ts). A
+ *  body that does not decode ends the connection, so its events count as lost. */
+function readBody(res: IncomingMessage, onText: (text: string) => void): void {
+  if (res.headers['content-encoding'] !== 'gzip') {
+    res.setEncoding('utf8');
+    res.on('data', onText);
+    return;
+  }
+  const gunzip = new SegmentGunzip();
+  res.on('data', (chunk: Buffer) => {
+    try {
+      onText(gunzip.push(chunk));
+    } catch {
+      res.destroy();
+    }
+  });
 }
 
 function wsPath(mux: boolean, o: SubscribeOptions): string {

@@ -1,16 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { constants, inflateRawSync } from 'node:zlib';
+import { inflateSegment } from './inflate-segment.js';
 
 /**
  * A minimal WebSocket client for the load generator, for compressed benchmarks only.
  *
  * Why not `ws`: its permessage-deflate inflates every message through zlib's asynchronous API
- * (a thread-pool round trip per message). 1,000 such clients in one process fall seconds
- * behind the server, and their events count as lost although the server sent them all. A
- * browser inflates synchronously. This client offers permessage-deflate without context
- * takeover (the only kind streamhub accepts), so each compressed message is a raw-deflate
- * stream on its own that one `inflateRawSync` call decodes as soon as it arrives.
+ * (see bench/lib/inflate-segment.ts for why that does not do). This client offers
+ * permessage-deflate without context takeover (the only kind streamhub accepts), so each
+ * compressed message is a raw-deflate stream on its own that one synchronous call decodes as
+ * soon as it arrives.
  *
  * Scope: what the server sends to a subscriber — unfragmented text frames, compressed or not,
  * pings and a close. Anything else is a protocol error that closes the connection, so an
@@ -36,10 +35,6 @@ export interface DeflateWs {
 }
 
 const OFFER = 'permessage-deflate; client_no_context_takeover; server_no_context_takeover';
-/** RFC 7692 §7.2.2: the sender removed a sync flush's empty stored block; the reader adds it. */
-const SYNC_FLUSH_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
-/** The message ends at a sync flush, not at a final block: Z_FINISH would call that truncated. */
-const INFLATE = { finishFlush: constants.Z_SYNC_FLUSH };
 const OP_TEXT = 0x1;
 const OP_PING = 0x9;
 const OP_PONG = 0xa;
@@ -94,28 +89,6 @@ function handshake(o: DeflateWsOptions): string {
   ].join('\r\n');
 }
 
-/**
- * The server sends every subscriber of a batch the same compressed frame (that is its design),
- * so the 1,000 clients of this one process would inflate the same bytes 1,000 times, a cost no
- * real client shares. It made the load generator (a fraction of a CPU on a busy machine) read
- * slower than with uncompressed frames, and the server's cost per event then differs by how
- * far behind its readers are, not by compression. Inflating is a pure function of the bytes,
- * so recent results are kept by their input; every message still reaches its subscriber.
- */
-const recentlyInflated = new Map<string, string>();
-const RECENT_LIMIT = 1024;
-
-function inflated(payload: Buffer): string {
-  const key = payload.toString('latin1');
-  let text = recentlyInflated.get(key);
-  if (text === undefined) {
-    text = inflateRawSync(Buffer.concat([payload, SYNC_FLUSH_TAIL]), INFLATE).toString('utf8');
-    if (recentlyInflated.size >= RECENT_LIMIT) recentlyInflated.clear();
-    recentlyInflated.set(key, text);
-  }
-  return text;
-}
-
 /** Parses server frames (unmasked, RFC 6455 §5.2) out of the byte stream. */
 class FrameReader implements DeflateWs {
   #buffered = Buffer.alloc(0);
@@ -162,7 +135,7 @@ class FrameReader implements DeflateWs {
   /** False when the frame closed the connection. */
   #handle(f: Frame): boolean {
     if (f.opcode === OP_TEXT && f.fin && (!f.compressed || this.deflate)) {
-      this.o.onMessage(f.compressed ? inflated(f.payload) : f.payload.toString('utf8'));
+      this.o.onMessage(f.compressed ? inflateSegment(f.payload, true) : f.payload.toString('utf8'));
       return true;
     }
     if (f.opcode === OP_PING) {

@@ -1,13 +1,14 @@
 /**
  * COMPRESSION on a real server: gzip SSE streams (raw node:http like `curl --compressed`,
- * the `eventsource` package over fetch, a completion stream), permessage-deflate WebSockets,
- * compressed JSON answers, and identity for clients that do not ask or when it is off.
+ * the `eventsource` package over fetch, completion streams compressed per connection and
+ * resumed), permessage-deflate WebSockets, compressed JSON answers, and identity for clients
+ * that do not ask or when it is off.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { EventSource } from 'eventsource';
 import type { RunningServer } from '../../src/server/server.js';
-import { deflatedBatchCount } from '../../src/transports/sse/compression.js';
+import { deflatedBatchCount, deflateFrames } from '../../src/transports/sse/compression.js';
 import { publishMany, uniqueTopic, useServer } from '../helpers/http.js';
 import { publish, waitFor, withServer } from '../helpers/server.js';
 import { RawSseClient } from '../helpers/sse-client.js';
@@ -23,6 +24,22 @@ function subscribe(
   headers: Record<string, string> = GZIP,
 ): RawSseClient {
   return new RawSseClient(`${server.url}/v1/topics/${topic}/events`, headers);
+}
+
+function completion(server: RunningServer): RawSseClient {
+  return new RawSseClient(`${server.url}/v1/chat/completions`, GZIP, {
+    stream: true,
+    model: 'mock',
+    messages: [{ role: 'user', content: 'hello there' }],
+  });
+}
+
+/** A completion's gzip body decoded by zlib's gunzip up to its trailer (CRC and length). */
+function assertWholeGzip(client: RawSseClient): void {
+  assert.equal(client.headers['content-encoding'], 'gzip');
+  assert.equal(client.decodeError, undefined);
+  assert.ok(client.ended, 'the gzip body ended with its trailer');
+  assert.equal(client.messages.at(-1)?.data, '[DONE]');
 }
 
 async function closeAll(clients: readonly RawSseClient[]): Promise<void> {
@@ -120,17 +137,36 @@ describe('gzip SSE', () => {
     }
   });
 
-  test('a streamed completion is gzip and ends with its trailer', async () => {
-    const client = new RawSseClient(`${server().url}/v1/chat/completions`, GZIP, {
-      stream: true,
-      model: 'mock',
-      messages: [{ role: 'user', content: 'hello there' }],
-    });
+  test('a completion is gzip per connection, whole, several-fold smaller than shared segments', async () => {
+    const client = completion(server());
     await client.closed;
-    assert.equal(client.headers['content-encoding'], 'gzip');
-    assert.equal(client.decodeError, undefined);
-    assert.ok(client.ended, 'the gzip body ended cleanly');
-    assert.equal(client.messages.at(-1)?.data, '[DONE]');
+    assertWholeGzip(client);
+    const wire = Buffer.concat(client.wire).length;
+    // What the topics' design sends for the same frames: each chunk (one per batch at the
+    // mock model's pace) deflated alone, plus the member's header and trailer.
+    const frames = client.raw.split(/(?<=\n\n)/);
+    const shared = frames.reduce((n, frame) => n + deflateFrames(frame).payload.length, 20);
+    assert.ok(frames.length > 20, `a completion of ${frames.length} frames`);
+    assert.ok(wire * 3 < shared, `${wire} B per connection, ${shared} B shared`);
+    assert.ok(wire * 4 < Buffer.byteLength(client.raw), `${wire} B for ${client.raw.length}`);
+  });
+
+  test('a completion resumed mid-stream by Last-Event-ID is gzip, complete and in order', async () => {
+    const first = completion(server());
+    await waitFor(() => first.events.length >= 4, 'four chunks');
+    first.close();
+    await first.closed;
+    const seen = first.events.map((event) => event.id);
+    const streamId = String(first.headers['x-stream-id']);
+    const resumed = `${server().url}/v1/chat/completions/${streamId}/stream`;
+    const rest = new RawSseClient(resumed, { ...GZIP, 'last-event-id': String(seen.at(-1)) });
+    await rest.closed;
+    assertWholeGzip(rest);
+    const whole = new RawSseClient(resumed, GZIP);
+    await whole.closed;
+    assertWholeGzip(whole);
+    const ids = (client: RawSseClient) => client.events.map((event) => event.id);
+    assert.deepEqual([...seen, ...ids(rest)], ids(whole));
   });
 
   test('JSON answers are compressed as the client prefers', async () => {

@@ -60,7 +60,10 @@ function streamCompletion(
   id: string,
   from: StartFrom,
 ): void {
-  const stream = openSse(request, reply, deps, { 'x-stream-id': id });
+  const stream = openSse(request, reply, deps, {
+    headers: { 'x-stream-id': id },
+    gzipSharing: 'per-connection',
+  });
   const subscription = completions.watch(id, from, completionSubscriber(stream));
   stream.onClose(() => subscription.close());
 }

@@ -122,6 +122,6 @@ async function streamReply(
   from: StartFrom,
 ): Promise<void> {
   const claim = await deps.sessions.claimViewer(sessionId);
-  const stream = openSse(request, reply, deps);
+  const stream = openSse(request, reply, deps, { gzipSharing: 'per-connection' });
   deps.sessions.watch(sessionId, claim, topic, from, sseReplyViewer(stream));
 }

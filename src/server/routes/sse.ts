@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConnectionRegistry } from '../../transports/connections.js';
 import { sseEncodingFor } from '../../transports/sse/compression.js';
+import type { GzipSharing } from '../../transports/sse/gzip-coding.js';
 import { SseStream } from '../../transports/sse/sse-stream.js';
 import { endSseOnExpiry } from '../auth/streams.js';
 import type { Metrics } from '../metrics.js';
@@ -17,13 +18,20 @@ export interface StreamDeps {
 
 const SSE_RETRY_MS = 1000;
 
+export interface SseOpening {
+  readonly headers?: Record<string, string>;
+  /** A topic's fan-out shares each compressed batch (the default); a reply log, watched by
+   *  one or two viewers, compresses per connection, several-fold smaller. */
+  readonly gzipSharing?: GzipSharing;
+}
+
 /** Takes the response over from Fastify and opens it as an SSE stream, which ends when the
  *  client's token expires. */
 export function openSse(
   request: FastifyRequest,
   reply: FastifyReply,
   deps: StreamDeps,
-  headers: Record<string, string> = {},
+  { headers = {}, gzipSharing }: SseOpening = {},
 ): SseStream {
   reply.hijack();
   // Headers that hooks set (CORS) live in the reply until Fastify sends it, which a hijacked
@@ -37,6 +45,7 @@ export function openSse(
     retryMs: SSE_RETRY_MS,
     onSlowConsumer: () => deps.metrics.slowConsumers.inc({ transport: 'sse' }),
     encoding: deps.compression ? sseEncodingFor(request.headers['accept-encoding']) : 'identity',
+    gzipSharing,
   });
   // Appended, not set: CORS may already vary the answer by Origin.
   if (deps.compression) reply.raw.appendHeader('Vary', 'Accept-Encoding');

@@ -103,7 +103,7 @@ export async function streamRoutes(app: FastifyInstance, deps: StreamRouteDeps):
         return streams.view(id);
       }
       const from = await streams.resumePoint(id, lastEventIdOf(request));
-      const stream = openSse(request, reply, deps);
+      const stream = openSse(request, reply, deps, { gzipSharing: 'per-connection' });
       if (from === 'ended') return stream.end();
       const subscription = streams.watch(id, from, streamSubscriber(stream));
       stream.onClose(() => subscription.close());

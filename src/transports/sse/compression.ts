@@ -1,4 +1,4 @@
-import { constants, crc32, deflateRawSync } from 'node:zlib';
+import { constants, crc32, deflateRawSync, type ZlibOptions } from 'node:zlib';
 import { negotiate } from '@fastify/accept-negotiator';
 import type { BatchEncoder } from '../../core/batch.js';
 import { deflateOptionsFor } from '../deflate-options.js';
@@ -45,13 +45,16 @@ const NOTHING: DeflatedFrames = {
   crcShift: CRC_ONE,
 };
 
-/** Deflates bytes into a self-contained segment; nothing stays nothing (an empty HTTP chunk
- *  would end the response). */
-export function deflateFrames(input: string | Buffer): DeflatedFrames {
+/**
+ * Deflates bytes into a segment that ends byte-aligned; by default self-contained (a fresh
+ * compressor, a full flush). Nothing stays nothing (an empty HTTP chunk would end the response).
+ */
+export function deflateFrames(input: string | Buffer, options?: ZlibOptions): DeflatedFrames {
   const bytes = typeof input === 'string' ? Buffer.from(input) : input;
   if (bytes.length === 0) return NOTHING;
+  const deflateOptions = options ?? deflateOptionsFor(bytes.length, constants.Z_FULL_FLUSH);
   return {
-    ...byteFrames(deflateRawSync(bytes, deflateOptionsFor(bytes.length, constants.Z_FULL_FLUSH))),
+    ...byteFrames(deflateRawSync(bytes, deflateOptions)),
     crc: crc32(bytes),
     inflatedLength: bytes.length,
     crcShift: crcShiftFor(bytes.length),

@@ -3,15 +3,9 @@ import { constants, type Http2ServerResponse } from 'node:http2';
 import type { Writable } from 'node:stream';
 import type { BatchEncoder } from '../../core/batch.js';
 import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
-import {
-  deflateFrames,
-  GzipMember,
-  gzipBatchEncoder,
-  isDeflated,
-  type SseEncoding,
-  sharedDeflateFrames,
-} from './compression.js';
+import type { SseEncoding } from './compression.js';
 import { controlFrame, HEARTBEAT_FRAME, type SseFrames } from './framing.js';
+import { type GzipCoding, type GzipSharing, gzipCoding } from './gzip-coding.js';
 
 export interface SseStreamOptions {
   readonly registry: ConnectionRegistry;
@@ -22,6 +16,8 @@ export interface SseStreamOptions {
   readonly onSlowConsumer?: () => void;
   /** The content coding negotiated with the client; identity by default. */
   readonly encoding?: SseEncoding;
+  /** Whose compression a gzip stream's batches get; per batch (shared) by default. */
+  readonly gzipSharing?: GzipSharing;
 }
 
 export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
@@ -45,8 +41,8 @@ export class SseStream implements Connection {
   #closed = false;
   #closeListeners: ((cause: CloseCause) => void)[] = [];
   #cause: CloseCause = 'client';
-  /** Set when the response is gzip: the running CRC and length of what it was sent. */
-  readonly #gzip: GzipMember | undefined;
+  /** Set when the response is gzip: how its bytes are deflated and summed up for the trailer. */
+  readonly #gzip: GzipCoding | undefined;
   /** The response when it is HTTP/1.1, whose batches may go straight to the socket. */
   readonly #http1: ServerResponse | undefined;
   /** The response as what both kinds are, for writing. */
@@ -59,13 +55,14 @@ export class SseStream implements Connection {
     this.#http1 = res instanceof ServerResponse ? res : undefined;
     this.#body = res;
     res.on('close', () => this.#onClose());
-    this.#gzip = options.encoding === 'gzip' ? new GzipMember() : undefined;
+    this.#gzip =
+      options.encoding === 'gzip' ? gzipCoding(options.gzipSharing ?? 'per-batch') : undefined;
   }
 
-  /** The encoder whose batches this stream writes: the gzip variant when it is compressed,
-   *  which each batch caches, so all gzip subscribers share one compression. */
+  /** The encoder whose batches this stream writes: with shared gzip the gzip variant, which
+   *  each batch caches, so all gzip subscribers share one compression. */
   wireEncoder(encoder: BatchEncoder<SseFrames>): BatchEncoder<SseFrames> {
-    return this.#gzip === undefined ? encoder : gzipBatchEncoder(encoder);
+    return this.#gzip === undefined ? encoder : this.#gzip.wireEncoder(encoder);
   }
 
   get closed(): boolean {
@@ -87,7 +84,7 @@ export class SseStream implements Connection {
     if (this.#gzip === undefined) this.write(retry);
     else {
       this.#body.write(this.#gzip.header);
-      this.writeFrames(sharedDeflateFrames(retry));
+      this.writeFrames(this.#gzip.common(retry));
     }
     this.options.registry.add(this);
   }
@@ -99,7 +96,7 @@ export class SseStream implements Connection {
    * connection holds stays within that bound plus one write.
    */
   write(data: Buffer | string): boolean {
-    if (this.#gzip !== undefined) return this.writeFrames(deflateFrames(data));
+    if (this.#gzip !== undefined) return this.writeFrames(this.#gzip.own(data));
     if (!this.#writable()) return false;
     return this.#body.write(data);
   }
@@ -114,26 +111,19 @@ export class SseStream implements Connection {
    */
   writeFrames(frames: SseFrames): boolean {
     if (!this.#writable()) return false;
-    if (this.#gzip !== undefined) this.#gzip.add(this.#deflated(frames));
+    const wire = this.#gzip === undefined ? frames : this.#gzip.segment(frames);
     const res = this.#http1;
     const socket = res?.socket;
     if (res && socket && res.chunkedEncoding && res.writableLength === socket.writableLength) {
-      return socket.write(frames.chunk);
+      return socket.write(wire.chunk);
     }
-    return this.#body.write(frames.payload);
+    return this.#body.write(wire.payload);
   }
 
   /** The last bytes of a gzip stream: `last`'s segment, then the member's trailer. */
-  #gzipEnding(gzip: GzipMember, last: SseFrames | undefined): Buffer {
+  #gzipEnding(gzip: GzipCoding, last: SseFrames | undefined): Buffer {
     if (last === undefined || last.payload.length === 0) return gzip.trailer();
-    gzip.add(this.#deflated(last));
-    return Buffer.concat([last.payload, gzip.trailer()]);
-  }
-
-  #deflated(frames: SseFrames) {
-    if (!isDeflated(frames))
-      throw new TypeError('a gzip SSE stream was handed uncompressed frames');
-    return frames;
+    return Buffer.concat([gzip.segment(last).payload, gzip.trailer()]);
   }
 
   /** Counts the write for heartbeats; drops the client if it lags past the bound. */
@@ -181,7 +171,7 @@ export class SseStream implements Connection {
   heartbeat(tick: number): void {
     if (tick - this.#lastWriteTick < TICKS_PER_HEARTBEAT) return;
     if (this.#gzip === undefined) this.write(HEARTBEAT_FRAME);
-    else this.writeFrames(sharedDeflateFrames(HEARTBEAT_FRAME));
+    else this.writeFrames(this.#gzip.common(HEARTBEAT_FRAME));
     this.#lastWriteTick = tick;
   }
 

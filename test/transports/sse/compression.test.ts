@@ -1,6 +1,7 @@
 /**
  * Shared gzip segments: batches deflated on their own decode in any order inside one gzip
- * member whose trailer is kept per connection, checked by zlib's own gunzip (CRC and length).
+ * member whose trailer is kept per connection, checked by zlib's own gunzip (CRC and length);
+ * and an SseStream's gzip body, with batches shared or compressed per connection.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -89,50 +90,57 @@ describe('SSE gzip segments', () => {
 });
 
 describe('SseStream over gzip', () => {
-  test('retry, batches, control events and heartbeats decode, and the end carries the trailer', async () => {
-    const registry = new ConnectionRegistry(60_000);
-    const streams: SseStream[] = [];
-    const server = http.createServer((_request, res) => {
-      const stream = new SseStream(res, {
-        registry,
-        maxBufferedBytes: 1 << 20,
-        retryMs: 1234,
-        encoding: 'gzip',
+  for (const gzipSharing of ['per-batch', 'per-connection'] as const)
+    test(`${gzipSharing}: retry, batches, control events, heartbeats and the last batch decode, then the trailer`, async () => {
+      const registry = new ConnectionRegistry(60_000);
+      const streams: SseStream[] = [];
+      const server = http.createServer((_request, res) => {
+        const stream = new SseStream(res, {
+          registry,
+          maxBufferedBytes: 1 << 20,
+          retryMs: 1234,
+          encoding: 'gzip',
+          gzipSharing,
+        });
+        stream.open();
+        streams.push(stream);
       });
-      stream.open();
-      streams.push(stream);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const client = new RawSseClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-    try {
-      await client.opened;
-      await waitFor(() => streams.length === 1, 'the stream');
-      const stream = streams[0] as SseStream;
-      const batch = new EventBatch('news', 'e', [
-        { id: 'e-1', seq: 1, event: 'message', data: '{"n":1}', time: 0 },
-      ]);
-      assert.ok(stream.writeFrames(batch.encode(stream.wireEncoder(encodeSseBatch))));
-      stream.control('reset', { reason: 'test' });
-      stream.heartbeat(TICKS_PER_HEARTBEAT * 2);
-      await waitFor(() => client.comments.length === 1, 'the heartbeat');
-      stream.end();
-      await client.closed;
-      assert.equal(client.headers['content-encoding'], 'gzip');
-      assert.equal(client.decodeError, undefined);
-      assert.ok(client.ended);
-      assert.match(client.raw, /^retry: 1234\n\n/);
-      assert.deepEqual(
-        client.messages.map(({ event, data }) => [event, data]),
-        [
-          ['message', '{"n":1}'],
-          ['reset', '{"reason":"test"}'],
-        ],
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = new RawSseClient(
+        `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
       );
-      assert.deepEqual(client.comments, [': ping']);
-    } finally {
-      client.close();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
+      try {
+        await client.opened;
+        await waitFor(() => streams.length === 1, 'the stream');
+        const stream = streams[0] as SseStream;
+        const encoder = stream.wireEncoder(encodeSseBatch);
+        const batch = (seq: number) =>
+          new EventBatch('news', 'e', [
+            { id: `e-${seq}`, seq, event: 'message', data: `{"n":${seq}}`, time: 0 },
+          ]).encode(encoder);
+        assert.ok(stream.writeFrames(batch(1)));
+        stream.control('reset', { reason: 'test' });
+        stream.heartbeat(TICKS_PER_HEARTBEAT * 2);
+        await waitFor(() => client.comments.length === 1, 'the heartbeat');
+        stream.end('server', batch(2));
+        await client.closed;
+        assert.equal(client.headers['content-encoding'], 'gzip');
+        assert.equal(client.decodeError, undefined);
+        assert.ok(client.ended);
+        assert.match(client.raw, /^retry: 1234\n\n/);
+        assert.deepEqual(
+          client.messages.map(({ event, data }) => [event, data]),
+          [
+            ['message', '{"n":1}'],
+            ['reset', '{"reason":"test"}'],
+            ['message', '{"n":2}'],
+          ],
+        );
+        assert.deepEqual(client.comments, [': ping']);
+      } finally {
+        client.close();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
 });
