@@ -41,7 +41,7 @@ export function openAiCompatRoutes(app: FastifyInstance, deps: OpenAiCompatDeps)
       return reply.type(JSON_TYPE).send(await completions.complete(completion, clientGone));
     }
     const started = await completions.start(completion, clientGone);
-    const stream = openSse(request, reply, deps, { 'x-stream-id': started.id });
+    const stream = openSse(request, reply, deps, completionSse(started.id));
     started.follow(completionFeed(stream));
   });
 
@@ -52,6 +52,10 @@ export function openAiCompatRoutes(app: FastifyInstance, deps: OpenAiCompatDeps)
   });
 }
 
+/** A completion's stream: its id to resume it by, gzip with a context of its own (one viewer). */
+const completionSse = (id: string) =>
+  ({ headers: { 'x-stream-id': id }, gzipSharing: 'per-connection' }) as const;
+
 function streamCompletion(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -60,10 +64,7 @@ function streamCompletion(
   id: string,
   from: StartFrom,
 ): void {
-  const stream = openSse(request, reply, deps, {
-    headers: { 'x-stream-id': id },
-    gzipSharing: 'per-connection',
-  });
+  const stream = openSse(request, reply, deps, completionSse(id));
   const subscription = completions.watch(id, from, completionSubscriber(stream));
   stream.onClose(() => subscription.close());
 }
