@@ -32,7 +32,12 @@ import {
   renderReplies,
   runRepliesScenario,
 } from './scenarios/replies.js';
-import { runScaleOutScenario, type ScaleOutOptions } from './scenarios/scale-out.js';
+import {
+  ALL_DEPLOYMENTS,
+  type DeploymentName,
+  runScaleOutScenario,
+  type ScaleOutOptions,
+} from './scenarios/scale-out.js';
 import { runStreamsScenario, type StreamsOptions } from './scenarios/streams.js';
 import { runTracingScenario, type TracingOptions } from './scenarios/tracing.js';
 import { type Subject, streamhubBuilt, subjects } from './targets.js';
@@ -72,10 +77,20 @@ const fanoutBase = {
   window: 64,
 } satisfies Omit<FanoutOptions, 'rate'>;
 
+/** `BENCH_SCALE_OUT=streamhubRedis,streamhubMemory`: some deployments only, a shorter run. */
+function scaleOutDeployments(list: string | undefined): readonly DeploymentName[] {
+  if (!list) return ALL_DEPLOYMENTS;
+  const names = list.split(',');
+  const unknown = names.filter((name) => !(ALL_DEPLOYMENTS as readonly string[]).includes(name));
+  if (unknown.length) throw new Error(`BENCH_SCALE_OUT: unknown ${unknown.join(', ')}`);
+  return names as DeploymentName[];
+}
+
 const scaleOutOpts: ScaleOutOptions = {
   fanout: fanoutBase,
   rounds: cfg.rounds,
   monitorMs: quick ? 500 : 1000,
+  deployments: scaleOutDeployments(process.env.BENCH_SCALE_OUT),
 };
 
 const streamsOpts: StreamsOptions = {

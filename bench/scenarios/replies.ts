@@ -2,7 +2,13 @@ import { Agent } from 'node:http';
 import { loadavg } from 'node:os';
 import { streamChat } from '../lib/llm.js';
 import { type ServerProcess, sampleProc, sleep } from '../lib/proc.js';
-import { type BenchRedis, callsBetween, type RedisStats } from '../lib/redis.js';
+import {
+  type BenchRedis,
+  callsBetween,
+  type RedisKind,
+  type RedisStats,
+  sumStats,
+} from '../lib/redis.js';
 import type { Step } from '../lib/step.js';
 import { count, fmt, markdownTable } from '../lib/table.js';
 import { servers, withServers } from '../targets.js';
@@ -26,13 +32,20 @@ export interface RepliesOptions {
 interface ReplyTarget {
   label: string;
   processes: number;
-  redis: boolean;
+  redis: RedisKind | undefined;
 }
 
 const TARGETS: readonly ReplyTarget[] = [
-  { label: 'streamhub ×3, one Redis', processes: 3, redis: true },
-  { label: 'streamhub ×1, memory backend', processes: 1, redis: false },
+  { label: 'streamhub ×3, one Redis', processes: 3, redis: 'one' },
+  { label: 'streamhub ×3, Redis Cluster (3 masters)', processes: 3, redis: 'cluster' },
+  { label: 'streamhub ×1, memory backend', processes: 1, redis: undefined },
 ];
+
+/** One master's part of the window's Redis work, as fractions of all masters'. */
+export interface MasterShare {
+  appends: number;
+  cpu: number;
+}
 
 export interface RepliesResult {
   target: ReplyTarget;
@@ -41,13 +54,19 @@ export interface RepliesResult {
   serverCpuPct: number;
   serverMicrosPerToken: number;
   serverRssMiB: number;
-  /** Redis: its CPU per appended event (XADD: the tokens plus each reply's start and end). */
+  /**
+   * Redis, from its own counters (`INFO cpu`, `INFO commandstats`; summed over a cluster's
+   * masters), so other processes on the machine do not count: its CPU per appended event
+   * (XADD: the tokens plus each reply's start and end).
+   */
   redisCpuPct: number | undefined;
   redisMicrosPerAppend: number | undefined;
   redisMicrosPerToken: number | undefined;
   commandsPerAppend: number | undefined;
   /** `used_memory` growth per reply finished in the window: what a retained reply costs. */
   redisBytesPerReply: number | undefined;
+  /** Each master's share of the appends and of the CPU; one entry for a single Redis. */
+  masters: MasterShare[];
   repliesDone: number;
   failed: number;
   /** 1-minute load average at the window's end: the machine's other tenants. */
@@ -93,6 +112,18 @@ function replyLoad(procs: readonly ServerProcess[], opts: RepliesOptions) {
 const cpuOf = (procs: readonly ServerProcess[]) =>
   procs.reduce((sum, p) => sum + sampleProc(p.pid).cpuMicros, 0);
 
+function masterShare(
+  before: RedisStats,
+  after: RedisStats,
+  appends: number,
+  cpuMicros: number,
+): MasterShare {
+  return {
+    appends: (callsBetween(before, after).get('xadd') ?? 0) / appends,
+    cpu: (after.cpuMicros - before.cpuMicros) / Math.max(1, cpuMicros),
+  };
+}
+
 async function measureReplies(
   target: ReplyTarget,
   procs: readonly ServerProcess[],
@@ -103,9 +134,9 @@ async function measureReplies(
   try {
     await sleep(opts.warmupMs);
     const before = { ...load.counts, cpu: cpuOf(procs), t: performance.now() };
-    const redisBefore: RedisStats | undefined = await redis?.stats();
+    const mastersBefore: RedisStats[] | undefined = await redis?.masterStats();
     await sleep(opts.measureMs);
-    const redisAfter = await redis?.stats();
+    const mastersAfter = await redis?.masterStats();
     const cpu = cpuOf(procs) - before.cpu;
     const elapsedMicros = (performance.now() - before.t) * 1000;
     const tokens = Math.max(1, load.counts.tokens - before.tokens);
@@ -122,11 +153,14 @@ async function measureReplies(
       redisMicrosPerToken: undefined,
       commandsPerAppend: undefined,
       redisBytesPerReply: undefined,
+      masters: [],
       repliesDone,
       failed: load.counts.failed - before.failed,
       loadAverage: loadavg()[0] ?? Number.NaN,
     };
-    if (redisBefore === undefined || redisAfter === undefined) return result;
+    if (mastersBefore === undefined || mastersAfter === undefined) return result;
+    const redisBefore = sumStats(mastersBefore);
+    const redisAfter = sumStats(mastersAfter);
     const calls = callsBetween(redisBefore, redisAfter);
     const appends = Math.max(1, calls.get('xadd') ?? 0);
     const redisCpu = redisAfter.cpuMicros - redisBefore.cpuMicros;
@@ -139,6 +173,9 @@ async function measureReplies(
       redisMicrosPerToken: redisCpu / tokens,
       commandsPerAppend: commands / appends,
       redisBytesPerReply: grown / Math.max(1, repliesDone),
+      masters: mastersBefore.map((before, i) =>
+        masterShare(before, mastersAfter[i] ?? before, appends, redisCpu),
+      ),
     };
   } finally {
     await load.stop();
@@ -163,7 +200,7 @@ export async function runRepliesScenario(
       await attempt(target.label, true, progress, () =>
         withRedis(target.redis, async (redis) => {
           const env = redis
-            ? { ...streamhubEnv(opts), BACKEND: 'redis', REDIS_URL: redis.url }
+            ? { ...streamhubEnv(opts), BACKEND: 'redis', ...redis.env }
             : streamhubEnv(opts);
           await withServers(servers.streamhub, target.processes, env, async (procs) => {
             results.push(await measureReplies(target, procs, redis, opts));
@@ -173,6 +210,12 @@ export async function runRepliesScenario(
     }
   }
   return results;
+}
+
+/** `34 / 33 / 33`: each master's share in %, for a cluster only. */
+function shares(masters: readonly MasterShare[], of: (m: MasterShare) => number) {
+  if (masters.length < 2) return undefined;
+  return masters.map((m) => (of(m) * 100).toFixed(0)).join(' / ');
 }
 
 export function renderReplies(opts: RepliesOptions, results: readonly RepliesResult[]): string {
@@ -188,6 +231,8 @@ export function renderReplies(opts: RepliesOptions, results: readonly RepliesRes
     'Redis CPU µs/token',
     'Redis commands/append',
     'Redis KB/reply kept (log + session)',
+    'masters: % of appends',
+    'masters: % of Redis CPU',
     'server RSS MiB',
     'load avg (1 min)',
   ];
@@ -203,6 +248,8 @@ export function renderReplies(opts: RepliesOptions, results: readonly RepliesRes
     fmt(r.redisMicrosPerToken),
     fmt(r.commandsPerAppend),
     r.redisBytesPerReply === undefined ? undefined : fmt(r.redisBytesPerReply / 1024),
+    shares(r.masters, (m) => m.appends),
+    shares(r.masters, (m) => m.cpu),
     fmt(r.serverRssMiB),
     fmt(r.loadAverage),
   ]);
