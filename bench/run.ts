@@ -115,6 +115,7 @@ let compression: CompressionReport | undefined;
 const repliesOpts: RepliesOptions = {
   replies: Number(process.env.BENCH_REPLIES) || (quick ? 100 : 500),
   tokensPerSec: 20,
+  idleMs: quick ? 1000 : 3000,
   warmupMs: quick ? 6000 : 10_000,
   measureMs: quick ? 5000 : 20_000,
   rounds: quick ? 1 : 2,

@@ -23,6 +23,8 @@ import { withRedis } from './scale-out.js';
 export interface RepliesOptions {
   replies: number;
   tokensPerSec: number;
+  /** With the servers up and no chat yet: how busy Redis is with no load (cron, cluster bus). */
+  idleMs: number;
   /** From the first chat until the window: long enough for every chat slot to have started. */
   warmupMs: number;
   measureMs: number;
@@ -62,6 +64,12 @@ export interface RepliesResult {
   redisCpuPct: number | undefined;
   redisMicrosPerAppend: number | undefined;
   redisMicrosPerToken: number | undefined;
+  /** Redis CPU % before the chats: a cost that does not grow with the replies. */
+  redisIdleCpuPct: number | undefined;
+  /** Redis CPU per append above that idle CPU: what each further reply adds. */
+  redisMicrosPerAppendAboveIdle: number | undefined;
+  /** The commands' own execution time (`commandstats` usec) per append, without the I/O. */
+  redisCommandMicrosPerAppend: number | undefined;
   commandsPerAppend: number | undefined;
   /** `used_memory` growth per reply finished in the window: what a retained reply costs. */
   redisBytesPerReply: number | undefined;
@@ -124,12 +132,79 @@ function masterShare(
   };
 }
 
+type RedisFigures = Pick<
+  RepliesResult,
+  | 'redisCpuPct'
+  | 'redisMicrosPerAppend'
+  | 'redisMicrosPerToken'
+  | 'redisIdleCpuPct'
+  | 'redisMicrosPerAppendAboveIdle'
+  | 'redisCommandMicrosPerAppend'
+  | 'commandsPerAppend'
+  | 'redisBytesPerReply'
+  | 'masters'
+>;
+
+const NO_REDIS: RedisFigures = {
+  redisCpuPct: undefined,
+  redisMicrosPerAppend: undefined,
+  redisMicrosPerToken: undefined,
+  redisIdleCpuPct: undefined,
+  redisMicrosPerAppendAboveIdle: undefined,
+  redisCommandMicrosPerAppend: undefined,
+  commandsPerAppend: undefined,
+  redisBytesPerReply: undefined,
+  masters: [],
+};
+
+/** Redis CPU % (all masters) over `ms` of whatever runs now. */
+async function redisCpuPct(redis: BenchRedis, ms: number): Promise<number> {
+  const before = { stats: await redis.stats(), t: performance.now() };
+  await sleep(ms);
+  const cpu = (await redis.stats()).cpuMicros - before.stats.cpuMicros;
+  return (cpu / ((performance.now() - before.t) * 1000)) * 100;
+}
+
+interface Window {
+  elapsedMicros: number;
+  tokens: number;
+  repliesDone: number;
+}
+
+/** What the masters' own counters say about the window, from their figures at its edges. */
+function redisFigures(
+  mastersBefore: readonly RedisStats[],
+  mastersAfter: readonly RedisStats[],
+  idleCpuPct: number,
+  w: Window,
+): RedisFigures {
+  const [before, after] = [sumStats(mastersBefore), sumStats(mastersAfter)];
+  const calls = callsBetween(before, after);
+  const appends = Math.max(1, calls.get('xadd') ?? 0);
+  const cpu = after.cpuMicros - before.cpuMicros;
+  const idleCpu = (idleCpuPct / 100) * w.elapsedMicros;
+  const commands = [...calls.values()].reduce((a, b) => a + b, 0);
+  const grown = after.usedMemoryBytes - before.usedMemoryBytes;
+  return {
+    redisCpuPct: (cpu / w.elapsedMicros) * 100,
+    redisMicrosPerAppend: cpu / appends,
+    redisMicrosPerToken: cpu / w.tokens,
+    redisIdleCpuPct: idleCpuPct,
+    redisMicrosPerAppendAboveIdle: Math.max(0, cpu - idleCpu) / appends,
+    redisCommandMicrosPerAppend: (after.commandMicros - before.commandMicros) / appends,
+    commandsPerAppend: commands / appends,
+    redisBytesPerReply: grown / Math.max(1, w.repliesDone),
+    masters: mastersBefore.map((b, i) => masterShare(b, mastersAfter[i] ?? b, appends, cpu)),
+  };
+}
+
 async function measureReplies(
   target: ReplyTarget,
   procs: readonly ServerProcess[],
   redis: BenchRedis | undefined,
   opts: RepliesOptions,
 ): Promise<RepliesResult> {
+  const idleCpuPct = redis && (await redisCpuPct(redis, opts.idleMs));
   const load = replyLoad(procs, opts);
   try {
     await sleep(opts.warmupMs);
@@ -142,40 +217,23 @@ async function measureReplies(
     const tokens = Math.max(1, load.counts.tokens - before.tokens);
     const repliesDone = load.counts.done - before.done;
     const rss = procs.reduce((sum, p) => sum + sampleProc(p.pid).rssBytes, 0);
-    const result: RepliesResult = {
+    const measured = mastersBefore && mastersAfter && idleCpuPct !== undefined;
+    return {
       target,
       tokensPerSec: (tokens * 1e6) / elapsedMicros,
       serverCpuPct: (cpu / elapsedMicros) * 100,
       serverMicrosPerToken: cpu / tokens,
       serverRssMiB: rss / 2 ** 20,
-      redisCpuPct: undefined,
-      redisMicrosPerAppend: undefined,
-      redisMicrosPerToken: undefined,
-      commandsPerAppend: undefined,
-      redisBytesPerReply: undefined,
-      masters: [],
+      ...(measured
+        ? redisFigures(mastersBefore, mastersAfter, idleCpuPct, {
+            elapsedMicros,
+            tokens,
+            repliesDone,
+          })
+        : NO_REDIS),
       repliesDone,
       failed: load.counts.failed - before.failed,
       loadAverage: loadavg()[0] ?? Number.NaN,
-    };
-    if (mastersBefore === undefined || mastersAfter === undefined) return result;
-    const redisBefore = sumStats(mastersBefore);
-    const redisAfter = sumStats(mastersAfter);
-    const calls = callsBetween(redisBefore, redisAfter);
-    const appends = Math.max(1, calls.get('xadd') ?? 0);
-    const redisCpu = redisAfter.cpuMicros - redisBefore.cpuMicros;
-    const commands = [...calls.values()].reduce((a, b) => a + b, 0);
-    const grown = redisAfter.usedMemoryBytes - redisBefore.usedMemoryBytes;
-    return {
-      ...result,
-      redisCpuPct: (redisCpu / elapsedMicros) * 100,
-      redisMicrosPerAppend: redisCpu / appends,
-      redisMicrosPerToken: redisCpu / tokens,
-      commandsPerAppend: commands / appends,
-      redisBytesPerReply: grown / Math.max(1, repliesDone),
-      masters: mastersBefore.map((before, i) =>
-        masterShare(before, mastersAfter[i] ?? before, appends, redisCpu),
-      ),
     };
   } finally {
     await load.stop();
@@ -229,6 +287,9 @@ export function renderReplies(opts: RepliesOptions, results: readonly RepliesRes
     'Redis CPU %',
     'Redis CPU µs/append',
     'Redis CPU µs/token',
+    'Redis CPU % idle',
+    'Redis CPU µs/append above idle',
+    'Redis µs/append in commands',
     'Redis commands/append',
     'Redis KB/reply kept (log + session)',
     'masters: % of appends',
@@ -246,6 +307,9 @@ export function renderReplies(opts: RepliesOptions, results: readonly RepliesRes
     fmt(r.redisCpuPct),
     fmt(r.redisMicrosPerAppend),
     fmt(r.redisMicrosPerToken),
+    fmt(r.redisIdleCpuPct),
+    fmt(r.redisMicrosPerAppendAboveIdle),
+    fmt(r.redisCommandMicrosPerAppend),
     fmt(r.commandsPerAppend),
     r.redisBytesPerReply === undefined ? undefined : fmt(r.redisBytesPerReply / 1024),
     shares(r.masters, (m) => m.appends),
@@ -254,6 +318,6 @@ export function renderReplies(opts: RepliesOptions, results: readonly RepliesRes
     fmt(r.loadAverage),
   ]);
   const what = `${opts.replies} concurrent replies at ${opts.tokensPerSec} tokens/s`;
-  const window = `${opts.warmupMs / 1000} s warm-up, ${opts.measureMs / 1000} s measured`;
+  const window = `${opts.idleMs / 1000} s idle, ${opts.warmupMs / 1000} s warm-up, ${opts.measureMs / 1000} s measured`;
   return [`### Replies: ${what} (${window})`, '', markdownTable(headers, rows)].join('\n');
 }
