@@ -14,11 +14,6 @@ export interface RedisStats {
   /** Calls per command (`cmdstat_<name>`), counting commands that Lua scripts run as well. */
   calls: Map<string, number>;
   /**
-   * Time spent executing commands (`usec` of every `cmdstat_`, the bench's own left out): the
-   * part of the CPU that does not depend on how many bytes and wake-ups carry the commands.
-   */
-  commandMicros: number;
-  /**
    * `used_memory`: what Redis holds (data and buffers), not counting allocator overhead, nor
    * what a master keeps for its replicas (`mem_replication_backlog`, `mem_clients_slaves`): its
    * backlog fills up to 1 MB with the first writes, which would pass for data.
@@ -61,15 +56,13 @@ const OWN_COMMANDS = new Set(['info', 'monitor']);
 function parseInfo(text: string): RedisStats {
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(text)?.[1]);
   const calls = new Map<string, number>();
-  let commandMicros = 0;
-  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
     calls.set(m[1] ?? '', Number(m[2]));
-    if (!OWN_COMMANDS.has(m[1] ?? '')) commandMicros += Number(m[3]);
   }
   const cpuSeconds = field('used_cpu_user') + field('used_cpu_sys');
   const forReplicas = (field('mem_replication_backlog') || 0) + (field('mem_clients_slaves') || 0);
   const usedMemoryBytes = field('used_memory') - forReplicas;
-  return { cpuMicros: cpuSeconds * 1e6, calls, commandMicros, usedMemoryBytes };
+  return { cpuMicros: cpuSeconds * 1e6, calls, usedMemoryBytes };
 }
 
 /** Calls made between two samples, without the bench's own INFO calls. */
@@ -144,7 +137,6 @@ export function sumStats(list: readonly RedisStats[]): RedisStats {
   return {
     cpuMicros: sum((s) => s.cpuMicros),
     calls,
-    commandMicros: sum((s) => s.commandMicros),
     usedMemoryBytes: sum((s) => s.usedMemoryBytes),
   };
 }

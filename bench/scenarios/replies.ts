@@ -68,8 +68,6 @@ export interface RepliesResult {
   redisIdleCpuPct: number | undefined;
   /** Redis CPU per append above that idle CPU: what each further reply adds. */
   redisMicrosPerAppendAboveIdle: number | undefined;
-  /** The commands' own execution time (`commandstats` usec) per append, without the I/O. */
-  redisCommandMicrosPerAppend: number | undefined;
   commandsPerAppend: number | undefined;
   /** `used_memory` growth per reply finished in the window: what a retained reply costs. */
   redisBytesPerReply: number | undefined;
@@ -139,7 +137,6 @@ type RedisFigures = Pick<
   | 'redisMicrosPerToken'
   | 'redisIdleCpuPct'
   | 'redisMicrosPerAppendAboveIdle'
-  | 'redisCommandMicrosPerAppend'
   | 'commandsPerAppend'
   | 'redisBytesPerReply'
   | 'masters'
@@ -151,7 +148,6 @@ const NO_REDIS: RedisFigures = {
   redisMicrosPerToken: undefined,
   redisIdleCpuPct: undefined,
   redisMicrosPerAppendAboveIdle: undefined,
-  redisCommandMicrosPerAppend: undefined,
   commandsPerAppend: undefined,
   redisBytesPerReply: undefined,
   masters: [],
@@ -191,7 +187,6 @@ function redisFigures(
     redisMicrosPerToken: cpu / w.tokens,
     redisIdleCpuPct: idleCpuPct,
     redisMicrosPerAppendAboveIdle: Math.max(0, cpu - idleCpu) / appends,
-    redisCommandMicrosPerAppend: (after.commandMicros - before.commandMicros) / appends,
     commandsPerAppend: commands / appends,
     redisBytesPerReply: grown / Math.max(1, w.repliesDone),
     masters: mastersBefore.map((b, i) => masterShare(b, mastersAfter[i] ?? b, appends, cpu)),
@@ -289,7 +284,6 @@ export function renderReplies(opts: RepliesOptions, results: readonly RepliesRes
     'Redis CPU µs/token',
     'Redis CPU % idle',
     'Redis CPU µs/append above idle',
-    'Redis µs/append in commands',
     'Redis commands/append',
     'Redis KB/reply kept (log + session)',
     'masters: % of appends',
@@ -309,7 +303,6 @@ export function renderReplies(opts: RepliesOptions, results: readonly RepliesRes
     fmt(r.redisMicrosPerToken),
     fmt(r.redisIdleCpuPct),
     fmt(r.redisMicrosPerAppendAboveIdle),
-    fmt(r.redisCommandMicrosPerAppend),
     fmt(r.commandsPerAppend),
     r.redisBytesPerReply === undefined ? undefined : fmt(r.redisBytesPerReply / 1024),
     shares(r.masters, (m) => m.appends),
