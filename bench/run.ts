@@ -346,7 +346,7 @@ function scaleOutDetails(): string[] {
   const f = scaleOutOpts.fanout;
   return [
     `- ${f.subscribers} WebSocket subscribers of 1 topic, spread in turn over the processes; publishes (\`POST\`) go to the processes in turn`,
-    `- ${f.warmupMs / 1000} s warm-up, ${f.durationMs / 1000} s measured, ${scaleOutOpts.rounds} round(s) per row, fresh processes and a fresh redis-server per run; max rate = ${f.publishers} publisher streams, each at most ${f.window} events ahead of the slowest subscriber; ½ max = half of streamhub-on-Redis's max rate of the same round, for every target`,
+    `- ${f.warmupMs / 1000} s warm-up, ${f.durationMs / 1000} s measured, ${scaleOutOpts.rounds} round(s) per row, fresh processes and a fresh redis-server (or cluster) per run; max rate = ${f.publishers} publisher streams, each at most ${f.window} events ahead of the slowest subscriber; ½ max = half of streamhub-on-Redis's max rate of the same round, for every target`,
     `- Round trips: MONITOR for at least ${scaleOutOpts.monitorMs / 1000} s and 300 publishes (at most 5 s) after each measured window, outside the CPU window`,
   ];
 }
