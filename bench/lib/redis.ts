@@ -35,7 +35,6 @@ export type RedisKind = 'one' | 'cluster';
 
 /** A private Redis for one benchmark run, persisting nothing. */
 export interface BenchRedis {
-  readonly kind: RedisKind;
   /** `REDIS_URL` (and `REDIS_CLUSTER`) for the servers under test. */
   readonly env: Record<string, string>;
   /** Every master's figures added up: what the deployment's Redis did. */
@@ -165,14 +164,12 @@ const info = async (master: Master) =>
   parseInfo(String(await master.client.call('INFO', 'cpu', 'commandstats', 'memory')));
 
 function benchRedis(
-  kind: RedisKind,
   env: Record<string, string>,
   masters: readonly Master[],
   stop: () => Promise<void>,
 ): BenchRedis {
   const masterStats = () => Promise.all(masters.map(info));
   return {
-    kind,
     env,
     masterStats,
     stats: async () => sumStats(await masterStats()),
@@ -190,7 +187,7 @@ function benchRedis(
  * Three masters with a replica each, like the tests' cluster. The figures are the masters':
  * they run the commands; a replica only applies what its master sends it.
  */
-export async function startRedisClusterForBench(): Promise<BenchRedis> {
+async function startCluster(): Promise<BenchRedis> {
   const servers = await startRedisCluster();
   try {
     const cluster = await servers.client();
@@ -201,14 +198,14 @@ export async function startRedisClusterForBench(): Promise<BenchRedis> {
     if (masters.length !== 3)
       throw new Error(`expected 3 masters, the client sees ${masters.length}`);
     const env = { REDIS_URL: servers.url, REDIS_CLUSTER: 'true' };
-    return benchRedis('cluster', env, masters, () => servers.stop());
+    return benchRedis(env, masters, () => servers.stop());
   } catch (error) {
     await servers.stop();
     throw error;
   }
 }
 
-export async function startRedis(): Promise<BenchRedis> {
+async function startOne(): Promise<BenchRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'streamhub-bench-redis-'));
   const proc = await spawnRedis(dir).catch(async (e: unknown) => {
     await rm(dir, { recursive: true, force: true });
@@ -218,7 +215,7 @@ export async function startRedis(): Promise<BenchRedis> {
   const client = new Redis(url, { lazyConnect: true });
   client.on('error', () => {}); // a refused command rejects its promise; no crash on stop
   await client.connect();
-  return benchRedis('one', { REDIS_URL: url }, [{ port: proc.port, client }], async () => {
+  return benchRedis({ REDIS_URL: url }, [{ port: proc.port, client }], async () => {
     client.disconnect();
     await proc.stop();
     await rm(dir, { recursive: true, force: true });
@@ -227,4 +224,4 @@ export async function startRedis(): Promise<BenchRedis> {
 
 /** A fresh Redis of `kind` for one run. */
 export const startBenchRedis = (kind: RedisKind): Promise<BenchRedis> =>
-  kind === 'one' ? startRedis() : startRedisClusterForBench();
+  kind === 'one' ? startOne() : startCluster();
