@@ -32,7 +32,12 @@ import {
   renderReplies,
   runRepliesScenario,
 } from './scenarios/replies.js';
-import { runScaleOutScenario, type ScaleOutOptions } from './scenarios/scale-out.js';
+import {
+  ALL_DEPLOYMENTS,
+  type DeploymentName,
+  runScaleOutScenario,
+  type ScaleOutOptions,
+} from './scenarios/scale-out.js';
 import { runStreamsScenario, type StreamsOptions } from './scenarios/streams.js';
 import { runTracingScenario, type TracingOptions } from './scenarios/tracing.js';
 import { type Subject, streamhubBuilt, subjects } from './targets.js';
@@ -72,10 +77,20 @@ const fanoutBase = {
   window: 64,
 } satisfies Omit<FanoutOptions, 'rate'>;
 
+/** `BENCH_SCALE_OUT=streamhubRedis,streamhubMemory`: some deployments only, a shorter run. */
+function scaleOutDeployments(list: string | undefined): readonly DeploymentName[] {
+  if (!list) return ALL_DEPLOYMENTS;
+  const names = list.split(',');
+  const unknown = names.filter((name) => !(ALL_DEPLOYMENTS as readonly string[]).includes(name));
+  if (unknown.length) throw new Error(`BENCH_SCALE_OUT: unknown ${unknown.join(', ')}`);
+  return names as DeploymentName[];
+}
+
 const scaleOutOpts: ScaleOutOptions = {
   fanout: fanoutBase,
   rounds: cfg.rounds,
   monitorMs: quick ? 500 : 1000,
+  deployments: scaleOutDeployments(process.env.BENCH_SCALE_OUT),
 };
 
 const streamsOpts: StreamsOptions = {
@@ -101,6 +116,7 @@ let compression: CompressionReport | undefined;
 const repliesOpts: RepliesOptions = {
   replies: Number(process.env.BENCH_REPLIES) || (quick ? 100 : 500),
   tokensPerSec: 20,
+  idleMs: quick ? 1000 : 3000,
   warmupMs: quick ? 6000 : 10_000,
   measureMs: quick ? 5000 : 20_000,
   rounds: quick ? 1 : 2,
@@ -331,7 +347,7 @@ function scaleOutDetails(): string[] {
   const f = scaleOutOpts.fanout;
   return [
     `- ${f.subscribers} WebSocket subscribers of 1 topic, spread in turn over the processes; publishes (\`POST\`) go to the processes in turn`,
-    `- ${f.warmupMs / 1000} s warm-up, ${f.durationMs / 1000} s measured, ${scaleOutOpts.rounds} round(s) per row, fresh processes and a fresh redis-server per run; max rate = ${f.publishers} publisher streams, each at most ${f.window} events ahead of the slowest subscriber; ½ max = half of streamhub-on-Redis's max rate of the same round, for every target`,
+    `- ${f.warmupMs / 1000} s warm-up, ${f.durationMs / 1000} s measured, ${scaleOutOpts.rounds} round(s) per row, fresh processes and a fresh redis-server (or cluster) per run; max rate = ${f.publishers} publisher streams, each at most ${f.window} events ahead of the slowest subscriber; ½ max = half of streamhub-on-Redis's max rate of the same round, for every target`,
     `- Round trips: MONITOR for at least ${scaleOutOpts.monitorMs / 1000} s and 300 publishes (at most 5 s) after each measured window, outside the CPU window`,
   ];
 }

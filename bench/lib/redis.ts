@@ -3,6 +3,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+// The tests' cluster fixture, so that bench and tests start a cluster the same way.
+import { startRedisCluster } from '../../test/helpers/redis-cluster.js';
 import { freePort, HOST, type ServerProcess, startProcess } from './proc.js';
 
 /** What `INFO cpu` and `INFO commandstats` say at one moment. */
@@ -11,7 +13,11 @@ export interface RedisStats {
   cpuMicros: number;
   /** Calls per command (`cmdstat_<name>`), counting commands that Lua scripts run as well. */
   calls: Map<string, number>;
-  /** `used_memory`: what Redis holds (data and buffers), not counting allocator overhead. */
+  /**
+   * `used_memory`: what Redis holds (data and buffers), not counting allocator overhead, nor
+   * what a master keeps for its replicas (`mem_replication_backlog`, `mem_clients_slaves`): its
+   * backlog fills up to 1 MB with the first writes, which would pass for data.
+   */
   usedMemoryBytes: number;
 }
 
@@ -24,11 +30,21 @@ export interface CommandSample {
   counted: number;
 }
 
-/** A private redis-server for one benchmark run, persisting nothing. */
+/** One redis-server or a Redis Cluster, as a benchmark run needs it. */
+export type RedisKind = 'one' | 'cluster';
+
+/** A private Redis for one benchmark run, persisting nothing. */
 export interface BenchRedis {
-  readonly url: string;
+  /** `REDIS_URL` (and `REDIS_CLUSTER`) for the servers under test. */
+  readonly env: Record<string, string>;
+  /** Every master's figures added up: what the deployment's Redis did. */
   stats(): Promise<RedisStats>;
-  /** Watches every command with MONITOR for `ms`; costs Redis CPU, so never in a CPU window. */
+  /** Each master's figures, in a fixed order: how evenly a cluster shares the load. */
+  masterStats(): Promise<RedisStats[]>;
+  /**
+   * Watches every command on every master with MONITOR for `ms`; costs Redis CPU, so never in
+   * a CPU window.
+   */
   sampleCommands(ms: number, counter: () => number): Promise<CommandSample>;
   stop(): Promise<void>;
 }
@@ -43,7 +59,9 @@ function parseInfo(text: string): RedisStats {
     calls.set(m[1] ?? '', Number(m[2]));
   }
   const cpuSeconds = field('used_cpu_user') + field('used_cpu_sys');
-  return { cpuMicros: cpuSeconds * 1e6, calls, usedMemoryBytes: field('used_memory') };
+  const forReplicas = (field('mem_replication_backlog') || 0) + (field('mem_clients_slaves') || 0);
+  const usedMemoryBytes = field('used_memory') - forReplicas;
+  return { cpuMicros: cpuSeconds * 1e6, calls, usedMemoryBytes };
 }
 
 /** Calls made between two samples, without the bench's own INFO calls. */
@@ -107,7 +125,87 @@ function sampleCommands(port: number, ms: number, counter: () => number): Promis
   });
 }
 
-export async function startRedis(): Promise<BenchRedis> {
+/** Adds up the figures of several masters. */
+export function sumStats(list: readonly RedisStats[]): RedisStats {
+  const calls = new Map<string, number>();
+  for (const stats of list) {
+    for (const [name, n] of stats.calls) calls.set(name, (calls.get(name) ?? 0) + n);
+  }
+  const sum = (field: (stats: RedisStats) => number) =>
+    list.reduce((total, stats) => total + field(stats), 0);
+  return {
+    cpuMicros: sum((s) => s.cpuMicros),
+    calls,
+    usedMemoryBytes: sum((s) => s.usedMemoryBytes),
+  };
+}
+
+/** MONITOR on every master at once; they see the same window, so the first count stands. */
+async function sampleMasters(
+  ports: readonly number[],
+  ms: number,
+  counter: () => number,
+): Promise<CommandSample> {
+  const samples = await Promise.all(ports.map((port) => sampleCommands(port, ms, counter)));
+  const byCommand = new Map<string, number>();
+  for (const sample of samples) {
+    for (const [name, n] of sample.byCommand) byCommand.set(name, (byCommand.get(name) ?? 0) + n);
+  }
+  const clientCommands = samples.reduce((total, sample) => total + sample.clientCommands, 0);
+  return { clientCommands, byCommand, counted: samples[0]?.counted ?? 0 };
+}
+
+interface Master {
+  port: number;
+  client: Redis;
+}
+
+const info = async (master: Master) =>
+  parseInfo(String(await master.client.call('INFO', 'cpu', 'commandstats', 'memory')));
+
+function benchRedis(
+  env: Record<string, string>,
+  masters: readonly Master[],
+  stop: () => Promise<void>,
+): BenchRedis {
+  const masterStats = () => Promise.all(masters.map(info));
+  return {
+    env,
+    masterStats,
+    stats: async () => sumStats(await masterStats()),
+    sampleCommands: (ms, counter) =>
+      sampleMasters(
+        masters.map((m) => m.port),
+        ms,
+        counter,
+      ),
+    stop,
+  };
+}
+
+/**
+ * Three masters with a replica each, like the tests' cluster. The figures are the masters':
+ * they run the commands; a replica only applies what its master sends it.
+ */
+async function startCluster(): Promise<BenchRedis> {
+  const servers = await startRedisCluster();
+  try {
+    const cluster = await servers.client();
+    const masters = cluster.nodes('master').map((client) => ({
+      port: Number(client.options.port),
+      client,
+    }));
+    if (masters.length !== 3)
+      throw new Error(`expected 3 masters, the client sees ${masters.length}`);
+    const env = { REDIS_URL: servers.url, REDIS_CLUSTER: 'true' };
+    return benchRedis(env, masters, () => servers.stop());
+  } catch (error) {
+    await servers.stop();
+    throw error;
+  }
+}
+
+async function startOne(): Promise<BenchRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'streamhub-bench-redis-'));
   const proc = await spawnRedis(dir).catch(async (e: unknown) => {
     await rm(dir, { recursive: true, force: true });
@@ -117,15 +215,13 @@ export async function startRedis(): Promise<BenchRedis> {
   const client = new Redis(url, { lazyConnect: true });
   client.on('error', () => {}); // a refused command rejects its promise; no crash on stop
   await client.connect();
-  return {
-    url,
-    stats: async () =>
-      parseInfo(String(await client.call('INFO', 'cpu', 'commandstats', 'memory'))),
-    sampleCommands: (ms, counter) => sampleCommands(proc.port, ms, counter),
-    async stop() {
-      client.disconnect();
-      await proc.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  return benchRedis({ REDIS_URL: url }, [{ port: proc.port, client }], async () => {
+    client.disconnect();
+    await proc.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
 }
+
+/** A fresh Redis of `kind` for one run. */
+export const startBenchRedis = (kind: RedisKind): Promise<BenchRedis> =>
+  kind === 'one' ? startOne() : startCluster();

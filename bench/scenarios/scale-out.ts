@@ -1,4 +1,10 @@
-import { type BenchRedis, callsBetween, type RedisStats, startRedis } from '../lib/redis.js';
+import {
+  type BenchRedis,
+  callsBetween,
+  type RedisKind,
+  type RedisStats,
+  startBenchRedis,
+} from '../lib/redis.js';
 import type { Step } from '../lib/step.js';
 import { type Subject, servers, withServers } from '../targets.js';
 import {
@@ -14,8 +20,8 @@ import {
 export interface Deployment {
   subject: Subject;
   processes: number;
-  /** The processes share a private redis-server, started fresh for every run. */
-  redis: boolean;
+  /** The processes share a private Redis (or cluster), started fresh for every run. */
+  redis: RedisKind | undefined;
   env: Record<string, string>;
 }
 
@@ -28,13 +34,23 @@ export const deployments = {
       transport: 'ws',
     },
     processes: 3,
-    redis: true,
+    redis: 'one',
+    env: { BACKEND: 'redis' },
+  },
+  streamhubCluster: {
+    subject: {
+      label: 'streamhub ×3, Redis Cluster (3 masters)',
+      server: servers.streamhub,
+      transport: 'ws',
+    },
+    processes: 3,
+    redis: 'cluster',
     env: { BACKEND: 'redis' },
   },
   streamhubMemory: {
     subject: { label: 'streamhub ×1, memory backend', server: servers.streamhub, transport: 'ws' },
     processes: 1,
-    redis: false,
+    redis: undefined,
     env: {},
   },
   socketioRedis: {
@@ -44,7 +60,7 @@ export const deployments = {
       transport: 'socketio',
     },
     processes: 3,
-    redis: true,
+    redis: 'one',
     env: {},
   },
 } satisfies Record<string, Deployment>;
@@ -87,6 +103,8 @@ export interface ScaleOutOptions {
   rounds: number;
   /** How long MONITOR watches at least after each window to count round trips. */
   monitorMs: number;
+  /** The deployments to measure (default: all), e.g. to measure only streamhub's. */
+  deployments: readonly DeploymentName[];
 }
 
 export interface ScaleOutReport {
@@ -146,12 +164,12 @@ function redisProbe(redis: BenchRedis, monitorMs: number) {
   return { hooks, result: () => load };
 }
 
-/** Runs `fn` with a fresh private redis-server when `wanted`, stopped afterwards. */
+/** Runs `fn` with a fresh private Redis of `kind` (none if undefined), stopped afterwards. */
 export async function withRedis<T>(
-  wanted: boolean,
+  kind: RedisKind | undefined,
   fn: (redis: BenchRedis | undefined) => Promise<T>,
 ): Promise<T> {
-  const redis = wanted ? await startRedis() : undefined;
+  const redis = kind ? await startBenchRedis(kind) : undefined;
   try {
     return await fn(redis);
   } finally {
@@ -167,7 +185,7 @@ export function runScaleOut(
   monitorMs: number,
 ): Promise<ScaleOutResult> {
   return withRedis(d.redis, (redis) => {
-    const env = redis ? { ...d.env, REDIS_URL: redis.url } : d.env;
+    const env = { ...d.env, ...redis?.env };
     return withServers(d.subject.server, d.processes, env, async (procs) => {
       const probe = redis ? redisProbe(redis, monitorMs) : undefined;
       const r = await measureFanout(d.subject, procs, opts, probe?.hooks);
@@ -181,7 +199,15 @@ export function runScaleOut(
 
 const isStreamhub = (d: Deployment) => d.subject.server === servers.streamhub;
 
-const ORDER = [deployments.streamhubRedis, deployments.streamhubMemory, deployments.socketioRedis];
+export type DeploymentName = keyof typeof deployments;
+
+/** Every deployment, in the order a round runs them. */
+export const ALL_DEPLOYMENTS: readonly DeploymentName[] = [
+  'streamhubRedis',
+  'streamhubCluster',
+  'streamhubMemory',
+  'socketioRedis',
+];
 
 /**
  * Every round measures each deployment's maximum rate, then all of them at one common rate:
@@ -207,9 +233,10 @@ export async function runScaleOutScenario(
         if (kind === 'max') maxRates.set(d, r.publishedPerSec);
         keep(r);
       });
-    for (const d of ORDER) await measure(d, 'max', 'max');
+    const order = opts.deployments.map((name) => deployments[name]);
+    for (const d of order) await measure(d, 'max', 'max');
     const common = maxRates.get(deployments.streamhubRedis);
-    for (const d of ORDER) {
+    for (const d of order) {
       // Without streamhub's own maximum (e.g. its run failed), each falls back on its own.
       const max = common ?? maxRates.get(d);
       if (max) await measure(d, 'half', Math.max(1, Math.round(max / 2)));

@@ -422,16 +422,11 @@ export async function runStreamsScenario(o: StreamsOptions, attempt: Step): Prom
     processes: number,
     fn: (procs: ServerProcess[], redis: BenchRedis) => Promise<void>,
   ) =>
-    withRedis(true, (redis) =>
-      withServers(
-        target.server,
-        processes,
-        { ...target.env, REDIS_URL: redis?.url ?? '' },
-        (procs) => {
-          if (redis === undefined) throw new Error('no Redis');
-          return fn(procs, redis);
-        },
-      ),
+    withRedis('one', (redis) =>
+      withServers(target.server, processes, { ...target.env, ...redis?.env }, (procs) => {
+        if (redis === undefined) throw new Error('no Redis');
+        return fn(procs, redis);
+      }),
     );
   for (let round = 1; round <= o.rounds; round++) {
     const progress = o.rounds > 1 ? ` [round ${round}/${o.rounds}]` : '';

@@ -4,8 +4,12 @@ import { after, before } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { RunningServer } from '../../src/server/server.js';
-import { PATIENCE_MS } from './patience.js';
+
 import { publish, type Settings, startTestServer } from './server.js';
+
+// Defined beside PATIENCE_MS, so that the cluster fixture (used by bench/ too) needs no more;
+// kept importable from here, where most tests look for it.
+export { eventually } from './patience.js';
 
 /** A response read to the end, for assertions on status, headers and body. */
 export interface HttpResult {
@@ -240,20 +244,6 @@ export class SseIdReader {
       }
       pending = pending.slice(start);
     }
-  }
-}
-
-/** Resolves once the async `probe` returns true, polling; rejects after `timeoutMs`. */
-export async function eventually(
-  probe: () => Promise<boolean>,
-  what: string,
-  timeoutMs = PATIENCE_MS,
-  intervalMs = 20,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 

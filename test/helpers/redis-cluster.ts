@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
-import { eventually } from './http.js';
+import { eventually } from './patience.js';
 import { spawnRedisServer, startOnFreePort, stopChild } from './redis-server.js';
 
 const run = promisify(execFile);
