@@ -1,7 +1,6 @@
 /** Reading chat session replies (docs/api.md §4) over real SSE, for tests across processes. */
-import assert from 'node:assert/strict';
 import { mockReply } from '../../src/llm/mock.js';
-import { request } from './http.js';
+import { getJson } from './http.js';
 import { PATIENCE_MS } from './patience.js';
 import type { RawSseClient, SseMessage } from './sse-client.js';
 
@@ -37,10 +36,8 @@ export interface SessionView {
   readonly messages: { role: string; content: string }[];
 }
 
-export async function sessionView(url: string, id: string): Promise<SessionView> {
-  const result = await request(`${url}/v1/sessions/${id}`);
-  assert.equal(result.status, 200, result.text);
-  return result.json as SessionView;
+export function sessionView(url: string, id: string): Promise<SessionView> {
+  return getJson(`${url}/v1/sessions/${id}`);
 }
 
 /** Resolves when the stream has closed; fails the test if it stays open past `timeoutMs`. */

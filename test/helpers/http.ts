@@ -78,15 +78,16 @@ export interface HistoryPageJson {
   readonly next: string | null;
 }
 
-/** One history page; `query` is appended as is (e.g. `after=...&limit=5`). */
-export async function historyPage(
-  baseUrl: string,
-  topic: string,
-  query = '',
-): Promise<HistoryPageJson> {
-  const result = await request(`${baseUrl}/v1/topics/${topic}/events${query ? `?${query}` : ''}`);
+/** GETs `url`, which must answer 200, and returns its JSON body. */
+export async function getJson<T>(url: string): Promise<T> {
+  const result = await request(url);
   assert.equal(result.status, 200, result.text);
-  return result.json as HistoryPageJson;
+  return result.json as T;
+}
+
+/** One history page; `query` is appended as is (e.g. `after=...&limit=5`). */
+export function historyPage(baseUrl: string, topic: string, query = ''): Promise<HistoryPageJson> {
+  return getJson(`${baseUrl}/v1/topics/${topic}/events${query ? `?${query}` : ''}`);
 }
 
 /** Every retained event id of a topic, oldest first, following `next` across pages. */

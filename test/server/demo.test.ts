@@ -8,7 +8,7 @@ import { mockReply } from '../../src/llm/mock.js';
 import { CLIENT_DIR } from '../../src/server/demo/plugin.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { launchChromium } from '../helpers/chromium.js';
-import { request, uniqueTopic } from '../helpers/http.js';
+import { getJson, request, uniqueTopic } from '../helpers/http.js';
 import { loadParseMarkdown, visibleText } from '../helpers/markdown.js';
 import { PATIENCE_MS } from '../helpers/patience.js';
 import { publish, startTestServer } from '../helpers/server.js';
@@ -128,9 +128,7 @@ interface SessionView {
 
 async function sessionOnServer(page: Page): Promise<SessionView> {
   const sessionId = await textOf(page, '#chat-session');
-  const result = await request(`${server.url}/v1/sessions/${encodeURIComponent(sessionId)}`);
-  assert.equal(result.status, 200, result.text);
-  return result.json as SessionView;
+  return getJson(`${server.url}/v1/sessions/${encodeURIComponent(sessionId)}`);
 }
 
 /** The page holds the stored reply and shows it rendered; returns its Markdown. */

@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { EventSource } from 'eventsource';
 import { SignJWT } from 'jose';
-import { assertApiError, metricsText, request, uniqueTopic, useServer } from '../helpers/http.js';
+import {
+  assertApiError,
+  getJson,
+  metricsText,
+  request,
+  uniqueTopic,
+  useServer,
+} from '../helpers/http.js';
 import { waitFor, withServer } from '../helpers/server.js';
 import {
   closedAfterEach,
@@ -31,10 +38,8 @@ interface StreamView {
   readonly updated_at: string;
 }
 
-async function view(baseUrl: string, id: string): Promise<StreamView> {
-  const result = await request(`${baseUrl}/v1/streams/${id}`);
-  assert.equal(result.status, 200, result.text);
-  return result.json as StreamView;
+function view(baseUrl: string, id: string): Promise<StreamView> {
+  return getJson(`${baseUrl}/v1/streams/${id}`);
 }
 
 function post(baseUrl: string, path: string, body?: unknown) {
