@@ -178,3 +178,32 @@ test('a /v1/streams stream whose log loses writes in a failover ends for its pro
   const view = await getJson<{ status: string }>(`${url()}/v1/streams/${id}`);
   assert.equal(view.status, 'producer_lost');
 });
+
+test('a streamed completion whose log loses writes in a failover ends as lost for every viewer', {
+  timeout: 120_000,
+}, async () => {
+  const body = { model: 'mock', stream: true, messages: [{ role: 'user', content: LONG.content }] };
+  const creator = new RawSseClient(`${url()}/v1/chat/completions`, {}, body);
+  open.track(() => creator.close());
+  await waitFor(() => creator.events.length >= 5, 'the completion under way');
+  const id = creator.headers['x-stream-id'] as string;
+  const viewer = open.consumer(`${url()}/v1/chat/completions/${id}/stream`);
+  await waitFor(() => viewer.events.length >= 5, 'a second viewer under way');
+  await cluster().failOver(`{completion/${id}}`, async () => {
+    const before = viewer.events.length;
+    await waitFor(() => viewer.events.length >= before + 10, 'chunks the failover loses');
+  });
+  await closedWithin(creator, 'the creator');
+  await closedWithin(viewer, 'the viewer');
+  const lost = (client: RawSseClient) =>
+    (JSON.parse(client.events.at(-1)?.data ?? '{}') as { error?: { code: string } }).error?.code;
+  // The creator is fed by the writer itself: every chunk it wrote, then the end.
+  assert.equal(lost(creator), 'completion_lost');
+  assert.ok(!creator.messages.some((message) => message.data === '[DONE]'));
+  assert.ok(
+    viewer.messages.some((message) => message.event === 'reset'),
+    'told to reset',
+  );
+  assert.deepEqual(afterLastReset(viewer.messages), [viewer.events.at(-1)]);
+  assert.equal(lost(viewer), 'completion_lost');
+});
