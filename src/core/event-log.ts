@@ -63,10 +63,13 @@ export interface EventLog {
   head(topic: string): Promise<Position>;
   info(topic: string): Promise<TopicInfo>;
   /**
-   * Refuses, from now on, the appends fenced with a token lower than `token` (a new writer
-   * takes the log over); appends without a fence are not affected.
+   * A new writer takes the log over: resolves to its fencing token, `token` or, if the log was
+   * fenced with that already, the next one above its fence, and refuses from now on the appends
+   * fenced with a lower one; appends without a fence are not affected. So no token is handed out
+   * twice in an epoch, even by callers that count takeovers in a store that may forget one (a
+   * Redis failover). A log without events records no fence, and resolves to `token`.
    */
-  fence(topic: string, token: number): Promise<void>;
+  fence(topic: string, token: number): Promise<number>;
   /** Drops the topic's history; the next append starts a new epoch. */
   delete(topic: string): Promise<void>;
   /**
@@ -80,4 +83,29 @@ export interface EventLog {
 
 export function logEndedError(topic: string): StreamhubError {
   return new StreamhubError('conflict', 'log_ended', `${topic} has ended`);
+}
+
+export function isLogEnded(error: unknown): boolean {
+  return error instanceof StreamhubError && error.code === 'log_ended';
+}
+
+/** For an ending appended by whoever notices first: the log has ended already, nothing to do. */
+export function rethrowUnlessEnded(error: unknown): void {
+  if (!isLogEnded(error)) throw error;
+}
+
+/**
+ * A writer's log was started again under it: it was deleted, or (on a cluster) a failover lost
+ * some of its events and it began a new epoch. The writer's appends are refused from then on.
+ */
+export function logRestartedError(topic: string): StreamhubError {
+  return new StreamhubError(
+    'conflict',
+    'log_restarted',
+    `${topic} was started again while it was written (deleted, or events lost by a backend failover)`,
+  );
+}
+
+export function isLogRestarted(error: unknown): boolean {
+  return error instanceof StreamhubError && error.code === 'log_restarted';
 }

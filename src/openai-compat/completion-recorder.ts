@@ -9,6 +9,14 @@ import { errorBody } from './wire.js';
 
 const NOTHING_TO_WRITE = Promise.resolve();
 
+const LOST_COMPLETION = JSON.stringify(
+  errorBody(
+    'completion_lost',
+    'the completion lost chunks in a backend failover; ask again',
+    'server_error',
+  ),
+);
+
 /**
  * The client that started a completion, reading it straight from the recorder rather than
  * through a hub subscription to the log. Returns false once it is gone: nothing more is fed.
@@ -105,12 +113,16 @@ export class CompletionRecorder implements GenerationSink {
   }
 
   async #append(type: CompletionEventType, data: string): Promise<void> {
-    let id: string;
+    let id: string | undefined;
     try {
       id = await this.writer.append({ event: type, data }, { final: type !== 'chunk' });
     } catch (error) {
       if (!this.#isOpen) this.#refuse(error as Error);
-      throw error;
+      if (!this.writer.restarted || type === 'chunk') throw error;
+      // The log lost chunks (a backend failover): what is left must not pass for the answer.
+      [type, data] = ['error', LOST_COMPLETION];
+      id = await this.writer.endRestarted({ event: type, data });
+      if (id === undefined) return;
     }
     this.#stored(id, type, data);
     if (this.#isOpen) return;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { StreamhubError } from '../core/errors.js';
+import { rethrowUnlessEnded } from '../core/event-log.js';
 import { lastEvent, resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
@@ -148,9 +149,7 @@ export class CompletionService {
     const data = errorBody('generator_lost', 'the server generating this stopped', 'server_error');
     await this.replies.log
       .append(topic, { event: 'error', data: JSON.stringify(data) }, { final: true })
-      .catch((error: unknown) => {
-        if (!(error instanceof StreamhubError && error.code === 'log_ended')) throw error;
-      });
+      .catch(rethrowUnlessEnded);
   }
 
   /** One generation through the runner, counted for metrics on the way. */

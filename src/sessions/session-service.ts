@@ -1,5 +1,10 @@
 import { StreamhubError } from '../core/errors.js';
-import type { EventLog } from '../core/event-log.js';
+import {
+  type EventLog,
+  isLogEnded,
+  isLogRestarted,
+  rethrowUnlessEnded,
+} from '../core/event-log.js';
 import { resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom } from '../core/hub.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
@@ -69,6 +74,10 @@ interface TurnParams {
 interface PartialReply {
   readonly text: string;
   readonly chunks: number;
+  /** The reply log's epoch (null: the log is gone), which a continuation writes to. */
+  readonly epoch: string | null;
+  /** The log holds the reply's end already (its end was kept, the turn's end was lost). */
+  readonly ended: boolean;
 }
 
 /** One request to the model writing into a turn's reply log. */
@@ -209,6 +218,10 @@ export class SessionService {
       this.#checkOwner(existing, owner);
       if (existing.generatorLost) await this.#recover(existing);
     }
+    // Still generating here for a turn the store says is not: one that a failover of the
+    // session's Redis master forgot. Its reply log is ended before a new turn may reuse it.
+    const key = generationKey(request.sessionId);
+    if (!existing?.generating && this.runner.isRunning(key)) await this.runner.cancel(key);
     const model = request.model ?? this.runner.provider.defaultModel;
     const params: TurnParams = {
       model,
@@ -226,6 +239,9 @@ export class SessionService {
     }
     describeActiveSpan({ 'streamhub.session.turn': session.turn, 'gen_ai.request.model': model });
     const topic = replyTopic(session.id, session.turn);
+    // A turn's number is used once, unless a failover forgot the turn that used it first: its
+    // reply log, if any, is not continued but started again (its viewers are told to reset).
+    await this.replies.log.delete(topic);
     // Fenced from the first attempt on: a continuation fences the log with a higher token.
     const writer = new FiniteLogWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0, 0);
     await writer.append(replyEvent('start', { session_id: session.id, turn: session.turn, model }));
@@ -255,9 +271,14 @@ export class SessionService {
     const release = this.store.holdTurn(session.id, session.turn, control, session.attempt);
     const end = async (type: ReplyEventType, data: unknown, outcome: GenerationOutcome) => {
       release();
-      if (!(await this.store.endTurn(session.id, session.turn, reply, session.attempt))) return;
-      await writer.append(replyEvent(type, data), { final: true });
-      this.options.onGeneration?.(outcome);
+      // A log that lost events holds no reply any more: none is kept either.
+      const kept = writer.restarted ? '' : reply;
+      if (!(await this.store.endTurn(session.id, session.turn, kept, session.attempt))) {
+        return this.#endUnheld(session, writer);
+      }
+      await writer.append(replyEvent(type, data), { final: true }).catch(rethrowUnlessRestarted);
+      if (writer.restarted) await writer.endRestarted(REPLY_LOST);
+      this.options.onGeneration?.(writer.restarted ? 'error' : outcome);
     };
     const delta = async (content: string) => {
       if (content === '') return;
@@ -329,8 +350,15 @@ export class SessionService {
     const session: SessionState = { ...lost, attempt, generatorLost: false };
     describeActiveSpan({ 'streamhub.session.turn': turn, 'streamhub.session.attempt': attempt });
     const topic = replyTopic(id, turn);
-    await this.replies.log.fence(topic, attempt);
+    // The attempt counted in the store is only the lowest token: a failover of the session's
+    // master may forget a takeover, and count the same attempt twice.
+    const fence = await this.replies.log.fence(topic, attempt);
     const partial = await this.#partialReply(session);
+    if (partial.ended) {
+      // The reply ended, but a failover forgot that the turn did: it ends as its log says.
+      await this.store.endTurn(id, turn, partial.text, attempt);
+      throw new NotTaken();
+    }
     const params = turnParams(session.request, this.runner.provider.defaultModel);
     const continued = continuationRequest(conversation(session), partial.text, failover.strategy);
     const remaining =
@@ -343,7 +371,8 @@ export class SessionService {
     };
     const seam = failover.strategy === 'instruction' ? new Seam(partial.text) : undefined;
     const retryMs = this.options.appendRetryMs ?? 0;
-    const writer = new FiniteLogWriter(this.replies.log, topic, retryMs, attempt);
+    const epoch = partial.epoch ?? undefined;
+    const writer = new FiniteLogWriter(this.replies.log, topic, retryMs, fence, epoch);
     return {
       key: generationKey(id),
       value: undefined,
@@ -383,8 +412,27 @@ export class SessionService {
       code: 'generator_lost',
       message: 'the server generating this reply stopped; send the message again',
     });
-    await this.replies.log.append(replyTopic(session.id, session.turn), end, { final: true });
+    await this.replies.log
+      .append(replyTopic(session.id, session.turn), end, { final: true })
+      .catch(rethrowUnlessEnded);
     this.options.onGeneration?.('error');
+  }
+
+  /**
+   * Ends the reply log of a generator whose turn the store no longer holds for it. Usually
+   * whoever took the turn ends the log (a continuation, or `#endLost`, whose final event
+   * refuses this one); but a failover of the session's Redis master may have forgotten the
+   * turn, and then nobody else would, and its viewers would wait forever.
+   */
+  async #endUnheld(session: SessionState, writer: FiniteLogWriter): Promise<void> {
+    const now = await this.store.get(session.id);
+    if (now?.turn === session.turn && now.generating && now.attempt !== session.attempt) return;
+    const ending = writer.restarted
+      ? writer.endRestarted(REPLY_LOST)
+      : writer.append(TURN_LOST, { final: true });
+    await ending.catch((error: unknown) => {
+      if (!isLogEnded(error) && !isLogRestarted(error)) throw error;
+    });
   }
 
   /**
@@ -412,7 +460,10 @@ export class SessionService {
         chunks++;
       }
       const last = page.events[page.events.length - 1];
-      if (last === undefined || page.events.length < 1000) return { text, chunks };
+      if (last === undefined || page.events.length < 1000) {
+        const ended = last !== undefined && endsReply(last);
+        return { text, chunks, epoch: page.head.epoch, ended };
+      }
       from = { epoch: page.head.epoch, seq: last.seq };
     }
   }
@@ -439,7 +490,19 @@ export class SessionService {
   }
 }
 
-const NO_REPLY: PartialReply = { text: '', chunks: 0 };
+const NO_REPLY: PartialReply = { text: '', chunks: 0, epoch: null, ended: false };
+
+/** The end of a reply whose log lost events in a failover of its Redis master. */
+const REPLY_LOST = replyEvent('error', {
+  code: 'reply_lost',
+  message: 'the reply was lost in a failover of the backend; send the message again',
+});
+
+/** The end of a reply whose turn a failover of the session's Redis master forgot. */
+const TURN_LOST = replyEvent('error', {
+  code: 'turn_lost',
+  message: 'the session lost this turn in a failover of the backend; send the message again',
+});
 
 /** A turn's request to the model: the messages, streamed, with the turn's options. */
 function turnBody(params: TurnParams, messages: readonly unknown[]): CompletionBody {
@@ -478,6 +541,10 @@ function conversation(session: SessionState): ChatMessage[] {
 
 function replyEvent(type: ReplyEventType, data: unknown): EventInput {
   return { event: type, data: JSON.stringify(data) };
+}
+
+function rethrowUnlessRestarted(error: unknown): void {
+  if (!isLogRestarted(error)) throw error;
 }
 
 function generationKey(sessionId: string): string {

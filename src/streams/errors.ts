@@ -20,10 +20,6 @@ export function streamNotFound(id: string): StreamhubError {
   return new StreamhubError('not_found', 'stream_not_found', `no stream ${id}`);
 }
 
-export function isLogEnded(error: unknown): boolean {
-  return error instanceof StreamhubError && error.code === 'log_ended';
-}
-
 export function streamExists(id: string): StreamhubError {
   return new StreamhubError('conflict', 'stream_exists', `stream ${id} is open`);
 }

@@ -1,11 +1,11 @@
 import { StreamhubError } from '../core/errors.js';
-import type { EventLog } from '../core/event-log.js';
+import { type EventLog, isLogEnded, isLogRestarted } from '../core/event-log.js';
 import { parseId } from '../core/ids.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
 import type { StreamEnding } from '../core/stream-store.js';
 import type { EventInput } from '../core/types.js';
 import type { BodyEvents } from './body-events.js';
-import { isLogEnded, StreamEndedError } from './errors.js';
+import { StreamEndedError } from './errors.js';
 
 /** What a producer needs of the service that started it. */
 export interface ProducerContext {
@@ -19,6 +19,8 @@ export interface ProducerContext {
   renew(id: string): Promise<boolean>;
   /** How the stream ended, once it did without this producer. */
   endedElsewhere(id: string): Promise<StreamEndedError>;
+  /** Ends the stream whose log was started again under its producer; resolves to how it ended. */
+  restarted(id: string): Promise<StreamEndedError>;
   onAppended(): void;
 }
 
@@ -118,7 +120,7 @@ export class BodyProducer {
     const room = this.context.maxEvents - this.appended;
     const fitting = events.length > room ? events.slice(0, room) : events;
     if (fitting.length > 0) {
-      this.lastId = await this.#writer.appendAll(fitting, { epoch: this.epoch });
+      this.lastId = await this.#writer.appendAll(fitting);
       this.epoch ??= parseId(this.lastId)?.epoch ?? undefined;
       this.appended += fitting.length;
       for (let i = 0; i < fitting.length; i++) this.context.onAppended();
@@ -133,6 +135,7 @@ export class BodyProducer {
   /** The error the producer's request answers with; the stream is ended as it implies. */
   async #failed(error: unknown): Promise<unknown> {
     if (isLogEnded(error)) return this.#endedElsewhere();
+    if (isLogRestarted(error)) return this.context.restarted(this.id);
     if (error instanceof StreamEndedError) return error;
     // Refused input says why; anything else is the request itself breaking off.
     const reason =

@@ -1,18 +1,13 @@
+import { isLogEnded, isLogRestarted, rethrowUnlessEnded } from '../core/event-log.js';
 import { lastEvent } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
 import { formatId, parseId } from '../core/ids.js';
+import { FiniteLogWriter } from '../core/log-writer.js';
 import type { StreamEnding, StreamState, StreamStatus, StreamStore } from '../core/stream-store.js';
 import { inSpan } from '../core/tracing.js';
 import type { EventInput } from '../core/types.js';
 import { type BodyType, bodyEvents } from './body-events.js';
-import {
-  isLogEnded,
-  notOpen,
-  StreamEndedError,
-  streamEnded,
-  streamExists,
-  streamNotFound,
-} from './errors.js';
+import { notOpen, StreamEndedError, streamEnded, streamExists, streamNotFound } from './errors.js';
 import { BodyProducer, type ProducerContext } from './producer.js';
 import { COMPLETE_MARKER, endingEvent, endsStream } from './stream-log.js';
 
@@ -71,6 +66,7 @@ export class StreamService {
       finish: (id, status, reason) => this.#finish(id, status, reason),
       renew: (id) => store.renew(id, options.leaseMs),
       endedElsewhere: (id) => this.#endedElsewhere(id),
+      restarted: (id) => this.#restarted(id),
       onAppended: () => options.onAppended?.(),
     };
   }
@@ -122,9 +118,10 @@ export class StreamService {
     // Events go to the epoch seen, so that a DELETE meanwhile refuses them instead of their
     // starting an orphan log; a fresh stream's first call checks afterwards instead.
     const epoch = head.epoch ?? undefined;
+    const writer = new FiniteLogWriter(log, id, 0, undefined, epoch);
     let lastId = '';
     for (const event of events) {
-      lastId = (await log.append(id, event, { epoch }).catch(rethrowEnded(id))).id;
+      lastId = await writer.append(event).catch((error) => this.#refused(id, error));
       this.options.onAppended?.();
     }
     if (epoch === undefined && (await this.#dropOrphan(id, parseId(lastId)?.epoch ?? undefined))) {
@@ -189,13 +186,21 @@ export class StreamService {
     return { kind: 'after', id: lastEventId };
   }
 
-  /** Streams `id`'s log to a consumer, ending a stream whose producer is lost meanwhile. */
+  /**
+   * Streams `id`'s log to a consumer, ending a stream whose producer is lost meanwhile, and
+   * closing the consumer of a stream that is gone (deleted, or forgotten in a failover of its
+   * Redis master before it ended): it would wait forever, and reconnecting tells it 404.
+   */
   watch(id: string, from: StartFrom, subscriber: Subscriber): Subscription {
     const subscription = this.streams.hub.subscribe(id, from, subscriber);
-    const check = () =>
-      void this.#settle(id).catch((error) => this.options.onInternalError?.(error));
+    const check = async () => {
+      if ((await this.#settle(id)) === undefined) subscriber.fail(streamNotFound(id));
+    };
     const everyMs = Math.max(100, Math.min(this.options.leaseMs, this.options.producerIdleMs) / 2);
-    const timer = setInterval(check, everyMs).unref();
+    const timer = setInterval(
+      () => void check().catch((error) => this.options.onInternalError?.(error)),
+      everyMs,
+    ).unref();
     return {
       close() {
         clearInterval(timer);
@@ -291,6 +296,26 @@ export class StreamService {
     return true;
   }
 
+  /**
+   * The stream's log was started again under its writer: deleted, or on a cluster a failover
+   * lost some of its events. Its consumers are told to reset (the new epoch) and must then
+   * learn how it ended: if it is still open, it ends now as `producer_lost`; if it ended, its
+   * ending is repaired into the new epoch. A stream whose state is gone too (deleted, or lost
+   * with its log) is ended for its consumers by `watch`.
+   */
+  async #restarted(id: string): Promise<StreamEndedError> {
+    const reason = 'its log lost events while it was produced (a backend failover)';
+    const lost = new StreamEndedError('producer_lost', `the stream ended: ${reason}`);
+    if (await this.#finish(id, 'producer_lost', reason)) return lost;
+    return (await this.#settle(id)) === undefined ? lost : this.#endedElsewhere(id);
+  }
+
+  /** What an `/events` call answers when an append is refused. */
+  async #refused(id: string, error: unknown): Promise<never> {
+    if (isLogRestarted(error)) throw await this.#restarted(id);
+    throw isLogEnded(error) ? streamEnded(id) : error;
+  }
+
   async #endedElsewhere(id: string): Promise<StreamEndedError> {
     const status = (await this.store.get(id))?.status;
     const ending = status === undefined || status === 'open' ? 'cancelled' : status;
@@ -299,14 +324,4 @@ export class StreamService {
       `the stream ended as ${ending} while it was being produced`,
     );
   }
-}
-
-function rethrowUnlessEnded(error: unknown): void {
-  if (!isLogEnded(error)) throw error;
-}
-
-function rethrowEnded(id: string): (error: unknown) => never {
-  return (error) => {
-    throw isLogEnded(error) ? streamEnded(id) : error;
-  };
 }

@@ -79,3 +79,34 @@ describe('FiniteLogWriter.appendAll', () => {
     await log.close();
   });
 });
+
+describe('FiniteLogWriter bound to its epoch', () => {
+  for (const retryMs of [0, 1000]) {
+    test(`a log started again under it refuses the rest as log_restarted (retryMs ${retryMs})`, async () => {
+      const log = new MemoryEventLog({ maxEvents: 100, ttlMs: 60_000, idempotencyTtlMs: 1000 });
+      const writer = new FiniteLogWriter(log, 't', retryMs);
+      const first = parseId(await writer.append({ event: 'e', data: '0' }));
+      // What a failover that lost events does to the log: its next append starts a new epoch.
+      await log.delete('t');
+      await log.append('t', { event: 'e', data: 'other' });
+      await assert.rejects(writer.append({ event: 'e', data: '1' }), { code: 'log_restarted' });
+      await assert.rejects(writer.appendAll(events('2', '3')), { code: 'log_restarted' });
+      assert.ok(writer.restarted);
+      assert.deepEqual(await dataOf(log), ['other'], 'nothing went on in the new epoch');
+      const ending = parseId((await writer.endRestarted({ event: 'end', data: '' })) ?? '');
+      assert.notEqual(ending?.epoch, first?.epoch);
+      assert.equal(await writer.endRestarted({ event: 'end', data: '' }), undefined, 'ended once');
+      await log.close();
+    });
+  }
+
+  test('a log that ended or was fenced in its epoch is refused as log_ended, as before', async () => {
+    const log = new MemoryEventLog({ maxEvents: 100, ttlMs: 60_000, idempotencyTtlMs: 1000 });
+    const writer = new FiniteLogWriter(log, 't', 0, 0);
+    await writer.append({ event: 'e', data: '0' });
+    assert.equal(await log.fence('t', 1), 1);
+    await assert.rejects(writer.append({ event: 'e', data: '1' }), { code: 'log_ended' });
+    assert.equal(writer.restarted, false);
+    await log.close();
+  });
+});

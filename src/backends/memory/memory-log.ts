@@ -118,9 +118,11 @@ export class MemoryEventLog implements EventLog {
     return { lastId: formatId(log.epoch, log.lastSeq), length: log.events.size };
   }
 
-  async fence(topic: string, token: number): Promise<void> {
+  async fence(topic: string, token: number): Promise<number> {
     const log = this.#existing(topic);
-    if (log !== undefined) log.fence = Math.max(log.fence, token);
+    if (log?.epoch == null) return token;
+    log.fence = log.fence >= token ? log.fence + 1 : token;
+    return log.fence;
   }
 
   async delete(topic: string): Promise<void> {

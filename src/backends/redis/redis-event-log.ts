@@ -130,9 +130,9 @@ export class RedisEventLog implements EventLog {
     return { lastId: formatId(bounds.epoch, bounds.lastSeq), length };
   }
 
-  async fence(topic: string, token: number): Promise<void> {
+  fence(topic: string, token: number): Promise<number> {
     const metaKey = topicKeys(this.#prefix, topic).meta;
-    await this.#connection.command((client) => FENCE_SCRIPT.run(client, { metaKey, token }));
+    return this.#connection.command((client) => FENCE_SCRIPT.run(client, { metaKey, token }));
   }
 
   async delete(topic: string): Promise<void> {

@@ -239,17 +239,20 @@ return {epoch, newest[1]}
 `,
 });
 
-/** Raises the topic's fence to `token` (never lowers it); a topic without meta is left alone. */
+/**
+ * Fences the topic with `token`, or with the one after its fence if that is not lower, and
+ * replies the token; a topic without meta is left alone (and `token` replied).
+ */
 export const FENCE_SCRIPT = luaScript<number>()({
   command: 'streamhubFence',
   keys: ['metaKey'],
   args: { token: 'number' },
   body: `
-if redis.call('EXISTS', meta_key) == 0 then return 0 end
-if (tonumber(redis.call('HGET', meta_key, 'fence')) or 0) < token then
-  redis.call('HSET', meta_key, 'fence', token)
-end
-return 1
+if redis.call('EXISTS', meta_key) == 0 then return token end
+local fence = tonumber(redis.call('HGET', meta_key, 'fence')) or 0
+if fence >= token then token = fence + 1 end
+redis.call('HSET', meta_key, 'fence', token)
+return token
 `,
 });
 
