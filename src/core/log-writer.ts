@@ -1,5 +1,11 @@
 import { BackendUnavailableError } from './errors.js';
-import type { AppendOptions, AppendResult, EventLog } from './event-log.js';
+import {
+  type AppendOptions,
+  type AppendResult,
+  type BatchAppendOptions,
+  type EventLog,
+  MAX_APPEND_BATCH,
+} from './event-log.js';
 import { formatId, parseId } from './ids.js';
 import type { EventInput } from './types.js';
 
@@ -10,7 +16,7 @@ type WriterAppendOptions = Pick<AppendOptions, 'final' | 'epoch'>;
  * out a short backend outage: an append is tried again for up to `retryMs`. Only this writer
  * appends until the log ends, so an append whose fate is unknown (the connection broke after
  * sending it) is settled by the log's head: if the head moved past the last known event, it
- * landed. A backlog of events is sent at once (`appendAll`).
+ * landed. A backlog of events is sent at once, in batches (`appendAll`).
  */
 export class FiniteLogWriter {
   #lastSeq = 0;
@@ -28,52 +34,67 @@ export class FiniteLogWriter {
 
   /** Appends `input` and resolves to its id; a `final` one ends the log. */
   append(input: EventInput, given: WriterAppendOptions = {}): Promise<string> {
-    const options = this.fence === undefined ? given : { ...given, fence: this.fence };
+    const options = this.#withFence(given);
     // Nothing to ride out and so nothing to settle: one append per model chunk, with no
     // async layer of its own around the log's.
     if (this.retryMs === 0) return this.log.append(this.topic, input, options).then(idOf);
-    return this.#appendRidingOut(input, options);
+    return this.#appendRidingOut([input], options);
   }
 
   /**
-   * Appends `inputs` in order and resolves to the last one's id. They are sent at once, so a
-   * backlog costs one round trip rather than one per event: the log applies one connection's
-   * appends in order, so those that landed are always a prefix. If any fails, the rest go one
-   * at a time, riding out the outage, each settled by the head first.
+   * Appends `inputs` in order and resolves to the last one's id. They go to the log as batches
+   * of up to MAX_APPEND_BATCH (one backend call each), all sent at once, so a backlog costs one
+   * round trip rather than one per event: a batch lands whole or not at all, and the log
+   * applies one connection's appends in order, so those that landed are always a prefix. If
+   * any fails, the rest go one batch at a time, riding out the outage, each settled by the
+   * head first.
    */
-  async appendAll(
-    inputs: readonly EventInput[],
-    options: WriterAppendOptions = {},
-  ): Promise<string> {
-    const settled = await Promise.allSettled(
-      inputs.map((input) => this.log.append(this.topic, input, options)),
-    );
+  async appendAll(inputs: readonly EventInput[], given: WriterAppendOptions = {}): Promise<string> {
+    const options = this.#withFence(given);
+    const batches: EventInput[][] = [];
+    for (let i = 0; i < inputs.length; i += MAX_APPEND_BATCH) {
+      batches.push(inputs.slice(i, i + MAX_APPEND_BATCH));
+    }
+    const settled = await Promise.allSettled(batches.map((batch) => this.#send(batch, options)));
     const failed = settled.findIndex((result) => result.status === 'rejected');
     let lastId = '';
-    for (const result of failed < 0 ? settled : settled.slice(0, failed)) {
-      lastId = this.#landedAt((result as PromiseFulfilledResult<AppendResult>).value.id);
+    for (const [i, result] of (failed < 0 ? settled : settled.slice(0, failed)).entries()) {
+      const id = (result as PromiseFulfilledResult<string>).value;
+      lastId = this.#landedAt(id, (batches[i] as EventInput[]).length);
     }
     if (failed < 0) return lastId;
     const { reason } = settled[failed] as PromiseRejectedResult;
     if (this.retryMs === 0 || !(reason instanceof BackendUnavailableError)) throw reason;
-    for (const input of inputs.slice(failed)) {
-      lastId = await this.#appendRidingOut(input, options, true);
+    for (const batch of batches.slice(failed)) {
+      lastId = await this.#appendRidingOut(batch, options, true);
     }
     return lastId;
   }
 
+  #withFence(given: WriterAppendOptions): BatchAppendOptions {
+    return this.fence === undefined ? given : { ...given, fence: this.fence };
+  }
+
+  /** One backend call for `inputs`; resolves to the last one's id. */
+  async #send(inputs: readonly EventInput[], options: BatchAppendOptions): Promise<string> {
+    if (inputs.length === 1)
+      return idOf(await this.log.append(this.topic, inputs[0] as EventInput, options));
+    const ids = await this.log.appendBatch(this.topic, inputs, options);
+    return ids[ids.length - 1] as string;
+  }
+
   async #appendRidingOut(
-    input: EventInput,
-    options: WriterAppendOptions,
+    inputs: readonly EventInput[],
+    options: BatchAppendOptions,
     uncertain = false,
   ): Promise<string> {
     const deadline = Date.now() + this.retryMs;
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
       try {
-        const landed = uncertain ? await this.#landed() : undefined;
+        const landed = uncertain ? await this.#landed(inputs.length) : undefined;
         if (landed !== undefined) return landed;
         uncertain = false;
-        return this.#landedAt((await this.log.append(this.topic, input, options)).id);
+        return this.#landedAt(await this.#send(inputs, options), inputs.length);
       } catch (error) {
         if (!(error instanceof BackendUnavailableError) || Date.now() + delay > deadline) {
           throw error;
@@ -84,20 +105,21 @@ export class FiniteLogWriter {
     }
   }
 
-  #landedAt(id: string): string {
-    this.#lastSeq = parseId(id)?.seq ?? this.#lastSeq + 1;
+  /** Notes that `count` events up to `id` landed; returns `id`. */
+  #landedAt(id: string, count: number): string {
+    this.#lastSeq = parseId(id)?.seq ?? this.#lastSeq + count;
     return id;
   }
 
   /**
-   * The id of the uncertain append if it landed. Appends land in order, so it is the one after
-   * the last known event (several uncertain ones may have landed since); before any is known,
-   * the head.
+   * The last id of the uncertain append of `count` events if it landed. Appends land whole and
+   * in order, so it ends `count` after the last known event (several uncertain ones may have
+   * landed since); before any is known, at the head.
    */
-  async #landed(): Promise<string | undefined> {
+  async #landed(count: number): Promise<string | undefined> {
     const head = await this.log.head(this.topic);
     if (head.epoch === null || head.seq <= this.#lastSeq) return undefined;
-    this.#lastSeq = this.#lastSeq === 0 ? head.seq : this.#lastSeq + 1;
+    this.#lastSeq = this.#lastSeq === 0 ? head.seq : this.#lastSeq + count;
     return formatId(head.epoch, this.#lastSeq);
   }
 }

@@ -1,4 +1,5 @@
 import type { LiveListener } from '../../core/event-log.js';
+import type { StoredEvent } from '../../core/types.js';
 import type { ReadyGate, RedisClient } from './connection.js';
 import type { PubSubMode } from './pubsub.js';
 import { type LiveMessage, parseLiveMessage } from './wire.js';
@@ -34,17 +35,25 @@ class Channel {
     return this.lastEpoch === epoch && this.lastSeq >= seq;
   }
 
-  /** In order and once: a healed event may race with its own late live message. */
-  dispatch(epoch: string, event: Parameters<LiveListener>[1]): void {
-    if (this.hasDispatched(epoch, event.seq)) return;
-    this.lastEpoch = epoch;
-    this.lastSeq = event.seq;
+  /**
+   * The events of one append (consecutive seqs), in order and once: a healed event may race
+   * with its own late live message.
+   */
+  dispatch(epoch: string, events: readonly StoredEvent[]): void {
+    let dispatched = false;
+    for (const event of events) {
+      if (this.hasDispatched(epoch, event.seq)) continue;
+      dispatched = true;
+      this.lastEpoch = epoch;
+      this.lastSeq = event.seq;
+      for (const listener of this.listeners) listener(epoch, event);
+    }
+    if (!dispatched) return;
     this.lastDispatchAt = Date.now();
-    for (const listener of this.listeners) listener(epoch, event);
     if (this.waiters.length === 0) return;
     const still: DeliveryWaiter[] = [];
     for (const waiter of this.waiters) {
-      if (waiter.epoch === epoch && waiter.seq <= event.seq) waiter.done();
+      if (waiter.epoch === epoch && waiter.seq <= this.lastSeq) waiter.done();
       else still.push(waiter);
     }
     this.waiters = still;
@@ -83,10 +92,10 @@ export class LiveChannels {
     readonly pubSub: PubSubMode,
     readonly options: LiveChannelsOptions,
   ) {
-    subscriber.on(pubSub.messageEvent, (channelName: string, message: string) => {
-      const channel = this.#channels.get(channelName);
+    subscriber.on(pubSub.messageEvent, (channelName: Buffer, message: Buffer) => {
+      const channel = this.#channels.get(channelName.toString());
       const live = channel === undefined ? undefined : parseLiveMessage(message);
-      if (live !== undefined) channel?.dispatch(live.epoch, live.event);
+      if (live !== undefined) channel?.dispatch(live.epoch, live.events);
     });
     subscriber.on('ready', () => this.#healAll(0));
     // A cluster's subscriber connections come and go per master (a failover, moved slots)
@@ -174,7 +183,7 @@ export class LiveChannels {
         .then((live) => {
           // A message that came meanwhile is newer than what the check saw.
           if (live !== undefined && channel.lastDispatchAt === since) {
-            channel.dispatch(live.epoch, live.event);
+            channel.dispatch(live.epoch, [live.event]);
           }
         })
         .catch(() => {})
