@@ -51,6 +51,7 @@ export class FiniteLogWriter {
    */
   async appendAll(inputs: readonly EventInput[], given: WriterAppendOptions = {}): Promise<string> {
     const options = this.#withFence(given);
+    if (inputs.length <= MAX_APPEND_BATCH) return this.#appendRidingOut(inputs, options);
     const batches: EventInput[][] = [];
     for (let i = 0; i < inputs.length; i += MAX_APPEND_BATCH) {
       batches.push(inputs.slice(i, i + MAX_APPEND_BATCH));

@@ -8,6 +8,8 @@ import { type LiveMessage, parseLiveMessage } from './wire.js';
 interface DeliveryWaiter {
   readonly epoch: string;
   readonly seq: number;
+  /** When it stops waiting (Date.now()), its event lost by Pub/Sub. */
+  readonly deadline: number;
   readonly done: () => void;
 }
 
@@ -63,6 +65,16 @@ class Channel {
     for (const waiter of this.waiters) waiter.done();
     this.waiters = [];
   }
+
+  /** Stops the waits past their deadline; true when none is left. */
+  releaseLate(now: number): boolean {
+    // Waiters are added in time order, so the late ones are a prefix.
+    const onTime = this.waiters.findIndex((waiter) => waiter.deadline > now);
+    const late = onTime < 0 ? this.waiters.length : onTime;
+    for (const waiter of this.waiters.slice(0, late)) waiter.done();
+    if (late > 0) this.waiters = this.waiters.slice(late);
+    return this.waiters.length === 0;
+  }
 }
 
 export interface LiveChannelsOptions {
@@ -85,6 +97,10 @@ export interface LiveChannelsOptions {
 export class LiveChannels {
   readonly #channels = new Map<string, Channel>();
   readonly #healTimer: NodeJS.Timeout;
+  /** Channels with appends waiting for their own event, checked by one timer for them all. */
+  readonly #waiting = new Set<Channel>();
+  readonly #waitMs: number;
+  readonly #waitTimer: NodeJS.Timeout;
 
   constructor(
     readonly subscriber: RedisClient,
@@ -105,6 +121,10 @@ export class LiveChannels {
       () => this.#healAll(options.healIntervalMs),
       options.healIntervalMs,
     ).unref();
+    this.#waitMs = options.deliveryWaitMs ?? 1_000;
+    // A timer per append would cost more than the append's own bookkeeping: waits end at most
+    // a quarter of the wait late instead.
+    this.#waitTimer = setInterval(() => this.#releaseLate(), this.#waitMs / 4).unref();
   }
 
   /** Resolves once Redis confirmed the subscription, so no later publish can be missed. */
@@ -150,14 +170,9 @@ export class LiveChannels {
     const channel = this.#channels.get(channelName);
     if (channel === undefined || channel.listeners.size === 0) return Promise.resolve();
     if (channel.hasDispatched(epoch, seq)) return Promise.resolve();
-    const waitMs = this.options.deliveryWaitMs ?? 1_000;
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, waitMs);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      channel.waiters.push({ epoch, seq, done });
+    this.#waiting.add(channel);
+    return new Promise((done) => {
+      channel.waiters.push({ epoch, seq, deadline: Date.now() + this.#waitMs, done });
     });
   }
 
@@ -167,8 +182,17 @@ export class LiveChannels {
 
   close(): void {
     clearInterval(this.#healTimer);
+    clearInterval(this.#waitTimer);
+    this.#waiting.clear();
     for (const channel of this.#channels.values()) channel.releaseWaiters();
     this.#channels.clear();
+  }
+
+  #releaseLate(): void {
+    const now = Date.now();
+    for (const channel of this.#waiting) {
+      if (channel.releaseLate(now)) this.#waiting.delete(channel);
+    }
   }
 
   /** Heals every channel quiet for at least `quietMs`; a failed check waits for the next. */
