@@ -1,6 +1,7 @@
 import { lastEvent } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
 import { formatId, parseId } from '../core/ids.js';
+import { FiniteLogWriter } from '../core/log-writer.js';
 import type { StreamEnding, StreamState, StreamStatus, StreamStore } from '../core/stream-store.js';
 import { inSpan } from '../core/tracing.js';
 import type { EventInput } from '../core/types.js';
@@ -122,11 +123,11 @@ export class StreamService {
     // Events go to the epoch seen, so that a DELETE meanwhile refuses them instead of their
     // starting an orphan log; a fresh stream's first call checks afterwards instead.
     const epoch = head.epoch ?? undefined;
-    let lastId = '';
-    for (const event of events) {
-      lastId = (await log.append(id, event, { epoch }).catch(rethrowEnded(id))).id;
-      this.options.onAppended?.();
-    }
+    // In batches, one backend call each: the writer does not ride out outages here (a client
+    // retries the request), so a failure answers at once.
+    const writer = new FiniteLogWriter(log, id, 0);
+    const lastId = await writer.appendAll(events, { epoch }).catch(rethrowEnded(id));
+    for (let i = 0; i < events.length; i++) this.options.onAppended?.();
     if (epoch === undefined && (await this.#dropOrphan(id, parseId(lastId)?.epoch ?? undefined))) {
       throw streamEnded(id);
     }
