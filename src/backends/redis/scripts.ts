@@ -164,18 +164,14 @@ if keep then
 end
 redis.call('HSET', meta_key, unpack(fields))
 -- The live message: a header, then each event's type and data, data prefixed by its length.
-local message = {epoch, '\\n', seq, '\\n', time, '\\n'}
+local message = {epoch .. '\\n' .. seq .. '\\n' .. time .. '\\n'}
 for i = events_at, #ARGV, 2 do
   local event_type, data = ARGV[i], ARGV[i + 1]
   -- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
   redis.call('XADD', log_key, 'MAXLEN', max_events, string.format('%d-0', seq),
     'time', time, 'event', event_type, 'data', data)
   seq = seq + 1
-  table.insert(message, event_type)
-  table.insert(message, '\\n')
-  table.insert(message, #data)
-  table.insert(message, '\\n')
-  table.insert(message, data)
+  message[#message + 1] = event_type .. '\\n' .. #data .. '\\n' .. data
 end
 if keep then
   -- A fresh stream holds only the entries just added: nothing to trim.

@@ -34,37 +34,72 @@ const NEWLINE = 0x0a;
  * A live message is `epoch \n seq \n time \n`, then per event `type \n length \n data`, as
  * published by the append script: `seq` is the first event's, `length` the data's in bytes.
  * Data is taken verbatim by its length (it may hold newlines) and never re-escaped, which
- * JSON-in-JSON would need; epochs, numbers and event types never contain a newline. Read from
- * the message's bytes, since the lengths count bytes.
+ * JSON-in-JSON would need; epochs, numbers and event types never contain a newline.
  */
 export function parseLiveMessage(message: Buffer): LiveBatch | undefined {
-  const fields = { at: 0 };
-  const epoch = nextField(message, fields);
-  const firstSeq = Number(nextField(message, fields));
-  const time = Number(nextField(message, fields));
+  const text = message.toString();
+  // Lengths count bytes. Where each character is one byte (ASCII: the usual case) they index
+  // the decoded text; otherwise the fields are decoded from the bytes one at a time.
+  const fields = text.length === message.length ? textFields(text) : byteFields(message);
+  const epoch = fields.line();
+  const firstSeq = Number(fields.line());
+  const time = Number(fields.line());
   if (epoch === undefined || !Number.isSafeInteger(firstSeq) || !Number.isFinite(time)) {
     return undefined;
   }
   const events: StoredEvent[] = [];
-  for (let seq = firstSeq; fields.at < message.length; seq++) {
-    const event = nextField(message, fields);
-    const length = Number(nextField(message, fields));
-    const end = fields.at + length;
-    if (event === undefined || !Number.isSafeInteger(length) || end > message.length) {
-      return undefined;
-    }
-    const data = message.toString('utf8', fields.at, end);
-    fields.at = end;
+  for (let seq = firstSeq; !fields.done(); seq++) {
+    const event = fields.line();
+    const data = fields.take(Number(fields.line()));
+    if (event === undefined || data === undefined) return undefined;
     events.push({ id: formatId(epoch, seq), seq, event, data, time });
   }
   return events.length === 0 ? undefined : { epoch, events };
 }
 
-/** The text up to the next newline from `cursor.at`, which moves past it. */
-function nextField(message: Buffer, cursor: { at: number }): string | undefined {
-  const end = message.indexOf(NEWLINE, cursor.at);
-  if (end < 0) return undefined;
-  const field = message.toString('latin1', cursor.at, end);
-  cursor.at = end + 1;
-  return field;
+/** Reads a message front to back; `undefined` when it ends too early. */
+interface Fields {
+  /** The text up to the next newline, which is skipped. */
+  line(): string | undefined;
+  /** The next `bytes` bytes, as text. */
+  take(bytes: number): string | undefined;
+  done(): boolean;
+}
+
+function textFields(text: string): Fields {
+  let at = 0;
+  return {
+    line() {
+      const end = text.indexOf('\n', at);
+      if (end < 0) return undefined;
+      const line = text.slice(at, end);
+      at = end + 1;
+      return line;
+    },
+    take(bytes) {
+      if (!Number.isSafeInteger(bytes) || at + bytes > text.length) return undefined;
+      at += bytes;
+      return text.slice(at - bytes, at);
+    },
+    done: () => at >= text.length,
+  };
+}
+
+function byteFields(message: Buffer): Fields {
+  let at = 0;
+  return {
+    line() {
+      const end = message.indexOf(NEWLINE, at);
+      if (end < 0) return undefined;
+      const line = message.toString('latin1', at, end);
+      at = end + 1;
+      return line;
+    },
+    take(bytes) {
+      if (!Number.isSafeInteger(bytes) || at + bytes > message.length) return undefined;
+      at += bytes;
+      return message.toString('utf8', at - bytes, at);
+    },
+    done: () => at >= message.length,
+  };
 }
