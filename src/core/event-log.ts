@@ -25,6 +25,15 @@ export interface AppendOptions {
   readonly fence?: number;
 }
 
+/** A batch's options: an idempotency key names one event, so a batch takes none. */
+export type BatchAppendOptions = Omit<AppendOptions, 'idempotencyKey'>;
+
+/**
+ * The most events one `appendBatch` takes: a backend may run a batch as one atomic step (one
+ * Lua script holds Redis for its whole length), so the step stays short.
+ */
+export const MAX_APPEND_BATCH = 256;
+
 export interface AppendResult {
   readonly id: string;
   readonly event: string;
@@ -59,6 +68,17 @@ export type LiveListener = (epoch: string, event: StoredEvent) => void;
  */
 export interface EventLog {
   append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult>;
+  /**
+   * Appends `inputs` (1 to MAX_APPEND_BATCH) in order as one step: all land, with consecutive
+   * ids, or none does (the same refusals as `append`, checked once). `final` ends the log with
+   * the last of them. Resolves to their ids once, as with `append`, this process's watchers
+   * saw them. One backend call for the lot is what makes a producer's backlog cheap.
+   */
+  appendBatch(
+    topic: string,
+    inputs: readonly EventInput[],
+    options?: BatchAppendOptions,
+  ): Promise<string[]>;
   read(topic: string, from: ReadFrom, limit: number): Promise<ReadResult>;
   head(topic: string): Promise<Position>;
   info(topic: string): Promise<TopicInfo>;
@@ -108,4 +128,11 @@ export function logRestartedError(topic: string): StreamhubError {
 
 export function isLogRestarted(error: unknown): boolean {
   return error instanceof StreamhubError && error.code === 'log_restarted';
+}
+
+/** A batch of 1 to MAX_APPEND_BATCH events, or a TypeError: callers split larger ones. */
+export function checkBatchSize(inputs: readonly EventInput[]): void {
+  if (inputs.length === 0 || inputs.length > MAX_APPEND_BATCH) {
+    throw new TypeError(`a batch holds 1 to ${MAX_APPEND_BATCH} events, not ${inputs.length}`);
+  }
 }

@@ -2,9 +2,11 @@ import { BackendUnavailableError } from './errors.js';
 import {
   type AppendOptions,
   type AppendResult,
+  type BatchAppendOptions,
   type EventLog,
   isLogEnded,
   logRestartedError,
+  MAX_APPEND_BATCH,
 } from './event-log.js';
 import { formatId, parseId } from './ids.js';
 import type { EventInput } from './types.js';
@@ -16,7 +18,7 @@ type WriterAppendOptions = Pick<AppendOptions, 'final'>;
  * out a short backend outage: an append is tried again for up to `retryMs`. Only this writer
  * appends until the log ends, so an append whose fate is unknown (the connection broke after
  * sending it) is settled by the log's head: if the head moved past the last known event, it
- * landed. A backlog of events is sent at once (`appendAll`).
+ * landed. A backlog of events is sent at once, in batches (`appendAll`).
  *
  * Every append after the first is bound to the first one's epoch: a log started again under
  * the writer (deleted, or on a cluster a failover that lost some of its events) refuses the
@@ -53,52 +55,67 @@ export class FiniteLogWriter {
     // async layer of its own around the log's.
     if (this.retryMs === 0) {
       return this.log.append(this.topic, input, options).then(
-        (appended) => this.#landedAt(appended.id),
+        (appended) => this.#landedAt(appended.id, 1),
         (error: unknown) => this.#refused(error),
       );
     }
-    return this.#appendRidingOut(input, options);
+    return this.#appendRidingOut([input], options);
   }
 
   /**
-   * Appends `inputs` in order and resolves to the last one's id. They are sent at once, so a
-   * backlog costs one round trip rather than one per event: the log applies one connection's
-   * appends in order, so those that landed are always a prefix. If any fails, the rest go one
-   * at a time, riding out the outage, each settled by the head first.
+   * Appends `inputs` in order and resolves to the last one's id. They go to the log as batches
+   * of up to MAX_APPEND_BATCH (one backend call each), all sent at once, so a backlog costs one
+   * round trip rather than one per event: a batch lands whole or not at all, and the log
+   * applies one connection's appends in order, so those that landed are always a prefix. If
+   * any fails, the rest go one batch at a time, riding out the outage, each settled by the
+   * head first.
    */
   async appendAll(inputs: readonly EventInput[], given: WriterAppendOptions = {}): Promise<string> {
     const options = this.#bound(given);
-    const settled = await Promise.allSettled(
-      inputs.map((input) => this.log.append(this.topic, input, options)),
-    );
+    if (inputs.length <= MAX_APPEND_BATCH) return this.#appendRidingOut(inputs, options);
+    const batches: EventInput[][] = [];
+    for (let i = 0; i < inputs.length; i += MAX_APPEND_BATCH) {
+      batches.push(inputs.slice(i, i + MAX_APPEND_BATCH));
+    }
+    const settled = await Promise.allSettled(batches.map((batch) => this.#send(batch, options)));
     const failed = settled.findIndex((result) => result.status === 'rejected');
     let lastId = '';
-    for (const result of failed < 0 ? settled : settled.slice(0, failed)) {
-      lastId = this.#landedAt((result as PromiseFulfilledResult<AppendResult>).value.id);
+    for (const [i, result] of (failed < 0 ? settled : settled.slice(0, failed)).entries()) {
+      const id = (result as PromiseFulfilledResult<string>).value;
+      lastId = this.#landedAt(id, (batches[i] as EventInput[]).length);
     }
     if (failed < 0) return lastId;
     const { reason } = settled[failed] as PromiseRejectedResult;
     if (this.retryMs === 0 || !(reason instanceof BackendUnavailableError)) {
       return this.#refused(reason);
     }
-    for (const input of inputs.slice(failed)) {
-      lastId = await this.#appendRidingOut(input, options, true);
+    for (const batch of batches.slice(failed)) {
+      lastId = await this.#appendRidingOut(batch, options, true);
     }
     return lastId;
   }
 
+  /** One backend call for `inputs`; resolves to the last one's id. */
+  async #send(inputs: readonly EventInput[], options: BatchAppendOptions): Promise<string> {
+    if (inputs.length === 1) {
+      return (await this.log.append(this.topic, inputs[0] as EventInput, options)).id;
+    }
+    const ids = await this.log.appendBatch(this.topic, inputs, options);
+    return ids[ids.length - 1] as string;
+  }
+
   async #appendRidingOut(
-    input: EventInput,
-    options: AppendOptions,
+    inputs: readonly EventInput[],
+    options: BatchAppendOptions,
     uncertain = false,
   ): Promise<string> {
     const deadline = Date.now() + this.retryMs;
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
       try {
-        const landed = uncertain ? await this.#landed() : undefined;
+        const landed = uncertain ? await this.#landed(inputs.length) : undefined;
         if (landed !== undefined) return landed;
         uncertain = false;
-        return this.#landedAt((await this.log.append(this.topic, input, options)).id);
+        return this.#landedAt(await this.#send(inputs, options), inputs.length);
       } catch (error) {
         if (!(error instanceof BackendUnavailableError) || Date.now() + delay > deadline) {
           return this.#refused(error);
@@ -124,15 +141,16 @@ export class FiniteLogWriter {
   }
 
   /** Bound to the log's epoch once it is known, and fenced with this writer's token. */
-  #bound(given: WriterAppendOptions): AppendOptions {
+  #bound(given: WriterAppendOptions): BatchAppendOptions {
     const epoch = this.#epoch === undefined ? {} : { epoch: this.#epoch };
     const fence = this.fence === undefined ? {} : { fence: this.fence };
     return { ...given, ...epoch, ...fence };
   }
 
-  #landedAt(id: string): string {
+  /** Notes that `count` events up to `id` landed; returns `id`. */
+  #landedAt(id: string, count: number): string {
     const position = parseId(id);
-    this.#lastSeq = position?.seq ?? this.#lastSeq + 1;
+    this.#lastSeq = position?.seq ?? this.#lastSeq + count;
     this.#epoch ??= position?.epoch ?? undefined;
     return id;
   }
@@ -149,16 +167,16 @@ export class FiniteLogWriter {
   }
 
   /**
-   * The id of the uncertain append if it landed. Appends land in order, so it is the one after
-   * the last known event (several uncertain ones may have landed since); before any is known,
-   * the head.
+   * The last id of the uncertain append of `count` events if it landed. Appends land whole and
+   * in order, so it ends `count` after the last known event (several uncertain ones may have
+   * landed since); before any is known, at the head.
    */
-  async #landed(): Promise<string | undefined> {
+  async #landed(count: number): Promise<string | undefined> {
     const head = await this.log.head(this.topic);
     if (head.epoch === null || head.seq <= this.#lastSeq) return undefined;
     // Another epoch: the log was started again meanwhile, and the append did not land in it.
     if (this.#epoch !== undefined && head.epoch !== this.#epoch) return undefined;
-    this.#lastSeq = this.#lastSeq === 0 ? head.seq : this.#lastSeq + 1;
+    this.#lastSeq = this.#lastSeq === 0 ? head.seq : this.#lastSeq + count;
     return formatId(head.epoch, this.#lastSeq);
   }
 }

@@ -111,9 +111,12 @@ export class BodyProducer {
    * per event.
    */
   async #appendAll(events: readonly EventInput[]): Promise<void> {
-    const alone = this.epoch === undefined ? 1 : 0;
-    await this.#appendBatch(events.slice(0, alone));
-    await this.#appendBatch(events.slice(alone));
+    if (this.epoch === undefined && events.length > 1) {
+      await this.#appendBatch(events.slice(0, 1));
+      await this.#appendBatch(events.slice(1));
+    } else {
+      await this.#appendBatch(events);
+    }
   }
 
   async #appendBatch(events: readonly EventInput[]): Promise<void> {

@@ -118,12 +118,11 @@ export class StreamService {
     // Events go to the epoch seen, so that a DELETE meanwhile refuses them instead of their
     // starting an orphan log; a fresh stream's first call checks afterwards instead.
     const epoch = head.epoch ?? undefined;
+    // In batches, one backend call each: the writer does not ride out outages here (a client
+    // retries the request), so a failure answers at once.
     const writer = new FiniteLogWriter(log, id, 0, undefined, epoch);
-    let lastId = '';
-    for (const event of events) {
-      lastId = await writer.append(event).catch((error) => this.#refused(id, error));
-      this.options.onAppended?.();
-    }
+    const lastId = await writer.appendAll(events).catch((error) => this.#refused(id, error));
+    for (let i = 0; i < events.length; i++) this.options.onAppended?.();
     if (epoch === undefined && (await this.#dropOrphan(id, parseId(lastId)?.epoch ?? undefined))) {
       throw streamEnded(id);
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { EventLog } from '../../src/core/event-log.js';
+import { type EventLog, MAX_APPEND_BATCH } from '../../src/core/event-log.js';
 import { formatId, parseId } from '../../src/core/ids.js';
 import type { StoredEvent } from '../../src/core/types.js';
 import { eventually } from '../helpers/http.js';
@@ -208,6 +208,70 @@ export function eventLogContract(name: string, options: ContractOptions): void {
         assert.equal(await log.fence('t', 5), 5);
         assert.equal((await log.head('t')).epoch, null, 'fencing creates no log');
         assert.equal(parseId((await log.append('t', input(7), { fence: 0 })).id)?.seq, 1);
+      }));
+
+    test('a batch appends its events with consecutive ids in one step, seen by watchers in order', () =>
+      withLog({ maxEvents: 4 }, async (log) => {
+        const seen: string[] = [];
+        const unwatch = await log.watch('t', (_epoch, event) => seen.push(event.id));
+        const [first] = await appendMany(log, 't', 1);
+        const epoch = parseId(first as string)?.epoch as string;
+        const ids = await log.appendBatch('t', [input(1), input(2), input(3)], { epoch });
+        assert.deepEqual(
+          ids,
+          [2, 3, 4].map((seq) => formatId(epoch, seq)),
+        );
+        assert.deepEqual(seen, [first, ...ids], 'watchers saw the batch before it resolved');
+        const more = await log.appendBatch('t', [input(4), input(5)], { final: true });
+        unwatch();
+        const page = await log.read('t', null, 100);
+        assert.deepEqual(seqs(page.events), [3, 4, 5, 6], 'retention by count holds per event');
+        assert.equal(page.events[1]?.data, '{"n":3}');
+        assert.equal(more[1], page.events[3]?.id);
+        await assert.rejects(log.appendBatch('t', [input(6)]), { code: 'log_ended' });
+      }));
+
+    test('a refused batch appends none of its events', () =>
+      withLog({}, async (log) => {
+        const first = parseId((await log.append('t', input(1))).id);
+        await log.fence('t', 2);
+        const batch = [input(2), input(3)];
+        await assert.rejects(log.appendBatch('t', batch, { fence: 1 }), { code: 'log_ended' });
+        await assert.rejects(log.appendBatch('t', batch, { epoch: 'other' }), {
+          code: 'log_ended',
+        });
+        assert.deepEqual(await log.head('t'), first);
+        await log.delete('t');
+        await assert.rejects(log.appendBatch('t', batch, { epoch: first?.epoch ?? '' }), {
+          code: 'log_ended',
+        });
+        assert.equal((await log.head('t')).epoch, null, 'the refused batch left no log');
+        const fresh = await log.appendBatch('t', batch, { fence: 2 });
+        assert.deepEqual(
+          fresh.map((id) => parseId(id)?.seq),
+          [1, 2],
+          'a new epoch from 1',
+        );
+        await assert.rejects(log.appendBatch('t', []), TypeError);
+        const tooMany = Array.from({ length: MAX_APPEND_BATCH + 1 }, (_, n) => input(n));
+        await assert.rejects(log.appendBatch('t', tooMany), TypeError);
+      }));
+
+    test('a batch carries any data whole: newlines, multi-byte characters, empty', () =>
+      withLog({}, async (log) => {
+        const data = ['a\nb\r\nc', 'é€😀\n', '', '{"n":1}'];
+        const inputs = data.map((d, i) => ({ event: `type${i}`, data: d }));
+        const seen: StoredEvent[] = [];
+        const unwatch = await log.watch('t', (_epoch, event) => seen.push(event));
+        await log.appendBatch('t', inputs);
+        unwatch();
+        const read = (await log.read('t', null, 10)).events;
+        for (const events of [seen, read]) {
+          assert.deepEqual(
+            events.map((e) => ({ event: e.event, data: e.data })),
+            inputs,
+          );
+        }
       }));
 
     test('is ready', () => withLog({}, async (log) => assert.equal(await log.isReady(), true)));

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemoryEventLog } from '../../src/backends/memory/memory-log.js';
 import { BackendUnavailableError, StreamhubError } from '../../src/core/errors.js';
-import type { AppendOptions, AppendResult } from '../../src/core/event-log.js';
+import {
+  type AppendOptions,
+  type AppendResult,
+  type BatchAppendOptions,
+  MAX_APPEND_BATCH,
+} from '../../src/core/event-log.js';
 import { parseId } from '../../src/core/ids.js';
 import { FiniteLogWriter } from '../../src/core/log-writer.js';
 import type { EventInput } from '../../src/core/types.js';
@@ -20,29 +25,41 @@ class FlakyLog extends MemoryEventLog {
     readonly lost: number,
     readonly unsent: number,
   ) {
-    super({ maxEvents: 100, ttlMs: 60_000, idempotencyTtlMs: 1000 });
+    super({ maxEvents: 10_000, ttlMs: 60_000, idempotencyTtlMs: 1000 });
   }
 
-  override async append(
+  override append(
     topic: string,
     input: EventInput,
     options?: AppendOptions,
   ): Promise<AppendResult> {
+    return this.#call(() => super.append(topic, input, options));
+  }
+
+  override appendBatch(
+    topic: string,
+    inputs: readonly EventInput[],
+    options?: BatchAppendOptions,
+  ): Promise<string[]> {
+    return this.#call(() => super.appendBatch(topic, inputs, options));
+  }
+
+  async #call<T>(land: () => Promise<T>): Promise<T> {
     const call = this.calls++;
-    if (call < this.after) return super.append(topic, input, options);
+    if (call < this.after) return land();
     if (call < this.after + this.lost) {
-      await super.append(topic, input, options);
+      await land();
       throw new BackendUnavailableError(false);
     }
     if (call < this.after + this.lost + this.unsent) throw new BackendUnavailableError(true);
-    return super.append(topic, input, options);
+    return land();
   }
 }
 
 const events = (...data: string[]): EventInput[] => data.map((d) => ({ event: 'e', data: d }));
 
-async function dataOf(log: MemoryEventLog): Promise<string[]> {
-  return (await log.read('t', null, 100)).events.map((e) => e.data);
+async function dataOf(log: MemoryEventLog, limit = 100): Promise<string[]> {
+  return (await log.read('t', null, limit)).events.map((e) => e.data);
 }
 
 describe('FiniteLogWriter.appendAll', () => {
@@ -56,14 +73,17 @@ describe('FiniteLogWriter.appendAll', () => {
     await log.close();
   });
 
-  test('after a break, settles each event of unknown fate by the head: none twice, none lost', async () => {
-    // 2 land, 2 more land without a reply, 2 are never sent.
+  test('after a break, settles each batch of unknown fate by the head: none twice, none lost', async () => {
+    // Six batches: the first 2 land, 2 more land without a reply, 2 are never sent.
     const log = new FlakyLog(3, 2, 2);
     const writer = new FiniteLogWriter(log, 't', 5_000);
     await writer.append({ event: 'e', data: '0' });
-    const last = await writer.appendAll(events('1', '2', '3', '4', '5', '6'));
-    assert.deepEqual(await dataOf(log), ['0', '1', '2', '3', '4', '5', '6']);
-    assert.equal(parseId(last)?.seq, 7);
+    const count = 6 * MAX_APPEND_BATCH;
+    const data = Array.from({ length: count }, (_, n) => String(n + 1));
+    const last = await writer.appendAll(events(...data));
+    assert.equal(log.calls, 9, 'one call per batch, and one more for each unsent batch');
+    assert.deepEqual(await dataOf(log, count + 1), ['0', ...data]);
+    assert.equal(parseId(last)?.seq, count + 1);
     await log.close();
   });
 

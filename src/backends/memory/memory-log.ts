@@ -1,6 +1,8 @@
 import {
   type AppendOptions,
   type AppendResult,
+  type BatchAppendOptions,
+  checkBatchSize,
   type EventLog,
   type LiveListener,
   logEndedError,
@@ -79,13 +81,7 @@ export class MemoryEventLog implements EventLog {
         return { id: seen.id, event: seen.event, duplicate: true };
       }
     }
-    if (
-      log.ended ||
-      (options?.epoch !== undefined && options.epoch !== log.epoch) ||
-      (options?.fence ?? log.fence) < log.fence
-    ) {
-      throw logEndedError(topic);
-    }
+    this.#checkOpen(topic, log, options);
     const stored = this.#store(log, input, now);
     log.ended = options?.final === true;
     if (key !== undefined) {
@@ -93,6 +89,20 @@ export class MemoryEventLog implements EventLog {
       this.#idempotency.remember(topic, key, { epoch, id: stored.id, event: stored.event }, now);
     }
     return { id: stored.id, event: stored.event, duplicate: false };
+  }
+
+  async appendBatch(
+    topic: string,
+    inputs: readonly EventInput[],
+    options?: BatchAppendOptions,
+  ): Promise<string[]> {
+    const now = this.#now();
+    checkBatchSize(inputs);
+    const log = this.#topic(topic);
+    this.#checkOpen(topic, log, options);
+    const ids = inputs.map((input) => this.#store(log, input, now).id);
+    log.ended = options?.final === true;
+    return ids;
   }
 
   async read(topic: string, from: ReadFrom, limit: number): Promise<ReadResult> {
@@ -183,6 +193,17 @@ export class MemoryEventLog implements EventLog {
     this.#expire(log, now);
     for (const listener of log.listeners) listener(log.epoch, stored);
     return stored;
+  }
+
+  /** The refusals of an append, for an ended log or one the writer no longer owns. */
+  #checkOpen(topic: string, log: TopicLog, options: BatchAppendOptions | undefined): void {
+    if (
+      log.ended ||
+      (options?.epoch !== undefined && options.epoch !== log.epoch) ||
+      (options?.fence ?? log.fence) < log.fence
+    ) {
+      throw logEndedError(topic);
+    }
   }
 
   #topic(topic: string): TopicLog {

@@ -131,8 +131,9 @@ export class RedisConnection {
    * reconnect (and after a first connect that failed).
    */
   listen(channel: string, onMessage: (message: string) => void): Listening {
-    this.subscriber.on(this.pubSub.messageEvent, (name: string, message: string) => {
-      if (name === channel) onMessage(message);
+    const channelBytes = Buffer.from(channel);
+    this.subscriber.on(this.pubSub.messageEvent, (name: Buffer, message: Buffer) => {
+      if (channelBytes.equals(name)) onMessage(message.toString());
     });
     let confirm = () => {};
     const confirmed = new Promise<void>((resolve) => {

@@ -1,4 +1,5 @@
 import type { LiveListener } from '../../core/event-log.js';
+import type { StoredEvent } from '../../core/types.js';
 import type { ReadyGate, RedisClient } from './connection.js';
 import type { PubSubMode } from './pubsub.js';
 import { type LiveMessage, parseLiveMessage } from './wire.js';
@@ -7,6 +8,8 @@ import { type LiveMessage, parseLiveMessage } from './wire.js';
 interface DeliveryWaiter {
   readonly epoch: string;
   readonly seq: number;
+  /** When it stops waiting (Date.now()), its event lost by Pub/Sub. */
+  readonly deadline: number;
   readonly done: () => void;
 }
 
@@ -34,17 +37,25 @@ class Channel {
     return this.lastEpoch === epoch && this.lastSeq >= seq;
   }
 
-  /** In order and once: a healed event may race with its own late live message. */
-  dispatch(epoch: string, event: Parameters<LiveListener>[1]): void {
-    if (this.hasDispatched(epoch, event.seq)) return;
-    this.lastEpoch = epoch;
-    this.lastSeq = event.seq;
+  /**
+   * The events of one append (consecutive seqs), in order and once: a healed event may race
+   * with its own late live message.
+   */
+  dispatch(epoch: string, events: readonly StoredEvent[]): void {
+    let dispatched = false;
+    for (const event of events) {
+      if (this.hasDispatched(epoch, event.seq)) continue;
+      dispatched = true;
+      this.lastEpoch = epoch;
+      this.lastSeq = event.seq;
+      for (const listener of this.listeners) listener(epoch, event);
+    }
+    if (!dispatched) return;
     this.lastDispatchAt = Date.now();
-    for (const listener of this.listeners) listener(epoch, event);
     if (this.waiters.length === 0) return;
     const still: DeliveryWaiter[] = [];
     for (const waiter of this.waiters) {
-      if (waiter.epoch === epoch && waiter.seq <= event.seq) waiter.done();
+      if (waiter.epoch === epoch && waiter.seq <= this.lastSeq) waiter.done();
       else still.push(waiter);
     }
     this.waiters = still;
@@ -53,6 +64,16 @@ class Channel {
   releaseWaiters(): void {
     for (const waiter of this.waiters) waiter.done();
     this.waiters = [];
+  }
+
+  /** Stops the waits past their deadline; true when none is left. */
+  releaseLate(now: number): boolean {
+    // Waiters are added in time order, so the late ones are a prefix.
+    const onTime = this.waiters.findIndex((waiter) => waiter.deadline > now);
+    const late = onTime < 0 ? this.waiters.length : onTime;
+    for (const waiter of this.waiters.slice(0, late)) waiter.done();
+    if (late > 0) this.waiters = this.waiters.slice(late);
+    return this.waiters.length === 0;
   }
 }
 
@@ -76,6 +97,10 @@ export interface LiveChannelsOptions {
 export class LiveChannels {
   readonly #channels = new Map<string, Channel>();
   readonly #healTimer: NodeJS.Timeout;
+  /** Channels with appends waiting for their own event, checked by one timer for them all. */
+  readonly #waiting = new Set<Channel>();
+  readonly #waitMs: number;
+  readonly #waitTimer: NodeJS.Timeout;
 
   constructor(
     readonly subscriber: RedisClient,
@@ -83,10 +108,10 @@ export class LiveChannels {
     readonly pubSub: PubSubMode,
     readonly options: LiveChannelsOptions,
   ) {
-    subscriber.on(pubSub.messageEvent, (channelName: string, message: string) => {
-      const channel = this.#channels.get(channelName);
+    subscriber.on(pubSub.messageEvent, (channelName: Buffer, message: Buffer) => {
+      const channel = this.#channels.get(channelName.toString());
       const live = channel === undefined ? undefined : parseLiveMessage(message);
-      if (live !== undefined) channel?.dispatch(live.epoch, live.event);
+      if (live !== undefined) channel?.dispatch(live.epoch, live.events);
     });
     subscriber.on('ready', () => this.#healAll(0));
     // A cluster's subscriber connections come and go per master (a failover, moved slots)
@@ -96,6 +121,10 @@ export class LiveChannels {
       () => this.#healAll(options.healIntervalMs),
       options.healIntervalMs,
     ).unref();
+    this.#waitMs = options.deliveryWaitMs ?? 1_000;
+    // A timer per append would cost more than the append's own bookkeeping: waits end at most
+    // a quarter of the wait late instead.
+    this.#waitTimer = setInterval(() => this.#releaseLate(), this.#waitMs / 4).unref();
   }
 
   /** Resolves once Redis confirmed the subscription, so no later publish can be missed. */
@@ -141,14 +170,9 @@ export class LiveChannels {
     const channel = this.#channels.get(channelName);
     if (channel === undefined || channel.listeners.size === 0) return Promise.resolve();
     if (channel.hasDispatched(epoch, seq)) return Promise.resolve();
-    const waitMs = this.options.deliveryWaitMs ?? 1_000;
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, waitMs);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      channel.waiters.push({ epoch, seq, done });
+    this.#waiting.add(channel);
+    return new Promise((done) => {
+      channel.waiters.push({ epoch, seq, deadline: Date.now() + this.#waitMs, done });
     });
   }
 
@@ -158,8 +182,17 @@ export class LiveChannels {
 
   close(): void {
     clearInterval(this.#healTimer);
+    clearInterval(this.#waitTimer);
+    this.#waiting.clear();
     for (const channel of this.#channels.values()) channel.releaseWaiters();
     this.#channels.clear();
+  }
+
+  #releaseLate(): void {
+    const now = Date.now();
+    for (const channel of this.#waiting) {
+      if (channel.releaseLate(now)) this.#waiting.delete(channel);
+    }
   }
 
   /** Heals every channel quiet for at least `quietMs`; a failed check waits for the next. */
@@ -174,7 +207,7 @@ export class LiveChannels {
         .then((live) => {
           // A message that came meanwhile is newer than what the check saw.
           if (live !== undefined && channel.lastDispatchAt === since) {
-            channel.dispatch(live.epoch, live.event);
+            channel.dispatch(live.epoch, [live.event]);
           }
         })
         .catch(() => {})

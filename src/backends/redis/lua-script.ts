@@ -15,17 +15,24 @@ interface ArgTypes {
 /** A script's arguments by name, in ARGV order: an object literal keeps the order it is written in. */
 export type ArgKinds = Readonly<Record<string, ArgKind>>;
 
-/** Every key and argument of a script, by name. */
-export type ScriptInput<K extends string, A extends ArgKinds> = {
+/** Every key and argument of a script, by name; the rest arguments (if any) as a list. */
+export type ScriptInput<K extends string, A extends ArgKinds, V extends string = never> = {
   readonly [key in K]: string;
-} & { readonly [arg in keyof A]: ArgTypes[A[arg]] };
+} & { readonly [arg in keyof A]: ArgTypes[A[arg]] } & {
+  readonly [rest in V]: readonly (string | number)[];
+};
 
-export interface ScriptSpec<K extends string, A extends ArgKinds> {
+export interface ScriptSpec<K extends string, A extends ArgKinds, V extends string = never> {
   /** The method ioredis defines on a client for the script. */
   readonly command: string;
   /** In KEYS order. */
   readonly keys: readonly K[];
   readonly args: A;
+  /**
+   * A list of any length sent after `args`: Lua finds it at `ARGV[<name>_at]` to the end
+   * (`events` is at `events_at`), read in place rather than copied into a table.
+   */
+  readonly rest?: V;
   /** Lua functions shared with other scripts; they come after the header and may use its names. */
   readonly helpers?: string;
   /** Reads its keys and arguments only by their Lua names: `metaKey` is `meta_key`. */
@@ -43,17 +50,20 @@ const LUA_VALUE: Record<ArgKind, (raw: string) => string> = {
  * and the positional lists ioredis sends are both derived from the same name lists, so they
  * cannot disagree, and callers pass a named object.
  */
-export class LuaScript<K extends string, A extends ArgKinds, R> {
+export class LuaScript<K extends string, A extends ArgKinds, R, V extends string = never> {
   readonly #command: string;
   readonly #lua: string;
   readonly #keys: readonly K[];
   readonly #args: ReadonlyArray<readonly [name: string, kind: ArgKind]>;
+  readonly #rest: V | undefined;
 
-  constructor(spec: ScriptSpec<K, A>) {
+  constructor(spec: ScriptSpec<K, A, V>) {
     this.#command = spec.command;
     this.#keys = spec.keys;
     this.#args = Object.entries(spec.args);
-    checkNames([...this.#keys, ...this.#args.map(([name]) => name)]);
+    this.#rest = spec.rest;
+    const restNames = spec.rest === undefined ? [] : [`${spec.rest}At`];
+    checkNames([...this.#keys, ...this.#args.map(([name]) => name), ...restNames]);
     this.#lua = `${this.#header()}\n${spec.helpers ?? ''}\n${spec.body}`;
   }
 
@@ -63,17 +73,16 @@ export class LuaScript<K extends string, A extends ArgKinds, R> {
   }
 
   /** KEYS and ARGV, each in the order the Lua header names them. */
-  encode(input: ScriptInput<K, A>): { keys: string[]; args: (string | number)[] } {
+  encode(input: ScriptInput<K, A, V>): { keys: string[]; args: (string | number)[] } {
     const values = input as Readonly<Record<string, string | number | boolean>>;
-    return {
-      keys: this.#keys.map((name) => input[name]),
-      args: this.#args.map(([name, kind]) =>
-        kind === 'flag' ? (values[name] ? '1' : '0') : (values[name] as string | number),
-      ),
-    };
+    const args = this.#args.map(([name, kind]) =>
+      kind === 'flag' ? (values[name] ? '1' : '0') : (values[name] as string | number),
+    );
+    if (this.#rest !== undefined) args.push(...input[this.#rest]);
+    return { keys: this.#keys.map((name) => input[name]), args };
   }
 
-  run(client: RedisClient, input: ScriptInput<K, A>): Promise<R> {
+  run(client: RedisClient, input: ScriptInput<K, A, V>): Promise<R> {
     const method = (client as unknown as Partial<Record<string, ScriptMethod>>)[this.#command];
     if (method === undefined) {
       throw new Error(`script ${this.#command} is not defined on this client`);
@@ -89,6 +98,9 @@ export class LuaScript<K extends string, A extends ArgKinds, R> {
       ...this.#args.map(
         ([name, kind], i) => `local ${luaName(name)} = ${LUA_VALUE[kind](`ARGV[${i + 1}]`)}`,
       ),
+      ...(this.#rest === undefined
+        ? []
+        : [`local ${luaName(this.#rest)}_at = ${this.#args.length + 1}`]),
     ].join('\n');
   }
 }
@@ -100,9 +112,9 @@ type ScriptMethod = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
  * or none: `R` is given, the key and argument names are inferred from the declaration.
  */
 export function luaScript<R>() {
-  return <const K extends string, const A extends ArgKinds>(
-    spec: ScriptSpec<K, A>,
-  ): LuaScript<K, A, R> => new LuaScript(spec);
+  return <const K extends string, const A extends ArgKinds, const V extends string = never>(
+    spec: ScriptSpec<K, A, V>,
+  ): LuaScript<K, A, R, V> => new LuaScript(spec);
 }
 
 function luaName(name: string): string {

@@ -8,8 +8,11 @@ import type { RedisClient } from './connection.js';
 export interface PubSubMode {
   /** Redis command the append script publishes with. */
   readonly publishCommand: 'PUBLISH' | 'SPUBLISH';
-  /** Event the subscriber connection emits for a message. */
-  readonly messageEvent: 'message' | 'smessage';
+  /**
+   * Event the subscriber connection emits for a message, as bytes: ioredis makes a string of
+   * every message only while someone listens for the string event.
+   */
+  readonly messageEvent: 'messageBuffer' | 'smessageBuffer';
   publish(client: RedisClient, channel: string, message: string): Promise<unknown>;
   subscribe(subscriber: RedisClient, channel: string): Promise<unknown>;
   unsubscribe(subscriber: RedisClient, channel: string): Promise<unknown>;
@@ -17,7 +20,7 @@ export interface PubSubMode {
 
 export const classicPubSub: PubSubMode = {
   publishCommand: 'PUBLISH',
-  messageEvent: 'message',
+  messageEvent: 'messageBuffer',
   publish: (client, channel, message) => client.publish(channel, message),
   subscribe: (subscriber, channel) => subscriber.subscribe(channel),
   unsubscribe: (subscriber, channel) => subscriber.unsubscribe(channel),
@@ -25,7 +28,7 @@ export const classicPubSub: PubSubMode = {
 
 export const shardedPubSub: PubSubMode = {
   publishCommand: 'SPUBLISH',
-  messageEvent: 'smessage',
+  messageEvent: 'smessageBuffer',
   publish: (client, channel, message) => client.spublish(channel, message),
   subscribe: (subscriber, channel) => subscriber.ssubscribe(channel),
   unsubscribe: (subscriber, channel) => subscriber.sunsubscribe(channel),

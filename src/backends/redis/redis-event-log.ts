@@ -1,6 +1,8 @@
 import {
   type AppendOptions,
   type AppendResult,
+  type BatchAppendOptions,
+  checkBatchSize,
   type EventLog,
   type LiveListener,
   logEndedError,
@@ -14,6 +16,7 @@ import { type ConnectionOptions, RedisConnection } from './connection.js';
 import { type TopicKeys, topicKeys } from './keys.js';
 import {
   APPEND_SCRIPT,
+  type AppendReply,
   FENCE_SCRIPT,
   LAST_EVENT_SCRIPT,
   READ_SCRIPT,
@@ -63,17 +66,38 @@ export class RedisEventLog implements EventLog {
   }
 
   async append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult> {
+    const [epoch, seq, event, outcome] = await this.#append(topic, [input], options);
+    return { id: formatId(epoch, seq), event, duplicate: outcome === 1 };
+  }
+
+  async appendBatch(
+    topic: string,
+    inputs: readonly EventInput[],
+    options?: BatchAppendOptions,
+  ): Promise<string[]> {
+    checkBatchSize(inputs);
+    const [epoch, lastSeq] = await this.#append(topic, inputs, options);
+    const firstSeq = lastSeq - inputs.length + 1;
+    return inputs.map((_, i) => formatId(epoch, firstSeq + i));
+  }
+
+  /** One script call appends all of `inputs`; resolves once local watchers saw them. */
+  async #append(
+    topic: string,
+    inputs: readonly EventInput[],
+    options: AppendOptions | undefined,
+  ): Promise<AppendReply> {
     const keys = topicKeys(this.#prefix, topic);
     const idempotencyKey = options?.idempotencyKey;
-    const [epoch, seq, event, outcome] = await this.#connection.command((client) =>
+    const events: string[] = [];
+    for (const input of inputs) events.push(input.event, input.data);
+    const reply = await this.#connection.command((client) =>
       APPEND_SCRIPT.run(client, {
         metaKey: keys.meta,
         logKey: keys.log,
         idemKey: keys.idem + (idempotencyKey ?? ''),
         // Bound to an epoch, the append never starts one.
         newEpoch: options?.epoch ?? newEpoch(),
-        eventType: input.event,
-        data: input.data,
         maxEvents: this.options.maxEvents,
         ttlMs: Math.ceil(this.options.ttlMs),
         useIdempotency: idempotencyKey !== undefined,
@@ -86,12 +110,14 @@ export class RedisEventLog implements EventLog {
         // its epochs (its replication id changes too).
         checkHistory: this.#connection.options.cluster === true,
         fence: options?.fence ?? -1,
+        events,
       }),
     );
+    const [epoch, seq, , outcome] = reply;
     if (outcome === 2) throw logEndedError(topic);
     // Like the memory backend, an append resolves after this process's watchers saw it.
     if (outcome === 0) await this.#connection.live.delivered(keys.channel, epoch, seq);
-    return { id: formatId(epoch, seq), event, duplicate: outcome === 1 };
+    return reply;
   }
 
   async read(topic: string, from: ReadFrom, limit: number): Promise<ReadResult> {

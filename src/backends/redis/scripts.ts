@@ -48,23 +48,26 @@ end
 `;
 
 /**
- * {epoch, seq, event type, outcome}: outcome 0 = appended, 1 = duplicate (the original's seq
- * and type), 2 = refused because the log has ended.
+ * {epoch, seq, event type, outcome} of the last event appended: outcome 0 = appended, 1 =
+ * duplicate (the original's seq and type), 2 = refused because the log has ended.
  */
 export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0 | 1 | 2];
 
 /**
- * Appends one event; `idemKey` is read and written only with `useIdempotency`. Lua has no good
- * randomness, so the caller passes a fresh `newEpoch` every time; it is used only when the topic
- * has no meta (never written, deleted, expired or flushed). `publishCommand` (`PUBLISH` or
- * `SPUBLISH`) sends the event on `channel`; `final` ends the log; `onlyEpoch` (unless '')
- * refuses the append, as for an ended log, when the topic's epoch is another or none; `fence`
+ * Appends `events` (type, data, type, data…; one event or a batch) with consecutive seqs, all or
+ * none; `idemKey` is read and written only with `useIdempotency`, and names the whole call (the
+ * answer remembered is its last event's). Lua has no good randomness, so the caller passes a
+ * fresh `newEpoch` every time; it is used only when the topic has no meta (never written,
+ * deleted, expired or flushed). `publishCommand` (`PUBLISH` or `SPUBLISH`) sends the events on
+ * `channel` as one live message (wire.ts); `final` ends the log after them; `onlyEpoch` (unless
+ * '') refuses the append, as for an ended log, when the topic's epoch is another or none; `fence`
  * (unless -1) refuses it when the log was fenced with a higher token (FENCE_SCRIPT), checked
  * here, in the same step as the append, so a writer frozen past its lease cannot slip one in.
  *
  * Redis CPU per event is roughly its command count, so an append costs five commands (HMGET,
  * HSET, TIME, XADD, PUBLISH; one SET more with an idempotency key), whether it ends the log or
- * not; a topic's first append, and one per sixteenth of the TTL, add the DEL/trim and PEXPIREs.
+ * not, and a batch of N costs N + 4: one XADD per event, the rest once; a topic's first append,
+ * and one per sixteenth of the TTL, add the DEL/trim and PEXPIREs.
  * test/backends/redis/redis-append-cost.test.ts counts them.
  *
  * `checkHistory` (on a cluster, whose masters fail over to replicas) starts a new epoch when the
@@ -75,8 +78,6 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
   keys: ['metaKey', 'logKey', 'idemKey'],
   args: {
     newEpoch: 'string',
-    eventType: 'string',
-    data: 'string',
     maxEvents: 'number',
     ttlMs: 'number',
     useIdempotency: 'flag',
@@ -88,8 +89,11 @@ export const APPEND_SCRIPT = luaScript<AppendReply>()({
     checkHistory: 'flag',
     fence: 'number',
   },
+  rest: 'events',
   helpers: HELPERS,
   body: `
+local count = (#ARGV - events_at + 1) / 2
+local last_type = ARGV[#ARGV - 1]
 local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'seq', 'history', 'fence')
 local epoch = meta[1]
 -- Written by another replication history: this master is a promoted replica, which may lack
@@ -107,7 +111,7 @@ local seq = (tonumber(meta[4]) or 0) + 1
 -- stores the key only where there is none, and answers what was there.
 local remembered = false
 if epoch and use_idempotency then
-  local seen = redis.call('SET', idem_key, epoch .. '\\n' .. seq .. '\\n' .. event_type,
+  local seen = redis.call('SET', idem_key, epoch .. '\\n' .. (seq + count - 1) .. '\\n' .. last_type,
     'NX', 'GET', 'PX', idempotency_ttl_ms)
   remembered = not seen
   if seen then
@@ -118,23 +122,27 @@ if epoch and use_idempotency then
 end
 
 local refused = nil
-if epoch and meta[2] == '1' then refused = {epoch, 0, event_type, 2} end
-if only_epoch ~= '' and epoch ~= only_epoch then refused = {only_epoch, 0, event_type, 2} end
-if epoch and fence >= 0 and fence < (tonumber(meta[6]) or 0) then refused = {epoch, 0, event_type, 2} end
+if epoch and meta[2] == '1' then refused = {epoch, 0, last_type, 2} end
+if only_epoch ~= '' and epoch ~= only_epoch then refused = {only_epoch, 0, last_type, 2} end
+if epoch and fence >= 0 and fence < (tonumber(meta[6]) or 0) then refused = {epoch, 0, last_type, 2} end
 if refused then
   -- What was remembered above names an event that is not appended.
   if remembered then redis.call('DEL', idem_key) end
   return refused
 end
 
-local fields = {'seq', seq}
 local fresh = not epoch
 if fresh then
   epoch = new_epoch
   seq = 1
-  fields = {'seq', seq, 'epoch', epoch}
   -- A stream that outlived its meta would refuse the new epoch's ids, which restart at 1.
   redis.call('DEL', log_key)
+end
+local last_seq = seq + count - 1
+local fields = {'seq', last_seq}
+if fresh then
+  table.insert(fields, 'epoch')
+  table.insert(fields, epoch)
   if check_history then
     table.insert(fields, 'history')
     table.insert(fields, history)
@@ -145,31 +153,38 @@ if final then
   table.insert(fields, '1')
 end
 local now = now_ms()
+local time = string.format('%d', now)
 -- Age trimming and the keys' TTLs are seen to once per sixteenth of the TTL, not on every
 -- append: reads trim before they answer, and the TTLs set here are a sixteenth longer, so the
 -- keys outlive the last append by at least the TTL.
 local keep = fresh or not meta[3] or now - tonumber(meta[3]) >= ttl_ms / 16
 if keep then
   table.insert(fields, 'kept')
-  table.insert(fields, string.format('%d', now))
+  table.insert(fields, time)
 end
 redis.call('HSET', meta_key, unpack(fields))
--- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
-redis.call('XADD', log_key, 'MAXLEN', max_events, string.format('%d-0', seq),
-  'time', string.format('%d', now), 'event', event_type, 'data', data)
+-- The live message: a header, then each event's type and data, data prefixed by its length.
+local message = {epoch .. '\\n' .. seq .. '\\n' .. time .. '\\n'}
+for i = events_at, #ARGV, 2 do
+  local event_type, data = ARGV[i], ARGV[i + 1]
+  -- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
+  redis.call('XADD', log_key, 'MAXLEN', max_events, string.format('%d-0', seq),
+    'time', time, 'event', event_type, 'data', data)
+  seq = seq + 1
+  message[#message + 1] = event_type .. '\\n' .. #data .. '\\n' .. data
+end
 if keep then
-  -- A fresh stream holds only the entry just added: nothing to trim.
+  -- A fresh stream holds only the entries just added: nothing to trim.
   if not fresh then expire(log_key, now - ttl_ms) end
   local keep_ms = math.floor(ttl_ms * 17 / 16)
   redis.call('PEXPIRE', meta_key, keep_ms)
   redis.call('PEXPIRE', log_key, keep_ms)
 end
 if use_idempotency and not remembered then
-  redis.call('SET', idem_key, epoch .. '\\n' .. seq .. '\\n' .. event_type, 'PX', idempotency_ttl_ms)
+  redis.call('SET', idem_key, epoch .. '\\n' .. last_seq .. '\\n' .. last_type, 'PX', idempotency_ttl_ms)
 end
-redis.call(publish_command, channel,
-  epoch .. '\\n' .. seq .. '\\n' .. string.format('%d', now) .. '\\n' .. event_type .. '\\n' .. data)
-return {epoch, seq, event_type, 0}
+redis.call(publish_command, channel, table.concat(message))
+return {epoch, last_seq, last_type, 0}
 `,
 });
 

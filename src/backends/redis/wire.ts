@@ -21,32 +21,85 @@ export interface LiveMessage {
   readonly event: StoredEvent;
 }
 
+/** The events of one append, as its live message carries them. */
+export interface LiveBatch {
+  readonly epoch: string;
+  /** Never empty; consecutive seqs. */
+  readonly events: StoredEvent[];
+}
+
+const NEWLINE = 0x0a;
+
 /**
- * A live message is `epoch \n seq \n time \n type \n data`, as published by the append script.
- * Data comes last, so it is taken verbatim (it may hold newlines) and never re-escaped, which
+ * A live message is `epoch \n seq \n time \n`, then per event `type \n length \n data`, as
+ * published by the append script: `seq` is the first event's, `length` the data's in bytes.
+ * Data is taken verbatim by its length (it may hold newlines) and never re-escaped, which
  * JSON-in-JSON would need; epochs, numbers and event types never contain a newline.
  */
-export function parseLiveMessage(message: string): LiveMessage | undefined {
-  const ends: number[] = [];
-  let at = -1;
-  for (let field = 0; field < 4; field++) {
-    at = message.indexOf('\n', at + 1);
-    if (at < 0) return undefined;
-    ends.push(at);
+export function parseLiveMessage(message: Buffer): LiveBatch | undefined {
+  const text = message.toString();
+  // Lengths count bytes. Where each character is one byte (ASCII: the usual case) they index
+  // the decoded text; otherwise the fields are decoded from the bytes one at a time.
+  const fields = text.length === message.length ? textFields(text) : byteFields(message);
+  const epoch = fields.line();
+  const firstSeq = Number(fields.line());
+  const time = Number(fields.line());
+  if (epoch === undefined || !Number.isSafeInteger(firstSeq) || !Number.isFinite(time)) {
+    return undefined;
   }
-  const [afterEpoch, afterSeq, afterTime, afterType] = ends as [number, number, number, number];
-  const epoch = message.slice(0, afterEpoch);
-  const seq = Number(message.slice(afterEpoch + 1, afterSeq));
-  const time = Number(message.slice(afterSeq + 1, afterTime));
-  if (!Number.isSafeInteger(seq) || !Number.isFinite(time)) return undefined;
+  const events: StoredEvent[] = [];
+  for (let seq = firstSeq; !fields.done(); seq++) {
+    const event = fields.line();
+    const data = fields.take(Number(fields.line()));
+    if (event === undefined || data === undefined) return undefined;
+    events.push({ id: formatId(epoch, seq), seq, event, data, time });
+  }
+  return events.length === 0 ? undefined : { epoch, events };
+}
+
+/** Reads a message front to back; `undefined` when it ends too early. */
+interface Fields {
+  /** The text up to the next newline, which is skipped. */
+  line(): string | undefined;
+  /** The next `bytes` bytes, as text. */
+  take(bytes: number): string | undefined;
+  done(): boolean;
+}
+
+function textFields(text: string): Fields {
+  let at = 0;
   return {
-    epoch,
-    event: {
-      id: formatId(epoch, seq),
-      seq,
-      event: message.slice(afterTime + 1, afterType),
-      data: message.slice(afterType + 1),
-      time,
+    line() {
+      const end = text.indexOf('\n', at);
+      if (end < 0) return undefined;
+      const line = text.slice(at, end);
+      at = end + 1;
+      return line;
     },
+    take(bytes) {
+      if (!Number.isSafeInteger(bytes) || at + bytes > text.length) return undefined;
+      at += bytes;
+      return text.slice(at - bytes, at);
+    },
+    done: () => at >= text.length,
+  };
+}
+
+function byteFields(message: Buffer): Fields {
+  let at = 0;
+  return {
+    line() {
+      const end = message.indexOf(NEWLINE, at);
+      if (end < 0) return undefined;
+      const line = message.toString('latin1', at, end);
+      at = end + 1;
+      return line;
+    },
+    take(bytes) {
+      if (!Number.isSafeInteger(bytes) || at + bytes > message.length) return undefined;
+      at += bytes;
+      return message.toString('utf8', at - bytes, at);
+    },
+    done: () => at >= message.length,
   };
 }

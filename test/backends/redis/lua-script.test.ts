@@ -27,6 +27,25 @@ test('a script reads each key and argument under the name the caller passed it b
   assert.deepEqual(reply, ['a', 'b', 'x\ny', 42, 1, 0]);
 });
 
+test('a rest list arrives after the named arguments, found from its `_at` index', async () => {
+  const tail = luaScript<string[]>()({
+    command: 'testTail',
+    keys: ['key'],
+    args: { label: 'string' },
+    rest: 'items',
+    body: 'local out = {label}\nfor i = items_at, #ARGV do table.insert(out, ARGV[i]) end\nreturn out',
+  });
+  const client = await redis().client();
+  tail.define(client);
+  assert.deepEqual(await tail.run(client, { key: 'k', label: 'l', items: ['a', 2, 'c'] }), [
+    'l',
+    'a',
+    '2',
+    'c',
+  ]);
+  assert.deepEqual(await tail.run(client, { key: 'k', label: 'l', items: [] }), ['l']);
+});
+
 test('a name given twice, or not usable as a Lua local, is refused', () => {
   const declare = luaScript<null>();
   assert.throws(

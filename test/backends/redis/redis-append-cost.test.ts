@@ -61,6 +61,15 @@ describe('redis: commands per append', () => {
     assert.deepEqual(await commandsPer(inspect, 1, final), STEADY);
   });
 
+  test('a batch of N events runs one EVALSHA, one XADD per event and the rest once', async () => {
+    const log = createLog(redis().url, { ttlMs });
+    const inspect = await redis().client();
+    await log.append('t', input(0));
+    const batch = Array.from({ length: N }, (_, n) => input(n));
+    const calls = await commandsPer(inspect, 1, () => log.appendBatch('t', batch));
+    assert.deepEqual(calls, { ...STEADY, xadd: N });
+  });
+
   test("a topic's first append adds the DEL of a stale stream and the keys' TTLs", async () => {
     const log = createLog(redis().url, { ttlMs });
     const inspect = await redis().client();
