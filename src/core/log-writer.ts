@@ -1,7 +1,6 @@
 import { BackendUnavailableError } from './errors.js';
 import {
   type AppendOptions,
-  type AppendResult,
   type BatchAppendOptions,
   type EventLog,
   isLogEnded,
