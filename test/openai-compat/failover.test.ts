@@ -161,6 +161,21 @@ describe('a streamed completion continued on another process (mock model)', () =
     }
   });
 
+  test('a process shut down mid-stream hands the completion over past its grace period', {
+    timeout: 60_000,
+  }, async () => {
+    const cluster = processes();
+    const { id } = await started(urls()[0] as string, 5);
+    const viewer = resumed(urls()[1] as string, id);
+    try {
+      await cluster.kill(0, 'SIGTERM');
+      await closedWithin(viewer, 'the handed-over completion');
+    } finally {
+      await cluster.restart(0);
+    }
+    assertOneCompletion(viewer.messages, LONG.reply);
+  });
+
   test('a generator frozen past its lease cannot add to the completion once it wakes (fencing)', {
     timeout: 60_000,
   }, async () => {
