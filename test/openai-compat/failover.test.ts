@@ -6,20 +6,23 @@
  * the mock's, with one chunk `id`, ending in `[DONE]`; only a pause tells.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { parseId } from '../../src/core/ids.js';
 import { closedWithin, lastMessage, promptFor } from '../helpers/chat-sessions.js';
+import { useRedisCluster } from '../helpers/cluster.js';
 import {
   arrivals,
   generationsOn,
   generator,
   killRounds,
+  LEASE_MS,
   sse,
   UPSTREAM_PROMPT,
   upstreamFailoverTests,
   useFailoverCluster,
 } from '../helpers/failover.js';
 import { eventually, request } from '../helpers/http.js';
+import { MockUpstream, upstream } from '../helpers/mock-upstream.js';
 import { PATIENCE_MS } from '../helpers/patience.js';
 import { waitFor } from '../helpers/server.js';
 import type { RawSseClient, SseMessage } from '../helpers/sse-client.js';
@@ -195,6 +198,42 @@ describe('a streamed completion continued on another process (mock model)', () =
     await closedWithin(replay, 'a replay');
     assertOneCompletion(replay.messages, LONG.reply);
     assert.deepEqual(replay.messages.slice(-viewer.messages.length), viewer.messages);
+  });
+});
+
+describe('a streamed completion that cannot be continued faithfully', () => {
+  let mock: MockUpstream;
+  const env: Record<string, string> = {
+    LLM_PROVIDER: 'openai',
+    OPENAI_API_KEY: 'test-key',
+    SESSION_LEASE_MS: String(LEASE_MS),
+  };
+  before(async () => {
+    mock = await MockUpstream.start();
+    const call = { name: 'get_weather', arguments: '{"city": "Paris", "unit": "celsius"}' };
+    mock.defaultBehaviour = upstream.toolCalls([call], { tokenDelayMs: 80, pieceChars: 2 });
+    env.OPENAI_BASE_URL = mock.baseURL;
+  });
+  after(() => mock.close());
+  const setup = useRedisCluster(2, env);
+
+  test('one calling tools ends with generator_lost, its tool-call chunks kept, nothing asked again', {
+    timeout: 60_000,
+  }, async () => {
+    const { cluster } = setup();
+    const [a, b] = cluster.urls as [string, string];
+    const { id, client } = await started(a, 4, 'weather?');
+    let resume: RawSseClient;
+    try {
+      await cluster.kill(0, 'SIGKILL');
+      resume = resumeOf(b, id, client);
+      await closedWithin(resume, 'the lost completion');
+    } finally {
+      await cluster.restart(0);
+    }
+    assert.match(lastMessage(resume)?.data ?? '', /generator_lost/);
+    assert.ok(!resume.messages.some((message) => message.data === '[DONE]'), 'not complete');
+    assert.equal(mock.completionRequests.length, 1, 'no continuation request');
   });
 });
 
