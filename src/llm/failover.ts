@@ -25,12 +25,14 @@ export interface LostGeneration {
   /** Ends it with `generator_lost`, held by nobody: failover is off or used up. */
   endLost(): Promise<void>;
   /**
-   * Sets up its continuation as `attempt`, appending with `writer` (its log fenced already),
-   * and returns the run, which ends the generation (as lost, if it cannot be continued).
+   * Sets up its continuation as `attempt` by `strategy`, appending with `writer` (its log
+   * fenced already), and returns the run, which ends the generation (as lost, if it cannot
+   * be continued).
    */
   continueWith(
     attempt: number,
     writer: FiniteLogWriter,
+    strategy: ContinuationStrategy,
   ): Promise<(signal: AbortSignal) => Promise<void>>;
 }
 
@@ -83,7 +85,11 @@ export class Failover {
     describeActiveSpan({ 'streamhub.generation.attempt': attempt });
     await this.log.fence(lost.topic, attempt);
     const writer = new FiniteLogWriter(this.log, lost.topic, this.appendRetryMs, attempt);
-    return { key: lost.key, value: undefined, run: await lost.continueWith(attempt, writer) };
+    return {
+      key: lost.key,
+      value: undefined,
+      run: await lost.continueWith(attempt, writer, options.strategy),
+    };
   }
 }
 

@@ -240,7 +240,7 @@ export class CompletionService {
       endLost: async () => {
         if (await this.leases.endLost(topic, TURN)) await this.#appendLost(topic);
       },
-      continueWith: async (attempt, writer) => {
+      continueWith: async (attempt, writer, strategy) => {
         const stored = JSON.parse(lost.request ?? 'null') as StoredRequest | null;
         const recorder = new CompletionRecorder(writer, stored?.includeUsage ?? false, true);
         const partial = completionPartial(await readAll(this.replies.log, topic));
@@ -253,7 +253,6 @@ export class CompletionService {
             if (await held.end()) await this.#appendLost(topic);
             return;
           }
-          const strategy = this.#failover.options?.strategy ?? 'instruction';
           const seam = strategy === 'instruction' ? new Seam(partial.reply.text) : undefined;
           const sink = continuedChunks(held.sink, partial.identity, partial.reply, attempt, seam);
           const body = continuationBody(stored.body, partial.reply, strategy);

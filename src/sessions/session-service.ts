@@ -300,11 +300,10 @@ export class SessionService {
       span: { name: 'chat continuation', attributes: { 'streamhub.session.id': id } },
       takeOver: (maxAttempts) => this.store.takeOverTurn(id, turn, lost.attempt, maxAttempts),
       endLost: () => this.#endLost(lost),
-      continueWith: async (attempt, writer) => {
+      continueWith: async (attempt, writer, strategy) => {
         describeActiveSpan({ 'streamhub.session.turn': turn });
         const session: SessionState = { ...lost, attempt, generatorLost: false };
         const partial = await this.#partialReply(session);
-        const strategy = this.#failover.options?.strategy ?? 'instruction';
         const params = turnParams(session.request, this.runner.provider.defaultModel);
         const body = continuationBody(turnBody(params, conversation(session)), partial, strategy);
         const seam = strategy === 'instruction' ? new Seam(partial.text) : undefined;
