@@ -4,7 +4,7 @@ import { after, before, describe, type TestContext, test } from 'node:test';
 import { CONTINUE_INSTRUCTION } from '../../src/llm/continuation.js';
 import { type Cluster, useRedisCluster } from './cluster.js';
 import { eventually, request } from './http.js';
-import { MockUpstream, upstream } from './mock-upstream.js';
+import { MockUpstream, type UpstreamBehaviour, upstream } from './mock-upstream.js';
 import { RawSseClient } from './sse-client.js';
 
 /**
@@ -110,6 +110,34 @@ export async function generator(
   return found as number;
 }
 
+/**
+ * Two processes on the fault-injecting upstream, which answers with `behaviour`; call it
+ * inside `describe`.
+ */
+export function useUpstreamCluster(
+  behaviour: () => UpstreamBehaviour,
+  settings: Record<string, string> = {},
+) {
+  let mock: MockUpstream | undefined;
+  const env: Record<string, string> = {
+    LLM_PROVIDER: 'openai',
+    OPENAI_API_KEY: 'test-key',
+    SESSION_LEASE_MS: String(LEASE_MS),
+    ...settings,
+  };
+  before(async () => {
+    mock = await MockUpstream.start();
+    mock.defaultBehaviour = behaviour();
+    env.OPENAI_BASE_URL = mock.baseURL;
+  });
+  after(() => mock?.close());
+  const setup = useRedisCluster(2, env);
+  return {
+    mock: () => mock as MockUpstream,
+    cluster: () => setup().cluster,
+  };
+}
+
 /** The user message the upstream tests send. */
 export const UPSTREAM_PROMPT = 'keep going';
 
@@ -125,26 +153,16 @@ export function upstreamFailoverTests(
 ): void {
   for (const strategy of ['prefix', 'instruction'] as const) {
     describe(`${what} continued with LLM_CONTINUATION=${strategy} against an OpenAI-compatible upstream`, () => {
-      let mock: MockUpstream;
-      const env: Record<string, string> = {
-        LLM_PROVIDER: 'openai',
-        OPENAI_API_KEY: 'test-key',
-        LLM_CONTINUATION: strategy,
-        SESSION_LEASE_MS: String(LEASE_MS),
-      };
-      before(async () => {
-        mock = await MockUpstream.start();
-        mock.defaultBehaviour = upstream.ok({ reply: UPSTREAM_REPLY, tokenDelayMs: 80 });
-        env.OPENAI_BASE_URL = mock.baseURL;
-      });
-      after(() => mock.close());
-      const setup = useRedisCluster(2, env);
+      const { mock, cluster } = useUpstreamCluster(
+        () => upstream.ok({ reply: UPSTREAM_REPLY, tokenDelayMs: 80 }),
+        { LLM_CONTINUATION: strategy },
+      );
 
       test('the continuation request carries the partial reply as the strategy says', {
         timeout: 60_000,
       }, async () => {
-        const text = await continueOne(setup().cluster);
-        const [first, continued] = mock.completionRequests.map(
+        const text = await continueOne(cluster());
+        const [first, continued] = mock().completionRequests.map(
           (r) => r.body as Record<string, unknown>,
         );
         assert.deepEqual(first?.messages, [{ role: 'user', content: UPSTREAM_PROMPT }]);

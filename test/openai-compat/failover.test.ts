@@ -6,23 +6,23 @@
  * the mock's, with one chunk `id`, ending in `[DONE]`; only a pause tells.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parseId } from '../../src/core/ids.js';
 import { closedWithin, lastMessage, promptFor } from '../helpers/chat-sessions.js';
-import { useRedisCluster } from '../helpers/cluster.js';
+import type { Cluster } from '../helpers/cluster.js';
 import {
   arrivals,
   generationsOn,
   generator,
   killRounds,
-  LEASE_MS,
   sse,
   UPSTREAM_PROMPT,
   upstreamFailoverTests,
   useFailoverCluster,
+  useUpstreamCluster,
 } from '../helpers/failover.js';
 import { eventually, request } from '../helpers/http.js';
-import { MockUpstream, upstream } from '../helpers/mock-upstream.js';
+import { upstream } from '../helpers/mock-upstream.js';
 import { PATIENCE_MS } from '../helpers/patience.js';
 import { waitFor } from '../helpers/server.js';
 import type { RawSseClient, SseMessage } from '../helpers/sse-client.js';
@@ -202,53 +202,45 @@ describe('a streamed completion continued on another process (mock model)', () =
 });
 
 describe('a streamed completion that cannot be continued faithfully', () => {
-  let mock: MockUpstream;
-  const env: Record<string, string> = {
-    LLM_PROVIDER: 'openai',
-    OPENAI_API_KEY: 'test-key',
-    SESSION_LEASE_MS: String(LEASE_MS),
-  };
-  before(async () => {
-    mock = await MockUpstream.start();
-    const call = { name: 'get_weather', arguments: '{"city": "Paris", "unit": "celsius"}' };
-    mock.defaultBehaviour = upstream.toolCalls([call], { tokenDelayMs: 80, pieceChars: 2 });
-    env.OPENAI_BASE_URL = mock.baseURL;
-  });
-  after(() => mock.close());
-  const setup = useRedisCluster(2, env);
+  const call = { name: 'get_weather', arguments: '{"city": "Paris", "unit": "celsius"}' };
+  const { mock, cluster } = useUpstreamCluster(() =>
+    upstream.toolCalls([call], { tokenDelayMs: 80, pieceChars: 2 }),
+  );
 
   test('one calling tools ends with generator_lost, its tool-call chunks kept, nothing asked again', {
     timeout: 60_000,
   }, async () => {
-    const { cluster } = setup();
-    const [a, b] = cluster.urls as [string, string];
-    const { id, client } = await started(a, 4, 'weather?');
-    let resume: RawSseClient;
-    try {
-      await cluster.kill(0, 'SIGKILL');
-      resume = resumeOf(b, id, client);
-      await closedWithin(resume, 'the lost completion');
-    } finally {
-      await cluster.restart(0);
-    }
+    const { resume, whole } = await continuedAfterKill(cluster(), 'weather?');
     assert.match(lastMessage(resume)?.data ?? '', /generator_lost/);
+    const calling = chunksOf(whole.slice(0, -1)).filter(
+      (chunk) => 'tool_calls' in (chunk.choices[0]?.delta ?? {}),
+    );
+    assert.ok(calling.length >= 4, JSON.stringify(whole.slice(0, 3)));
     assert.ok(!resume.messages.some((message) => message.data === '[DONE]'), 'not complete');
-    assert.equal(mock.completionRequests.length, 1, 'no continuation request');
+    assert.equal(mock().completionRequests.length, 1, 'no continuation request');
   });
 });
 
-upstreamFailoverTests('a streamed completion', async (cluster) => {
+/**
+ * Sends `content` on process 0 of two, kills it after a few chunks, and resumes the
+ * completion on process 1 until it ends; `whole` is everything a client read.
+ */
+async function continuedAfterKill(cluster: Cluster, content: string) {
   const [a, b] = cluster.urls as [string, string];
-  const { id, client } = await started(a, 4, UPSTREAM_PROMPT);
+  const { id, client } = await started(a, 4, content);
   let resume: RawSseClient;
   try {
     await cluster.kill(0, 'SIGKILL');
     resume = resumeOf(b, id, client);
-    await closedWithin(resume, 'the continued completion');
+    await closedWithin(resume, 'the resumed completion');
   } finally {
     await cluster.restart(0);
   }
-  const whole = [...client.messages, ...resume.messages];
+  return { resume, whole: [...client.messages, ...resume.messages] };
+}
+
+upstreamFailoverTests('a streamed completion', async (cluster) => {
+  const { resume, whole } = await continuedAfterKill(cluster, UPSTREAM_PROMPT);
   assert.equal(lastMessage(resume)?.data, '[DONE]');
   // The upstream's continued chunks have ids of their own: rewritten to the first's.
   assert.equal(new Set(chunksOf(whole).map((chunk) => chunk.id)).size, 1, 'one chunk id');
