@@ -40,9 +40,10 @@ export function completionPartial(events: readonly StoredEvent[]): CompletionPar
   let text = '';
   let textChunks = 0;
   for (const event of chunks) {
-    const chunk = JSON.parse(event.data) as StreamedChunk;
-    const choices = chunk.choices ?? [];
-    if (choices.some((choice) => choice.finish_reason != null)) return { kind: 'finished' };
+    const { choices } = JSON.parse(event.data) as StreamedChunk;
+    // Not the shape of a chat.completion.chunk: nothing to read a text from.
+    if (!Array.isArray(choices)) return { kind: 'not_text' };
+    if (choices.some((choice) => choice?.finish_reason != null)) return { kind: 'finished' };
     const [choice, other] = choices;
     if (other !== undefined || (choice?.index ?? 0) !== 0) return { kind: 'not_text' };
     const { role: _role, content, ...rest } = choice?.delta ?? {};
@@ -90,15 +91,16 @@ function continuedChunk(
     const usage = withLostRequests(chunk.usage ?? null, lostRequests, partial.chunks);
     return JSON.stringify({ ...chunk, usage });
   }
-  const choice = chunk.choices?.[0];
-  if (choice === undefined) return JSON.stringify(chunk);
+  const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined;
+  if (choice == null) return JSON.stringify(chunk);
   const { role: _role, content, ...rest } = choice.delta ?? {};
   const finishing = choice.finish_reason != null;
   let text = typeof content === 'string' && seam !== undefined ? seam.push(content) : content;
   if (finishing && seam !== undefined) text = `${text ?? ''}${seam.flush()}`;
   const delta = text === undefined || text === '' ? rest : { ...rest, content: text };
   const says = Object.values(delta).some((value) => value != null);
-  if (!finishing && !says && chunk.choices?.length === 1) return;
-  chunk.choices = [{ ...choice, delta }, ...(chunk.choices ?? []).slice(1)];
+  const others = (chunk.choices ?? []).slice(1);
+  if (!finishing && !says && others.length === 0) return;
+  chunk.choices = [{ ...choice, delta }, ...others];
   return JSON.stringify(chunk);
 }

@@ -64,13 +64,15 @@ describe('the partial reply of a lost completion', () => {
     });
   });
 
-  test('tool calls, a refusal or a second choice cannot be continued faithfully', () => {
+  test('tool calls, a refusal, a second choice or no choices array cannot be continued faithfully', () => {
     const toolCall = { tool_calls: [{ index: 0, id: 'call_1', function: { name: 'f' } }] };
     for (const delta of [toolCall, { refusal: 'no' }]) {
       assert.equal(completionPartial(events(chunkJson(delta))).kind, 'not_text');
     }
     const second = JSON.stringify({ ...FIRST, choices: [{ index: 1, delta: { content: 'x' } }] });
     assert.equal(completionPartial(events(second)).kind, 'not_text');
+    const odd = JSON.stringify({ ...FIRST, choices: 'none' });
+    assert.equal(completionPartial(events(odd)).kind, 'not_text');
   });
 
   test('a finish reason means it was complete; no chunk means it never opened', () => {
