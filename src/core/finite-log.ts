@@ -1,4 +1,4 @@
-import type { EventLog } from './event-log.js';
+import type { EventLog, ReadFrom } from './event-log.js';
 import type { StartFrom } from './hub.js';
 import { formatId, type Position, parseId } from './ids.js';
 import type { StoredEvent } from './types.js';
@@ -43,3 +43,17 @@ export async function lastEvent(
   const page = await log.read(topic, { epoch, seq: seq - 1 }, 1);
   return page.reset === undefined ? page.events[0] : undefined;
 }
+
+/** Every event of the log, oldest first, read a page at a time. */
+export async function readAll(log: EventLog, topic: string): Promise<StoredEvent[]> {
+  const events: StoredEvent[] = [];
+  for (let from: ReadFrom = null; ; ) {
+    const page = await log.read(topic, from, READ_PAGE);
+    events.push(...page.events);
+    const last = page.events[page.events.length - 1];
+    if (last === undefined || page.events.length < READ_PAGE) return events;
+    from = { epoch: page.head.epoch, seq: last.seq };
+  }
+}
+
+const READ_PAGE = 1000;

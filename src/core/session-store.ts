@@ -1,3 +1,5 @@
+import type { LeasedTurn, TurnControl } from './turn-leases.js';
+
 /** One message of a conversation (the same shape the LLM providers take). */
 export interface StoredMessage {
   readonly role: 'system' | 'user' | 'assistant';
@@ -5,28 +7,12 @@ export interface StoredMessage {
 }
 
 /** A chat session as stored: the conversation plus who may be generating its next reply. */
-export interface SessionState {
-  readonly id: string;
+export interface SessionState extends LeasedTurn {
   /** The subject that created it, when auth is on; others must not see it. */
   readonly owner: string | null;
   /** Completed messages, oldest first, without the system prompt. */
   readonly messages: readonly StoredMessage[];
   readonly system: string | null;
-  /** Number of the latest turn (1 for the first reply); each turn has its own reply log. */
-  readonly turn: number;
-  readonly generating: boolean;
-  /**
-   * The turn's generator stopped holding it (its process died or lost Redis for longer than
-   * its lease): the reply will never end by itself, so it must be ended as lost.
-   */
-  readonly generatorLost: boolean;
-  /**
-   * Which request to the model generates the turn: 0 the first, n the nth continuation after
-   * its generator was lost (see `takeOverTurn`); also the fencing token of its reply log.
-   */
-  readonly attempt: number;
-  /** The turn's model options as the service stored them (JSON), for a continuation. */
-  readonly request: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -37,14 +23,6 @@ export interface TurnInput {
   readonly owner: string | null;
   /** The turn's model options (JSON), kept for a continuation. */
   readonly request?: string;
-}
-
-/** What the process generating a turn hears about it while it holds it. */
-export interface TurnControl {
-  /** A client asked to stop the reply, possibly through another process. */
-  cancel(): void;
-  /** The turn is no longer this process's (its lease lapsed and it was ended as lost). */
-  lost(): void;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { ChatMessage } from './provider.js';
+import type { CompletionBody } from './provider.js';
 
 /**
  * How a reply cut off by a lost generator is continued (LLM_CONTINUATION, docs/api.md §13):
@@ -24,7 +24,7 @@ export interface ContinuationRequest {
 
 /** The request continuing `partial`, the cut-off reply to `conversation`. */
 export function continuationRequest(
-  conversation: readonly ChatMessage[],
+  conversation: readonly unknown[],
   partial: string,
   strategy: ContinuationStrategy,
 ): ContinuationRequest {
@@ -43,6 +43,33 @@ export function continuationRequest(
     ],
     fields: {},
   };
+}
+
+/** A reply's text so far, and the chunks of text it came in (about a token each). */
+export interface PartialReply {
+  readonly text: string;
+  readonly chunks: number;
+}
+
+export const NO_REPLY: PartialReply = { text: '', chunks: 0 };
+
+/**
+ * The request continuing `partial`, the cut-off reply to `body`: the same request, with the
+ * continuation's messages and fields, and its token limits less what the partial reply used,
+ * so the whole reply keeps them.
+ */
+export function continuationBody(
+  body: CompletionBody,
+  partial: PartialReply,
+  strategy: ContinuationStrategy,
+): CompletionBody {
+  const continued = continuationRequest(body.messages, partial.text, strategy);
+  const limits: Record<string, number> = {};
+  for (const field of ['max_tokens', 'max_completion_tokens']) {
+    const limit = body[field];
+    if (typeof limit === 'number') limits[field] = Math.max(1, limit - partial.chunks);
+  }
+  return { ...body, ...limits, messages: continued.messages, ...continued.fields };
 }
 
 /** A message as a model reads it: its role and text. */

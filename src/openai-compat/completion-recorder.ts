@@ -44,6 +44,8 @@ export class CompletionRecorder implements GenerationSink {
     readonly writer: FiniteLogWriter,
     /** The client asked for usage; otherwise the usage-only chunk is left out. */
     readonly includeUsage: boolean,
+    /** The log is open already: a continuation of a completion that lost its generator. */
+    continuing = false,
   ) {
     this.opened = new Promise((resolve, reject) => {
       this.#open = resolve;
@@ -51,6 +53,16 @@ export class CompletionRecorder implements GenerationSink {
     });
     // Awaited by whoever started the completion; a rejection nobody awaits is not an error.
     this.opened.catch(() => {});
+    if (continuing) {
+      this.#isOpen = true;
+      this.#backlog = undefined;
+      this.#open();
+    }
+  }
+
+  /** The log has its first event: a failure from now on is recorded in it. */
+  get isOpen(): boolean {
+    return this.#isOpen;
   }
 
   /**

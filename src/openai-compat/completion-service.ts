@@ -1,11 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { StreamhubError } from '../core/errors.js';
 import { rethrowUnlessEnded } from '../core/event-log.js';
-import { lastEvent, resumeFinite } from '../core/finite-log.js';
+import { readAll, resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
+import type { LeasedTurn, TurnLeases } from '../core/turn-leases.js';
+import { continuationBody, Seam } from '../llm/continuation.js';
+import { Failover, type FailoverOptions, type LostGeneration } from '../llm/failover.js';
 import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
 import type { GenerationRunner, GenerationSpan } from '../llm/generation-runner.js';
+import { abortedByShutdown } from '../llm/running.js';
+import { completionPartial, continuedChunks } from './completion-continuation.js';
 import { type CompletionFeed, CompletionRecorder } from './completion-recorder.js';
 import type { CompletionRequest } from './completion-request.js';
 import { endsCompletion } from './completion-stream.js';
@@ -15,14 +20,21 @@ import { errorBody } from './wire.js';
 export interface CompletionServiceOptions {
   readonly onGeneration?: (outcome: GenerationOutcome) => void;
   readonly onDelta?: () => void;
-  /**
-   * A streamed completion generated elsewhere whose log has been silent this long lost its
-   * generator (its process died): it is ended with `generator_lost` so no stream waits for
-   * ever. Unset: never (one process, where a generator cannot be lost without its streams).
-   */
-  readonly lostAfterMs?: number;
   readonly onInternalError?: (error: unknown) => void;
+  /** How often lost completions are looked for (every process's sweep, and each stream's). */
+  readonly lostCheckMs?: number;
+  /** Continue a completion whose generator was lost (docs/api.md §13); without it, end it. */
+  readonly failover?: FailoverOptions;
 }
+
+/** What a streamed completion's lease keeps, so that another process can ask again. */
+interface StoredRequest {
+  readonly body: CompletionRequest['body'];
+  readonly includeUsage: boolean;
+}
+
+/** A streamed completion is one turn of its lease. */
+const TURN = 1;
 
 const COMPLETION_ID = /^chatcmpl-[A-Za-z0-9]{1,64}$/;
 
@@ -33,9 +45,14 @@ export interface StartedCompletion {
   follow(feed: CompletionFeed): void;
 }
 
-/** A streamed completion's log; the `/` keeps it apart from every user topic. */
+const TOPIC_PREFIX = 'completion/';
+
+/**
+ * A streamed completion's log, and the name of its lease; the `/` keeps it apart from every
+ * user topic.
+ */
 export function completionTopic(id: string): string {
-  return `completion/${id}`;
+  return `${TOPIC_PREFIX}${id}`;
 }
 
 /**
@@ -44,12 +61,30 @@ export function completionTopic(id: string): string {
  * non-streamed one belongs to its request and stops when its client leaves.
  */
 export class CompletionService {
+  readonly #failover: Failover;
+  readonly #lostCheck: NodeJS.Timeout;
+
   constructor(
     readonly replies: LiveLog,
     /** Shared with the other features that generate, so they share one limit and one drain. */
     readonly runner: GenerationRunner,
+    /** Who generates each streamed completion, keyed by its log's topic. */
+    readonly leases: TurnLeases,
     readonly options: CompletionServiceOptions = {},
-  ) {}
+  ) {
+    this.#failover = new Failover(runner, replies.log, options.failover, 0);
+    this.#lostCheck = setInterval(() => {
+      void this.#recoverLost().catch((error) => options.onInternalError?.(error));
+    }, this.#lostCheckMs).unref();
+  }
+
+  close(): void {
+    clearInterval(this.#lostCheck);
+  }
+
+  get #lostCheckMs(): number {
+    return this.options.lostCheckMs ?? 1_000;
+  }
 
   /**
    * Starts a streamed completion and resolves once its first chunk is stored; a
@@ -59,14 +94,19 @@ export class CompletionService {
    */
   async start(request: CompletionRequest, waiting?: AbortSignal): Promise<StartedCompletion> {
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
-    const writer = new FiniteLogWriter(this.replies.log, completionTopic(id), 0);
+    const topic = completionTopic(id);
+    // Fenced from the first attempt on: a continuation fences the log with a higher token.
+    const writer = new FiniteLogWriter(this.replies.log, topic, 0, 0);
     const recorder = new CompletionRecorder(writer, request.includeUsage);
     const key = generationKey(id);
-    await this.runner.start(
-      async () => ({ key, value: id, run: (signal) => this.#generate(request, signal, recorder) }),
-      waiting,
-      completionSpan(request, id),
-    );
+    const stored: StoredRequest = { body: request.body, includeUsage: request.includeUsage };
+    const prepare = async () => {
+      await this.leases.begin(topic, JSON.stringify(stored));
+      const run = (signal: AbortSignal) =>
+        this.#generate(request, signal, this.#held(key, topic, 0, recorder, signal).sink);
+      return { key, value: id, run };
+    };
+    await this.runner.start(prepare, waiting, completionSpan(request, id));
     const leave = () => void this.runner.cancel(key);
     waiting?.addEventListener('abort', leave, { once: true });
     if (waiting?.aborted) leave();
@@ -114,7 +154,7 @@ export class CompletionService {
   /** Where a stream of completion `id` starts for a client that has `lastEventId`. */
   async resumePoint(id: string, lastEventId: string | undefined): Promise<StartFrom> {
     const known = COMPLETION_ID.test(id);
-    if (known) await this.#endIfLost(id);
+    if (known) await this.#recoverIfLost(id);
     const from = known
       ? await resumeFinite(this.replies.log, completionTopic(id), lastEventId, endsCompletion)
       : undefined;
@@ -127,10 +167,9 @@ export class CompletionService {
   /** Streams completion `id`'s log to a subscriber from `from`. */
   watch(id: string, from: StartFrom, subscriber: Subscriber): Subscription {
     const subscription = this.replies.hub.subscribe(completionTopic(id), from, subscriber);
-    const { lostAfterMs, onInternalError } = this.options;
-    if (lostAfterMs === undefined) return subscription;
-    const check = () => void this.#endIfLost(id).catch((error) => onInternalError?.(error));
-    const timer = setInterval(check, Math.max(100, lostAfterMs / 2)).unref();
+    const { onInternalError } = this.options;
+    const check = () => void this.#recoverIfLost(id).catch((error) => onInternalError?.(error));
+    const timer = setInterval(check, this.#lostCheckMs).unref();
     return {
       close() {
         clearInterval(timer);
@@ -139,13 +178,95 @@ export class CompletionService {
     };
   }
 
-  /** Ends a completion whose generator is gone (see `lostAfterMs`); racing processes end it once. */
-  async #endIfLost(id: string): Promise<void> {
-    const { lostAfterMs } = this.options;
-    if (lostAfterMs === undefined || this.runner.isRunning(generationKey(id))) return;
+  /**
+   * A generation of `topic` while this process holds its lease for `attempt`: the lease is
+   * ended before the final event is recorded, so a generation that lost it records nothing
+   * more; stopped by shutdown, it hands the completion over instead.
+   */
+  #held(
+    key: string,
+    topic: string,
+    attempt: number,
+    recorder: CompletionRecorder,
+    signal: AbortSignal,
+  ): { sink: GenerationSink; end(): Promise<boolean> } {
+    const stop = () => void this.runner.cancel(key);
+    const release = this.leases.hold(topic, TURN, { cancel: stop, lost: stop }, attempt);
+    const end = async () => {
+      release();
+      return this.leases.end(topic, TURN, attempt);
+    };
+    const sink: GenerationSink = {
+      chunk: (chunk) => recorder.chunk(chunk),
+      finish: async () => {
+        if (await end()) await recorder.finish();
+      },
+      fail: async (error) => {
+        if (await end()) await recorder.fail(error);
+      },
+      cancelled: async () => {
+        if (recorder.isOpen && abortedByShutdown(signal) && this.#failover.handsOver) {
+          release();
+          return this.leases.release(topic, TURN, attempt);
+        }
+        if (await end()) await recorder.cancelled();
+      },
+    };
+    return { sink, end };
+  }
+
+  async #recoverIfLost(id: string): Promise<void> {
+    if (this.runner.isRunning(generationKey(id))) return;
+    const lost = await this.leases.get(completionTopic(id));
+    if (lost?.generatorLost) await this.#failover.recover(this.#lost(id, lost));
+  }
+
+  /** Every completion whose lease lapsed, so that one nobody watches is finished too. */
+  async #recoverLost(): Promise<void> {
+    for (const lost of await this.leases.lost()) {
+      const id = lost.id.slice(TOPIC_PREFIX.length);
+      await this.#failover.recover(this.#lost(id, lost));
+    }
+  }
+
+  #lost(id: string, lost: LeasedTurn): LostGeneration {
     const topic = completionTopic(id);
-    const last = await lastEvent(this.replies.log, topic);
-    if (last === undefined || endsCompletion(last) || Date.now() - last.time < lostAfterMs) return;
+    const key = generationKey(id);
+    return {
+      turn: lost,
+      key,
+      topic,
+      span: { name: 'chat completion continuation', attributes: { 'streamhub.completion.id': id } },
+      takeOver: (maxAttempts) => this.leases.takeOver(topic, TURN, lost.attempt, maxAttempts),
+      endLost: async () => {
+        if (await this.leases.endLost(topic, TURN)) await this.#appendLost(topic);
+      },
+      continueWith: async (attempt, writer, strategy) => {
+        const stored = JSON.parse(lost.request ?? 'null') as StoredRequest | null;
+        const recorder = new CompletionRecorder(writer, stored?.includeUsage ?? false, true);
+        const partial = completionPartial(await readAll(this.replies.log, topic));
+        return async (signal) => {
+          const held = this.#held(key, topic, attempt, recorder, signal);
+          // Nobody waits for a completion that never opened: its client got an error.
+          if (stored === null || partial.kind === 'unopened') return void (await held.end());
+          if (partial.kind === 'finished') return held.sink.finish('stop', null);
+          if (partial.kind === 'not_text' || (stored.body.n ?? 1) > 1) {
+            if (await held.end()) await this.#appendLost(topic);
+            return;
+          }
+          const seam = strategy === 'instruction' ? new Seam(partial.reply.text) : undefined;
+          const sink = continuedChunks(held.sink, partial.identity, partial.reply, attempt, seam);
+          const body = continuationBody(stored.body, partial.reply, strategy);
+          const request = { body, stream: true, includeUsage: stored.includeUsage };
+          await this.#generate(request, signal, sink);
+        };
+      },
+    };
+  }
+
+  /** Ends the log with `generator_lost`; a log that never opened is not made for it. */
+  async #appendLost(topic: string): Promise<void> {
+    if ((await this.replies.log.head(topic)).epoch === null) return;
     const data = errorBody('generator_lost', 'the server generating this stopped', 'server_error');
     await this.replies.log
       .append(topic, { event: 'error', data: JSON.stringify(data) }, { final: true })

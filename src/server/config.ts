@@ -145,11 +145,11 @@ export const SETTINGS = {
   SESSION_TTL_MS: { schema: integer(1000).default(DAY), help: 'idle chat sessions expire after' },
   SESSION_LEASE_MS: {
     schema: integer(300, 10 * MINUTE).default(10_000),
-    help: 'a reply (or a stream) whose generating (producing) process is silent this long ends with generator_lost (producer_lost)',
+    help: 'a reply or streamed completion (a stream) whose generating (producing) process is silent this long is continued elsewhere or ends with generator_lost (ends with producer_lost)',
   },
   SESSION_FAILOVER: {
     schema: z.enum(['continue', 'end']).default('continue'),
-    help: 'Redis: a reply whose generating process died is continued on another process (end: it ends with generator_lost)',
+    help: 'Redis: a reply or streamed completion whose generating process died is continued on another process (end: it ends with generator_lost)',
   },
   SESSION_FAILOVER_MAX: {
     schema: integer(1, 100).default(2),

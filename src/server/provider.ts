@@ -2,7 +2,6 @@ import { MockProvider } from '../llm/mock.js';
 import { OPENAI_DEFAULT_MODEL, OpenAiProvider } from '../llm/openai.js';
 import type { LlmProvider } from '../llm/provider.js';
 import {
-  DEFAULT_MAX_RETRY_AFTER_MS,
   type ResilienceObserver,
   type ResilientProvider,
   withResilience,
@@ -58,17 +57,4 @@ export function createProvider(
       });
     }
   }
-}
-
-/**
- * The longest a generation can go without appending anything while still alive: the first
- * token's timeout on every attempt plus the waits between attempts, or the idle timeout. A
- * reply silent for longer has lost its generator (its process died).
- */
-export function longestSilenceMs(config: ProviderSettings): number {
-  if (config.LLM_PROVIDER === 'mock') return 1000 / config.MOCK_TOKENS_PER_SEC;
-  const attempts = config.LLM_MAX_RETRIES + 1;
-  const firstToken =
-    attempts * config.LLM_TIMEOUT_MS + config.LLM_MAX_RETRIES * DEFAULT_MAX_RETRY_AFTER_MS;
-  return Math.max(firstToken, config.LLM_IDLE_TIMEOUT_MS);
 }

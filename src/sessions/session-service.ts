@@ -1,11 +1,6 @@
 import { StreamhubError } from '../core/errors.js';
-import {
-  type EventLog,
-  isLogEnded,
-  isLogRestarted,
-  rethrowUnlessEnded,
-} from '../core/event-log.js';
-import { resumeFinite } from '../core/finite-log.js';
+import { isLogEnded, isLogRestarted, rethrowUnlessEnded } from '../core/event-log.js';
+import { readAll, resumeFinite } from '../core/finite-log.js';
 import type { LiveLog, StartFrom } from '../core/hub.js';
 import { FiniteLogWriter } from '../core/log-writer.js';
 import { isName } from '../core/names.js';
@@ -13,10 +8,16 @@ import type { SessionState, SessionStore, StoredMessage } from '../core/session-
 import { describeActiveSpan } from '../core/tracing.js';
 import type { EventInput } from '../core/types.js';
 import { chunkText } from '../llm/chunks.js';
-import { type ContinuationStrategy, continuationRequest, Seam } from '../llm/continuation.js';
+import { continuationBody, NO_REPLY, type PartialReply, Seam } from '../llm/continuation.js';
+import {
+  Failover,
+  type FailoverOptions,
+  type LostGeneration,
+  withLostRequests,
+} from '../llm/failover.js';
 import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
 import type { BackgroundGeneration, GenerationRunner } from '../llm/generation-runner.js';
-import type { ChatMessage, CompletionBody, Usage } from '../llm/provider.js';
+import type { ChatMessage, CompletionBody } from '../llm/provider.js';
 import { abortedByShutdown } from '../llm/running.js';
 import { endsReply, type ReplyEventType, type ReplyViewer } from './reply-stream.js';
 import { ViewerRegistry } from './viewers.js';
@@ -57,27 +58,11 @@ export interface SessionServiceOptions {
   readonly failover?: FailoverOptions;
 }
 
-export interface FailoverOptions {
-  /** Continuations of one turn at most; lost once more, it ends with `generator_lost`. */
-  readonly maxAttempts: number;
-  readonly strategy: ContinuationStrategy;
-}
-
 /** The model options of a turn, stored with it so that a continuation asks the same way. */
 interface TurnParams {
   readonly model: string;
   readonly temperature?: number;
   readonly max_tokens?: number;
-}
-
-/** A reply's text so far, and the `delta` events it came in. */
-interface PartialReply {
-  readonly text: string;
-  readonly chunks: number;
-  /** The reply log's epoch (null: the log is gone), which a continuation writes to. */
-  readonly epoch: string | null;
-  /** The log holds the reply's end already (its end was kept, the turn's end was lost). */
-  readonly ended: boolean;
 }
 
 /** One request to the model writing into a turn's reply log. */
@@ -92,9 +77,6 @@ interface ReplyRun {
   readonly seam?: Seam;
 }
 
-/** A lost turn that another caller took over, or ended, first. */
-class NotTaken extends Error {}
-
 /** Each turn's reply has a log of its own; the name cannot clash with a topic (no `/`). */
 export function replyTopic(sessionId: string, turn: number): string {
   return `session/${sessionId}/${turn}`;
@@ -108,6 +90,7 @@ export function replyTopic(sessionId: string, turn: number): string {
 export class SessionService {
   readonly #viewers: ViewerRegistry;
   readonly #lostCheck: NodeJS.Timeout;
+  readonly #failover: Failover;
 
   constructor(
     readonly store: SessionStore,
@@ -117,6 +100,8 @@ export class SessionService {
     readonly options: SessionServiceOptions,
   ) {
     this.#viewers = new ViewerRegistry(options.takeover, store);
+    const retryMs = options.appendRetryMs ?? 0;
+    this.#failover = new Failover(runner, replies.log, options.failover, retryMs);
     this.#lostCheck = setInterval(
       () => void this.#recoverLostTurns().catch((error) => options.onInternalError?.(error)),
       options.lostCheckMs ?? 1_000,
@@ -300,7 +285,7 @@ export class SessionService {
       cancelled: async () => {
         if (!abortedByShutdown(signal)) return end('abort', { reason: 'cancelled' }, 'cancelled');
         // Another process continues the reply at once, as after a lost generator (§13).
-        if (this.options.failover !== undefined) {
+        if (this.#failover.handsOver) {
           release();
           return this.store.releaseTurn(session.id, session.turn, session.attempt);
         }
@@ -314,69 +299,34 @@ export class SessionService {
     }
   }
 
-  /**
-   * A turn's generator was lost: continue the reply here when failover is on and this process
-   * is the one to take it over; end it as lost when failover is off or used up.
-   */
-  async #recover(session: SessionState): Promise<void> {
-    const failover = this.options.failover;
-    if (failover === undefined) return this.#endLost(session);
-    // Shutting down: a process that stays continues it. Still generating here (its lease
-    // lapsed in a stall): the generation renews it or hears that it lost it.
-    if (this.runner.generations.draining || this.runner.isRunning(generationKey(session.id))) {
-      return;
-    }
-    const span = { name: 'chat continuation', attributes: { 'streamhub.session.id': session.id } };
-    try {
-      await this.runner.start(() => this.#takeOver(session, failover), undefined, span);
-    } catch (error) {
-      if (!(error instanceof NotTaken)) throw error;
-    }
+  /** A turn's generator was lost: continue the reply, here if this process takes it over. */
+  #recover(session: SessionState): Promise<void> {
+    return this.#failover.recover(this.#lost(session));
   }
 
-  /**
-   * Takes the turn over (in a generation slot, so a continuation waits its turn like any
-   * request) and sets its continuation up. The log is fenced before the partial reply is read:
-   * from then on the lost generator, if it was only frozen, cannot add to it.
-   */
-  async #takeOver(
-    lost: SessionState,
-    failover: FailoverOptions,
-  ): Promise<BackgroundGeneration<void>> {
+  #lost(lost: SessionState): LostGeneration {
     const { id, turn } = lost;
-    const attempt = await this.store.takeOverTurn(id, turn, lost.attempt, failover.maxAttempts);
-    if (attempt === -1) await this.#endLost(lost);
-    if (attempt <= 0) throw new NotTaken();
-    const session: SessionState = { ...lost, attempt, generatorLost: false };
-    describeActiveSpan({ 'streamhub.session.turn': turn, 'streamhub.session.attempt': attempt });
-    const topic = replyTopic(id, turn);
-    // The attempt counted in the store is only the lowest token: a failover of the session's
-    // master may forget a takeover, and count the same attempt twice.
-    const fence = await this.replies.log.fence(topic, attempt);
-    const partial = await this.#partialReply(session);
-    if (partial.ended) {
-      // The reply ended, but a failover forgot that the turn did: it ends as its log says.
-      await this.store.endTurn(id, turn, partial.text, attempt);
-      throw new NotTaken();
-    }
-    const params = turnParams(session.request, this.runner.provider.defaultModel);
-    const continued = continuationRequest(conversation(session), partial.text, failover.strategy);
-    const remaining =
-      params.max_tokens === undefined
-        ? {}
-        : { max_tokens: Math.max(1, params.max_tokens - partial.chunks) };
-    const body = {
-      ...turnBody({ ...params, ...remaining }, continued.messages),
-      ...continued.fields,
-    };
-    const seam = failover.strategy === 'instruction' ? new Seam(partial.text) : undefined;
-    const retryMs = this.options.appendRetryMs ?? 0;
-    const epoch = partial.epoch ?? undefined;
-    const writer = new FiniteLogWriter(this.replies.log, topic, retryMs, fence, epoch);
     return {
+      turn: lost,
       key: generationKey(id),
-      value: undefined,
-      run: (signal) => this.#generate({ session, writer, body, partial, seam }, signal),
+      topic: replyTopic(id, turn),
+      span: { name: 'chat continuation', attributes: { 'streamhub.session.id': id } },
+      takeOver: (maxAttempts) => this.store.takeOverTurn(id, turn, lost.attempt, maxAttempts),
+      endLost: () => this.#endLost(lost),
+      continueWith: async (attempt, writer, strategy) => {
+        describeActiveSpan({ 'streamhub.session.turn': turn });
+        const session: SessionState = { ...lost, attempt, generatorLost: false };
+        const partial = await this.#partialReply(session);
+        if (partial.ended) {
+          // The reply ended, but a failover forgot that the turn did: it ends as its log says.
+          await this.store.endTurn(id, turn, partial.text, attempt);
+          return undefined;
+        }
+        const params = turnParams(session.request, this.runner.provider.defaultModel);
+        const body = continuationBody(turnBody(params, conversation(session)), partial, strategy);
+        const seam = strategy === 'instruction' ? new Seam(partial.text) : undefined;
+        return (signal) => this.#generate({ session, writer, body, partial, seam }, signal);
+      },
     };
   }
 
@@ -448,24 +398,17 @@ export class SessionService {
     for (const session of await this.store.lostTurns()) await this.#recover(session);
   }
 
-  async #partialReply(session: SessionState): Promise<PartialReply> {
-    const topic = replyTopic(session.id, session.turn);
-    let text = '';
-    let chunks = 0;
-    for (let from: Parameters<EventLog['read']>[1] = null; ; ) {
-      const page = await this.replies.log.read(topic, from, 1000);
-      for (const event of page.events) {
-        if (event.event !== 'delta') continue;
-        text += (JSON.parse(event.data) as { content: string }).content;
-        chunks++;
-      }
-      const last = page.events[page.events.length - 1];
-      if (last === undefined || page.events.length < 1000) {
-        const ended = last !== undefined && endsReply(last);
-        return { text, chunks, epoch: page.head.epoch, ended };
-      }
-      from = { epoch: page.head.epoch, seq: last.seq };
-    }
+  /** The reply so far, and whether its log holds its end already. */
+  async #partialReply(session: SessionState): Promise<PartialReply & { readonly ended: boolean }> {
+    const events = await readAll(this.replies.log, replyTopic(session.id, session.turn));
+    const deltas = events.filter((event) => event.event === 'delta');
+    const text = deltas.map((event) => (JSON.parse(event.data) as { content: string }).content);
+    const last = events[events.length - 1];
+    return {
+      text: text.join(''),
+      chunks: deltas.length,
+      ended: last !== undefined && endsReply(last),
+    };
   }
 
   async #find(sessionId: string, owner: string | null): Promise<SessionState> {
@@ -490,8 +433,6 @@ export class SessionService {
   }
 }
 
-const NO_REPLY: PartialReply = { text: '', chunks: 0, epoch: null, ended: false };
-
 /** The end of a reply whose log lost events in a failover of its Redis master. */
 const REPLY_LOST = replyEvent('error', {
   code: 'reply_lost',
@@ -512,24 +453,6 @@ function turnBody(params: TurnParams, messages: readonly unknown[]): CompletionB
 /** The options stored with a turn; a turn begun before they were stored has the default model. */
 function turnParams(stored: string | null, defaultModel: string): TurnParams {
   return stored === null ? { model: defaultModel } : (JSON.parse(stored) as TurnParams);
-}
-
-/**
- * The usage of a continued reply: the last request's, plus an estimate for each request that
- * was lost before it, as a lost request never reports its usage. Each is taken to have read
- * the conversation without the partial reply (the last request's prompt less the partial's
- * chunks) and, together, to have written the partial reply, one token per `delta`.
- */
-function withLostRequests(usage: Usage | null, lost: number, partialChunks: number): Usage | null {
-  if (usage === null || lost === 0) return usage;
-  const lostPrompt = Math.max(0, usage.prompt_tokens - partialChunks);
-  const prompt = usage.prompt_tokens + lost * lostPrompt;
-  const completion = usage.completion_tokens + partialChunks;
-  return {
-    prompt_tokens: prompt,
-    completion_tokens: completion,
-    total_tokens: prompt + completion,
-  };
 }
 
 function conversation(session: SessionState): ChatMessage[] {

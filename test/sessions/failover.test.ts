@@ -5,9 +5,8 @@
  * see one reply, exactly the mock's, ending in `done`; only a pause tells.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parseId } from '../../src/core/ids.js';
-import { CONTINUE_INSTRUCTION } from '../../src/llm/continuation.js';
 import {
   closedWithin,
   deltaCount,
@@ -16,52 +15,26 @@ import {
   promptFor,
   sessionView,
 } from '../helpers/chat-sessions.js';
-import { useRedisCluster } from '../helpers/cluster.js';
-import { eventually, request } from '../helpers/http.js';
-import { MockUpstream, upstream } from '../helpers/mock-upstream.js';
+import {
+  arrivals,
+  generationsOn,
+  generator,
+  killRounds,
+  sse,
+  UPSTREAM_PROMPT,
+  upstreamFailoverTests,
+  useFailoverCluster,
+} from '../helpers/failover.js';
+import { eventually } from '../helpers/http.js';
 import { PATIENCE_MS } from '../helpers/patience.js';
 import { waitFor } from '../helpers/server.js';
-import { RawSseClient, type SseMessage } from '../helpers/sse-client.js';
-
-/**
- * Short, so that a test takes seconds; renewed every 500 ms, so a process must stall for a
- * second to lose it spuriously (which the tests counting attempts would notice; elsewhere an
- * extra takeover is harmless).
- */
-const LEASE_MS = 1500;
-
-const clients: RawSseClient[] = [];
-after(() => {
-  for (const client of clients.splice(0)) client.close();
-});
-
-function sse(url: string, headers: Record<string, string> = {}, body?: unknown): RawSseClient {
-  const client = new RawSseClient(url, headers, body);
-  clients.push(client);
-  return client;
-}
+import type { RawSseClient, SseMessage } from '../helpers/sse-client.js';
 
 let sessions = 0;
 const newSessionId = () => `failover-${process.pid}-${++sessions}`;
 
 /** The longest reply of the mock among a few prompts: room for several kills. */
 const LONG = promptFor(125, 'failover');
-
-async function generationsOn(url: string): Promise<number> {
-  return ((await request(`${url}/v1/stats`)).json as { generations: number }).generations;
-}
-
-/** The index, among `alive`, of the process generating the reply now. */
-async function generator(urls: readonly string[], alive: readonly number[]): Promise<number> {
-  let found: number | undefined;
-  await eventually(async () => {
-    for (const index of alive) {
-      if ((await generationsOn(urls[index] as string)) > 0) found = index;
-    }
-    return found !== undefined;
-  }, 'a process generating the reply');
-  return found as number;
-}
 
 /** Sends a message on `url` and resolves once its reply has begun, so that it can be viewed. */
 async function chatStarted(url: string, id: string, content: string): Promise<RawSseClient> {
@@ -99,19 +72,6 @@ async function grown(url: string, id: string, from: string, chars: number): Prom
   return text;
 }
 
-/** Records when each delta of `client` arrives, to measure the longest pause between two. */
-function arrivals(client: RawSseClient) {
-  const times: number[] = [];
-  const timer = setInterval(() => {
-    while (times.length < deltaCount(client)) times.push(performance.now());
-  }, 2);
-  return {
-    stop: () => clearInterval(timer),
-    longestPauseMs: () =>
-      Math.round(Math.max(0, ...times.slice(1).map((time, i) => time - (times[i] as number)))),
-  };
-}
-
 /** A reply stream as it must be: ids in order without a gap, then `done`, after `start`. */
 function assertOneReply(messages: readonly SseMessage[], text: string): void {
   const seqs = messages.map((message) => parseId(message.id ?? '')?.seq);
@@ -130,28 +90,19 @@ function usageOf(message: SseMessage | undefined) {
 }
 
 describe('a reply continued on another process (mock model)', () => {
-  const setup = useRedisCluster(3, {
-    HEARTBEAT_MS: '1000',
-    MOCK_TOKENS_PER_SEC: '50',
-    SESSION_LEASE_MS: String(LEASE_MS),
-    SESSION_FAILOVER_MAX: '2',
-    SHUTDOWN_GRACE_MS: '1000',
-  });
-  const urls = () => setup().cluster.urls;
+  const { cluster: processes, urls } = useFailoverCluster();
 
   test('a generator killed at different points of its reply: readers see one reply, exactly the mock’s, ending in done', {
     timeout: 120_000,
   }, async (t) => {
-    const { cluster } = setup();
-    const pauses: number[] = [];
-    for (const [round, killAfter] of [3, 45, 100].entries()) {
-      const [g, v, r] = [round % 3, (round + 1) % 3, (round + 2) % 3];
+    await killRounds(t, async ({ killAfter, generating: g, reading: v, replaying: r }) => {
+      const cluster = processes();
       const { id, viewer } = await watchedReply(
         urls()[g] as string,
         urls()[v] as string,
         killAfter,
       );
-      const times = arrivals(viewer);
+      const times = arrivals(() => deltaCount(viewer));
       try {
         await cluster.kill(g, 'SIGKILL');
         await closedWithin(viewer, 'the continued reply');
@@ -161,7 +112,6 @@ describe('a reply continued on another process (mock model)', () => {
       }
       assertOneReply(viewer.messages, LONG.reply);
       assert.equal(usageOf(lastMessage(viewer)).completion_tokens, LONG.tokens.length);
-      pauses.push(times.longestPauseMs());
 
       const replay = sse(`${urls()[r]}/v1/sessions/${id}/stream`);
       await closedWithin(replay, 'a replay on the third process');
@@ -172,16 +122,14 @@ describe('a reply continued on another process (mock model)', () => {
         { role: 'user', content: LONG.content },
         { role: 'assistant', content: LONG.reply },
       ]);
-    }
-    t.diagnostic(
-      `longest pause a reader saw per kill: ${pauses.join(', ')} ms (lease ${LEASE_MS} ms)`,
-    );
+      return times.longestPauseMs();
+    });
   });
 
   test('a continuation killed in its turn is continued again, and nobody watching is needed', {
     timeout: 60_000,
   }, async () => {
-    const { cluster } = setup();
+    const cluster = processes();
     const id = newSessionId();
     await chatStarted(urls()[0] as string, id, LONG.content);
     const killed: number[] = [];
@@ -207,7 +155,7 @@ describe('a reply continued on another process (mock model)', () => {
   test('a turn lost more often than SESSION_FAILOVER_MAX ends with generator_lost, its text never repeated', {
     timeout: 60_000,
   }, async () => {
-    const { cluster } = setup();
+    const cluster = processes();
     const id = newSessionId();
     await chatStarted(urls()[0] as string, id, LONG.content);
     // Process 0 comes back only once every generator is gone: restarting it sooner would race
@@ -240,7 +188,7 @@ describe('a reply continued on another process (mock model)', () => {
   test('a process shut down mid-reply hands the reply over past its grace period', {
     timeout: 60_000,
   }, async () => {
-    const { cluster } = setup();
+    const cluster = processes();
     const { viewer } = await watchedReply(urls()[0] as string, urls()[1] as string, 5);
     try {
       await cluster.kill(0, 'SIGTERM');
@@ -254,7 +202,7 @@ describe('a reply continued on another process (mock model)', () => {
   test('a generator frozen past its lease cannot add to the reply once it wakes (fencing)', {
     timeout: 60_000,
   }, async () => {
-    const { cluster } = setup();
+    const cluster = processes();
     const { id, viewer } = await watchedReply(urls()[0] as string, urls()[1] as string, 10);
     cluster.signal(0, 'SIGSTOP');
     try {
@@ -272,77 +220,15 @@ describe('a reply continued on another process (mock model)', () => {
   });
 });
 
-/** Long enough to kill mid-reply, short enough for the seam's window. */
-const UPSTREAM_REPLY =
-  'Failover keeps a reply going: another process asks the model again with the partial text.';
-
-/**
- * Against the fault-injecting upstream, which ignores continuation requests and starts its
- * reply over: what each strategy sends, and what a reader then gets.
- */
-function upstreamFailover(
-  strategy: 'prefix' | 'instruction',
-  check: (partial: string, request: Record<string, unknown>, text: string) => void,
-) {
-  describe(`LLM_CONTINUATION=${strategy} against an OpenAI-compatible upstream`, () => {
-    let mock: MockUpstream;
-    const env: Record<string, string> = {
-      LLM_PROVIDER: 'openai',
-      OPENAI_API_KEY: 'test-key',
-      LLM_CONTINUATION: strategy,
-      SESSION_LEASE_MS: String(LEASE_MS),
-    };
-    before(async () => {
-      mock = await MockUpstream.start();
-      mock.defaultBehaviour = upstream.ok({ reply: UPSTREAM_REPLY, tokenDelayMs: 80 });
-      env.OPENAI_BASE_URL = mock.baseURL;
-    });
-    after(() => mock.close());
-    const setup = useRedisCluster(2, env);
-
-    test('the continuation request carries the partial reply as the strategy says', {
-      timeout: 60_000,
-    }, async () => {
-      const { cluster } = setup();
-      const [a, b] = cluster.urls as [string, string];
-      const { viewer } = await watchedReply(a, b, 4, 'keep going');
-      try {
-        await cluster.kill(0, 'SIGKILL');
-        await closedWithin(viewer, 'the continued reply');
-      } finally {
-        await cluster.restart(0);
-      }
-      assert.equal(lastMessage(viewer)?.event, 'done');
-      const [first, continued] = mock.completionRequests.map(
-        (r) => r.body as Record<string, unknown>,
-      );
-      assert.deepEqual(first?.messages, [{ role: 'user', content: 'keep going' }]);
-      const messages = continued?.messages as { role: string; content: string }[];
-      const partial = messages[1]?.content ?? '';
-      assert.ok(partial.length > 0 && UPSTREAM_REPLY.startsWith(partial), partial);
-      check(partial, continued ?? {}, deltaText(viewer.messages));
-    });
-  });
-}
-
-upstreamFailover('prefix', (partial, request, text) => {
-  assert.deepEqual(request.messages, [
-    { role: 'user', content: 'keep going' },
-    { role: 'assistant', content: partial, prefix: true },
-  ]);
-  assert.equal(request.continue_final_message, true);
-  assert.equal(request.add_generation_prompt, false);
-  // Prefix mode trusts the upstream to write only the rest: one that starts over repeats.
-  assert.equal(text, partial + UPSTREAM_REPLY);
-});
-
-upstreamFailover('instruction', (partial, request, text) => {
-  assert.deepEqual(request.messages, [
-    { role: 'user', content: 'keep going' },
-    { role: 'assistant', content: partial },
-    { role: 'user', content: CONTINUE_INSTRUCTION },
-  ]);
-  assert.equal(request.continue_final_message, undefined);
-  // The upstream started over: the repeated partial text is trimmed at the seam.
-  assert.equal(text, UPSTREAM_REPLY);
+upstreamFailoverTests('a reply', async (cluster) => {
+  const [a, b] = cluster.urls as [string, string];
+  const { viewer } = await watchedReply(a, b, 4, UPSTREAM_PROMPT);
+  try {
+    await cluster.kill(0, 'SIGKILL');
+    await closedWithin(viewer, 'the continued reply');
+  } finally {
+    await cluster.restart(0);
+  }
+  assert.equal(lastMessage(viewer)?.event, 'done');
+  return deltaText(viewer.messages);
 });

@@ -2,9 +2,9 @@ import type {
   SessionState,
   SessionStore,
   StoredMessage,
-  TurnControl,
   TurnInput,
 } from '../../core/session-store.js';
+import type { TurnControl } from '../../core/turn-leases.js';
 
 export interface MemorySessionStoreOptions {
   /** Idle sessions are dropped after this long. */

@@ -1,6 +1,8 @@
 /**
- * Lua scripts of the Redis session store. Each changes a session's keys in one atomic step,
- * so that "is a reply generating, and who holds it" has one answer for every process.
+ * Lua scripts of the Redis turn leases (RedisTurnLeases), for chat sessions and streamed
+ * completions alike (a completion is a session of one turn, with no messages). Each changes
+ * one session's keys in one atomic step, so that "is a reply generating, and who holds it"
+ * has one answer for every process.
  *
  * The state hash holds `turn`, `generating` ('1'/'0'), `attempt` (which request of the turn
  * generates: 0 the first, n the nth continuation after its generator was lost), `request` (the
@@ -56,7 +58,7 @@ return snapshot()
 });
 
 /**
- * Begins a turn with `userMessage` (JSON) under a lease held by `holder`. A new session gets
+ * Begins a turn with `userMessage` (JSON, '' = none) under a lease held by `holder`. A new session gets
  * `owner` ('' = none); `system` replaces the system prompt when `setSystem`.
  * Replies {status, snapshot}: status 1 = begun, 0 = busy, -1 = busy but its generator is lost.
  */
@@ -88,7 +90,7 @@ if redis.call('EXISTS', state_key) == 0 then
   if owner ~= '' then redis.call('HSET', state_key, 'owner', owner) end
 end
 if set_system then redis.call('HSET', state_key, 'system', system) end
-add_message(user_message, max_messages)
+if user_message ~= '' then add_message(user_message, max_messages) end
 redis.call('HINCRBY', state_key, 'turn', 1)
 redis.call('HSET', state_key, 'generating', '1', 'updated', now, 'attempt', 0, 'request', request)
 redis.call('SET', lease_key, holder, 'PX', lease_ms)
@@ -206,7 +208,7 @@ return 1
 `,
 });
 
-export const SESSION_SCRIPTS = [
+export const TURN_SCRIPTS = [
   TAKE_OVER_TURN_SCRIPT,
   RELEASE_TURN_SCRIPT,
   GET_SESSION_SCRIPT,

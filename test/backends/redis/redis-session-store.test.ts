@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RedisSessionStore } from '../../../src/backends/redis/redis-session-store.js';
-import type { TurnControl } from '../../../src/core/session-store.js';
+import type { TurnControl } from '../../../src/core/turn-leases.js';
 import { eventually } from '../../helpers/http.js';
 import { sessionStoreContract, waitUntil } from '../session-store-contract.js';
 import { createSessionStore, uniquePrefix, useRedis } from './harness.js';
