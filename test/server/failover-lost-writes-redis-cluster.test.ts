@@ -166,7 +166,7 @@ test('a /v1/streams stream whose log loses writes in a failover ends for its pro
   assert.equal((outcome.json as { error: { code: string } }).error.code, 'producer_lost');
   assert.ok(
     consumer.messages.some((message) => message.event === 'reset'),
-    'told to reset',
+    `told to reset: ${JSON.stringify(consumer.messages.slice(-4))}`,
   );
   const after = afterLastReset(consumer.messages);
   assert.deepEqual(after, await logNow(`${url()}/v1/streams/${id}`));
