@@ -98,10 +98,10 @@ export class RedisEventLog implements EventLog {
         idemKey: keys.idem + (idempotencyKey ?? ''),
         // Bound to an epoch, the append never starts one.
         newEpoch: options?.epoch ?? newEpoch(),
-        maxEvents: this.options.maxEvents,
+        maxEvents: String(this.options.maxEvents),
         ttlMs: Math.ceil(this.options.ttlMs),
         useIdempotency: idempotencyKey !== undefined,
-        idempotencyTtlMs: Math.ceil(this.options.idempotencyTtlMs),
+        idempotencyTtlMs: String(Math.ceil(this.options.idempotencyTtlMs)),
         channel: keys.channel,
         publishCommand: this.#connection.pubSub.publishCommand,
         final: options?.final === true,
