@@ -59,6 +59,13 @@ end
 export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0 | 1 | 2];
 
 /**
+ * What the script answers: an append (outcome 0) as the text `epoch \n seq`, as Redis turns a
+ * Lua table into a reply only after probing it for the fields of every special reply type (3 %
+ * of an append's instructions); a duplicate or a refusal as its AppendReply.
+ */
+export type AppendAnswer = string | AppendReply;
+
+/**
  * Appends `events` (type, data, type, data…; one event or a batch) with consecutive seqs, all or
  * none; `idemKey` is read and written only with `useIdempotency`, and names the whole call (the
  * answer remembered is its last event's). Lua has no good randomness, so the caller passes a
@@ -78,7 +85,7 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  * `checkHistory` (on a cluster, whose masters fail over to replicas) starts a new epoch when the
  * topic's meta was written by another replication history than the current master's.
  */
-export const APPEND_SCRIPT = luaScript<AppendReply>()({
+export const APPEND_SCRIPT = luaScript<AppendAnswer>()({
   command: 'streamhubAppend',
   keys: ['metaKey', 'logKey', 'idemKey'],
   args: {
@@ -193,7 +200,7 @@ if use_idempotency and not remembered then
   redis.call('SET', idem_key, epoch .. '\\n' .. last_seq_text .. '\\n' .. last_type, 'PX', idempotency_ttl_ms)
 end
 redis.call(publish_command, channel, table.concat(message))
-return {epoch, last_seq, last_type, 0}
+return epoch .. '\\n' .. last_seq_text
 `,
 });
 
