@@ -41,7 +41,8 @@ export interface ScriptSpec<K extends string, A extends ArgKinds, V extends stri
 
 const LUA_VALUE: Record<ArgKind, (raw: string) => string> = {
   string: (raw) => raw,
-  number: (raw) => `tonumber(${raw})`,
+  // Arithmetic converts the text once; tonumber() converts it twice (a check, then the value).
+  number: (raw) => `(${raw} + 0)`,
   flag: (raw) => `${raw} == '1'`,
 };
 

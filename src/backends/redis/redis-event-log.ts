@@ -98,10 +98,10 @@ export class RedisEventLog implements EventLog {
         idemKey: keys.idem + (idempotencyKey ?? ''),
         // Bound to an epoch, the append never starts one.
         newEpoch: options?.epoch ?? newEpoch(),
-        maxEvents: this.options.maxEvents,
+        maxEvents: String(this.options.maxEvents),
         ttlMs: Math.ceil(this.options.ttlMs),
         useIdempotency: idempotencyKey !== undefined,
-        idempotencyTtlMs: Math.ceil(this.options.idempotencyTtlMs),
+        idempotencyTtlMs: String(Math.ceil(this.options.idempotencyTtlMs)),
         channel: keys.channel,
         publishCommand: this.#connection.pubSub.publishCommand,
         final: options?.final === true,
@@ -113,11 +113,12 @@ export class RedisEventLog implements EventLog {
         events,
       }),
     );
-    const [epoch, seq, , outcome] = reply;
+    const result = typeof reply === 'string' ? appended(reply, inputs) : reply;
+    const [epoch, seq, , outcome] = result;
     if (outcome === 2) throw logEndedError(topic);
     // Like the memory backend, an append resolves after this process's watchers saw it.
     if (outcome === 0) await this.#connection.live.delivered(keys.channel, epoch, seq);
-    return reply;
+    return result;
   }
 
   async read(topic: string, from: ReadFrom, limit: number): Promise<ReadResult> {
@@ -216,4 +217,11 @@ export class RedisEventLog implements EventLog {
     );
     return { bounds: { epoch, firstSeq, lastSeq }, afterSeq, entries };
   }
+}
+
+/** The script's `epoch \n seq` for appended `inputs`, as the reply of their last event. */
+function appended(answer: string, inputs: readonly EventInput[]): AppendReply {
+  const split = answer.lastIndexOf('\n');
+  const last = inputs[inputs.length - 1]?.event ?? '';
+  return [answer.slice(0, split), Number(answer.slice(split + 1)), last, 0];
 }

@@ -13,14 +13,19 @@ import type { StreamEntry } from './wire.js';
 
 /** Functions shared by the scripts of a topic. */
 const HELPERS = `
+-- Arithmetic converts the strings TIME answers once each; tonumber() would convert twice.
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 
--- Changes whenever a replica is promoted to master (a new replication history begins).
+-- Changes whenever a replica is promoted to master (a new replication history begins). A plain
+-- find and an anchored match: a pattern search from the start would try every position of the
+-- section's text, which costs about as much as INFO itself.
 local function replication_id()
-  return string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+  local info = redis.call('INFO', 'replication')
+  local at = string.find(info, 'master_replid:', 1, true)
+  return string.match(info, '^%w+', at + 14)
 end
 
 local function seq_of(id)
@@ -54,6 +59,13 @@ end
 export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0 | 1 | 2];
 
 /**
+ * What the script answers: an append (outcome 0) as the text `epoch \n seq`, as Redis turns a
+ * Lua table into a reply only after probing it for the fields of every special reply type (3 %
+ * of an append's instructions); a duplicate or a refusal as its AppendReply.
+ */
+export type AppendAnswer = string | AppendReply;
+
+/**
  * Appends `events` (type, data, type, data…; one event or a batch) with consecutive seqs, all or
  * none; `idemKey` is read and written only with `useIdempotency`, and names the whole call (the
  * answer remembered is its last event's). Lua has no good randomness, so the caller passes a
@@ -73,15 +85,16 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  * `checkHistory` (on a cluster, whose masters fail over to replicas) starts a new epoch when the
  * topic's meta was written by another replication history than the current master's.
  */
-export const APPEND_SCRIPT = luaScript<AppendReply>()({
+export const APPEND_SCRIPT = luaScript<AppendAnswer>()({
   command: 'streamhubAppend',
   keys: ['metaKey', 'logKey', 'idemKey'],
   args: {
     newEpoch: 'string',
-    maxEvents: 'number',
+    // Only handed on to XADD and SET: as text, neither side converts them.
+    maxEvents: 'string',
     ttlMs: 'number',
     useIdempotency: 'flag',
-    idempotencyTtlMs: 'number',
+    idempotencyTtlMs: 'string',
     channel: 'string',
     publishCommand: 'string',
     final: 'flag',
@@ -105,7 +118,7 @@ if check_history and epoch and meta[2] ~= '1' and meta[5] ~= history then
   meta = {}
   epoch = nil
 end
-local seq = (tonumber(meta[4]) or 0) + 1
+local seq = (meta[4] or 0) + 1
 
 -- One command both finds a retry and remembers this append for the next one: SET NX GET
 -- stores the key only where there is none, and answers what was there.
@@ -124,7 +137,7 @@ end
 local refused = nil
 if epoch and meta[2] == '1' then refused = {epoch, 0, last_type, 2} end
 if only_epoch ~= '' and epoch ~= only_epoch then refused = {only_epoch, 0, last_type, 2} end
-if epoch and fence >= 0 and fence < (tonumber(meta[6]) or 0) then refused = {epoch, 0, last_type, 2} end
+if epoch and fence >= 0 and fence < (meta[6] or 0) + 0 then refused = {epoch, 0, last_type, 2} end
 if refused then
   -- What was remembered above names an event that is not appended.
   if remembered then redis.call('DEL', idem_key) end
@@ -139,7 +152,10 @@ if fresh then
   redis.call('DEL', log_key)
 end
 local last_seq = seq + count - 1
-local fields = {'seq', last_seq}
+-- Numbers are turned into text here, as integers: Redis would format a number passed to a
+-- command, and Lua one it concatenates, as a float, which costs several times more.
+local last_seq_text = string.format('%d', last_seq)
+local fields = {'seq', last_seq_text}
 if fresh then
   table.insert(fields, 'epoch')
   table.insert(fields, epoch)
@@ -157,21 +173,21 @@ local time = string.format('%d', now)
 -- Age trimming and the keys' TTLs are seen to once per sixteenth of the TTL, not on every
 -- append: reads trim before they answer, and the TTLs set here are a sixteenth longer, so the
 -- keys outlive the last append by at least the TTL.
-local keep = fresh or not meta[3] or now - tonumber(meta[3]) >= ttl_ms / 16
+local keep = fresh or not meta[3] or now - meta[3] >= ttl_ms / 16
 if keep then
   table.insert(fields, 'kept')
   table.insert(fields, time)
 end
 redis.call('HSET', meta_key, unpack(fields))
 -- The live message: a header, then each event's type and data, data prefixed by its length.
-local message = {epoch .. '\\n' .. seq .. '\\n' .. time .. '\\n'}
+local message = {epoch .. '\\n' .. string.format('%d', seq) .. '\\n' .. time .. '\\n'}
 for i = events_at, #ARGV, 2 do
   local event_type, data = ARGV[i], ARGV[i + 1]
   -- Exact MAXLEN: '~' could retain more than max_events, and bounds must be exact.
   redis.call('XADD', log_key, 'MAXLEN', max_events, string.format('%d-0', seq),
     'time', time, 'event', event_type, 'data', data)
   seq = seq + 1
-  message[#message + 1] = event_type .. '\\n' .. #data .. '\\n' .. data
+  message[#message + 1] = event_type .. '\\n' .. string.format('%d', #data) .. '\\n' .. data
 end
 if keep then
   -- A fresh stream holds only the entries just added: nothing to trim.
@@ -181,10 +197,10 @@ if keep then
   redis.call('PEXPIRE', log_key, keep_ms)
 end
 if use_idempotency and not remembered then
-  redis.call('SET', idem_key, epoch .. '\\n' .. last_seq .. '\\n' .. last_type, 'PX', idempotency_ttl_ms)
+  redis.call('SET', idem_key, epoch .. '\\n' .. last_seq_text .. '\\n' .. last_type, 'PX', idempotency_ttl_ms)
 end
 redis.call(publish_command, channel, table.concat(message))
-return {epoch, last_seq, last_type, 0}
+return epoch .. '\\n' .. last_seq_text
 `,
 });
 
