@@ -16,13 +16,16 @@ import {
   statusFailure,
 } from './openai-errors.js';
 import {
+  type ChunkReceiver,
   type CompletionBody,
   type GenerateRequest,
   type GenerationChunk,
+  type GenerationFinish,
   LlmError,
   type LlmProvider,
   type ModelEntry,
 } from './provider.js';
+import { pulled, pushChunks } from './push.js';
 
 export const OPENAI_DEFAULT_MODEL = 'gpt-4o-mini';
 
@@ -99,7 +102,15 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
-    return request.body.stream === true ? this.#stream(request) : this.#whole(request);
+    return request.body.stream === true
+      ? pulled((r, receiver) => this.#push(r, receiver), request)
+      : this.#whole(request);
+  }
+
+  stream(request: GenerateRequest, receiver: ChunkReceiver): Promise<GenerationFinish> {
+    return request.body.stream === true
+      ? this.#push(request, receiver)
+      : pushChunks(this.#whole(request), receiver);
   }
 
   /** An unstreamed completion: one chunk, the `chat.completion` object's text as received. */
@@ -123,101 +134,20 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   /**
-   * A streamed completion, in one async generator and no other layer: the socket's callbacks
-   * parse the SSE framing into `events` and wake the generator, which yields each event.
+   * A streamed completion, pushed: the socket's callbacks parse the SSE framing and hand each
+   * event to `receiver` at once, unless it still holds an earlier one (see `SseRelay`).
    */
-  async *#stream({ body, signal }: GenerateRequest): AsyncGenerator<GenerationChunk> {
-    signal.throwIfAborted();
-    const progress = new StreamProgress(typeof body.n === 'number' ? body.n : 1);
-    /** The `data` of each SSE event received; `events[read]` is the next to handle. */
-    const events: string[] = [];
-    let read = 0;
-    let response: IncomingMessage | undefined;
-    let ended = false;
-    let failed = false;
-    let failure: unknown;
-    let wake: (() => void) | undefined;
-    const notify = () => {
-      const resolve = wake;
-      wake = undefined;
-      resolve?.();
-    };
-    const fail = (error: unknown) => {
-      if (failed || ended) return;
-      failed = true;
-      failure = error;
-      notify();
-    };
-    const parser = createParser({ onEvent: (event) => void events.push(event.data) });
-    const { req, answer } = this.#send(
-      this.#completionsUrl,
-      JSON.stringify(askingForUsage(body)),
-      signal,
-    );
-    req.on('error', fail);
-    answer.then((res) => {
-      response = res;
-      res.on('error', fail);
-      res.on('close', () => {
-        if (!res.complete) fail(new Error('the upstream response closed before it ended'));
-      });
-      res.on('data', (chunk: string) => {
-        parser.feed(chunk);
-        if (read === events.length) return;
-        notify();
-        if (events.length - read > MAX_QUEUED_EVENTS) res.pause();
-      });
-      res.on('end', () => {
-        ended = true;
-        notify();
-      });
-    }, fail);
-
-    let done = false;
-    try {
-      for (;;) {
-        while (read < events.length) {
-          if (signal.aborted) throw signal.reason;
-          const data = events[read++] as string;
-          if (data.startsWith('[DONE]')) {
-            done = true;
-            break;
-          }
-          yield { type: 'chunk', json: data, usageOnly: progress.read(data) };
-        }
-        if (done) break;
-        events.length = 0;
-        read = 0;
-        if (failed) throw failure;
-        if (ended) break;
-        if (response?.isPaused()) response.resume();
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-      }
-    } catch (error) {
+  #push({ body, signal }: GenerateRequest, receiver: ChunkReceiver): Promise<GenerationFinish> {
+    return new Promise((resolve, reject) => {
       signal.throwIfAborted();
-      // Lost once every choice finished, only the usage trailer or [DONE] is missing: the
-      // reply itself is complete, so it is reported as finished.
-      if (!progress.complete) {
-        throw response === undefined ? connectionFailure(error) : midStreamFailure(error);
-      }
-    } finally {
-      if (response?.complete)
-        response.resume(); // read to its end: the socket goes back to the pool
-      else if (done && response) release(req, response);
-      else req.destroy(); // stopped early (error, abort, consumer gone): close the request
-    }
-    signal.throwIfAborted();
-    const { finishReason } = progress;
-    if (finishReason === undefined || !(done || progress.complete)) {
-      throw new LlmError(
-        'upstream_error',
-        'the upstream stream ended before the reply finished',
-        true,
+      const exchange = this.#send(
+        this.#completionsUrl,
+        JSON.stringify(askingForUsage(body)),
+        signal,
       );
-    }
-    yield { type: 'finish', finishReason, usage: progress.usage };
+      const choices = typeof body.n === 'number' ? body.n : 1;
+      new SseRelay(exchange, signal, receiver, choices, resolve, reject).start();
+    });
   }
 
   /**
@@ -263,6 +193,168 @@ export class OpenAiProvider implements LlmProvider {
     });
     req.end(payload);
     return { req, answer };
+  }
+}
+
+/** The answer goes on: nothing to settle yet. */
+const MORE = Symbol('more');
+
+/**
+ * One streamed answer relayed to a receiver. Events parsed from each read go to the receiver
+ * in the same call; while it holds one (its promise is pending) the rest wait in `events`,
+ * and past MAX_QUEUED_EVENTS the response is paused (backpressure). It settles once: with the
+ * finish, the receiver's own error as it came, or the upstream's failure as an LlmError.
+ */
+class SseRelay {
+  readonly #progress: StreamProgress;
+  readonly #parser = createParser({ onEvent: (event) => void this.#events.push(event.data) });
+  /** The `data` of each SSE event received; `events[read]` is the next to hand over. */
+  readonly #events: string[] = [];
+  #read = 0;
+  #response: IncomingMessage | undefined;
+  #holding = false;
+  #ended = false;
+  #done = false;
+  #failure: { error: unknown } | undefined;
+  #settled = false;
+
+  constructor(
+    readonly exchange: Exchange,
+    readonly signal: AbortSignal,
+    readonly receiver: ChunkReceiver,
+    choices: number,
+    readonly resolve: (finish: GenerationFinish) => void,
+    readonly reject: (error: unknown) => void,
+  ) {
+    this.#progress = new StreamProgress(choices);
+  }
+
+  start(): void {
+    const { req, answer } = this.exchange;
+    req.on('error', this.#fail);
+    answer.then((res) => {
+      this.#response = res;
+      res.on('error', this.#fail);
+      res.on('close', () => {
+        if (!res.complete) this.#fail(new Error('the upstream response closed before it ended'));
+      });
+      res.on('data', (chunk: string) => {
+        this.#parser.feed(chunk);
+        if (this.#read === this.#events.length) return;
+        this.#pump();
+        if (this.#events.length - this.#read > MAX_QUEUED_EVENTS) res.pause();
+      });
+      res.on('end', () => {
+        this.#ended = true;
+        this.#pump();
+      });
+    }, this.#fail);
+  }
+
+  readonly #fail = (error: unknown): void => {
+    if (this.#failure !== undefined || this.#ended) return;
+    this.#failure = { error };
+    this.#pump();
+  };
+
+  readonly #released = (): void => {
+    this.#holding = false;
+    this.#pump();
+  };
+
+  readonly #receiverFailed = (error: unknown): void => this.#settle({ error }, true);
+
+  /** Hands over what has arrived, as far as the receiver lets it, then settles if it can. */
+  #pump(): void {
+    if (this.#settled || this.#holding) return;
+    const end = this.signal.aborted ? { error: this.signal.reason } : this.#handOverAll();
+    if (end !== MORE) this.#settle(end);
+  }
+
+  /**
+   * Hands events over until the receiver holds one; when none is left, the response is let
+   * go on. MORE while the answer goes on, else how it ended (see `#settle`).
+   */
+  #handOverAll(): typeof MORE | { error: unknown } | undefined {
+    const events = this.#events;
+    while (this.#read < events.length) {
+      const data = events[this.#read++] as string;
+      if (data.startsWith('[DONE]')) {
+        this.#done = true;
+        return undefined;
+      }
+      this.#handOver(data);
+      if (this.#holding || this.#settled) return MORE;
+    }
+    events.length = 0;
+    this.#read = 0;
+    if (this.#failure !== undefined) return this.#failure;
+    if (this.#ended) return undefined;
+    if (this.#response?.isPaused()) this.#response.resume();
+    return MORE;
+  }
+
+  #handOver(data: string): void {
+    let usageOnly: boolean;
+    try {
+      usageOnly = this.#progress.read(data);
+    } catch (error) {
+      this.#settle({ error });
+      return;
+    }
+    let held: Promise<unknown> | undefined;
+    try {
+      held = this.receiver.chunk({ type: 'chunk', json: data, usageOnly });
+    } catch (error) {
+      this.#receiverFailed(error);
+      return;
+    }
+    if (held === undefined) return;
+    this.#holding = true;
+    held.then(this.#released, this.#receiverFailed);
+  }
+
+  /**
+   * Ends the exchange and settles once: with the finish when `failure` is undefined, with the
+   * receiver's error as it came when `byReceiver`.
+   */
+  #settle(failure: { error: unknown } | undefined, byReceiver = false): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#release();
+    if (byReceiver) this.reject(failure?.error);
+    else if (this.signal.aborted) this.reject(this.signal.reason);
+    else this.#conclude(failure);
+  }
+
+  #conclude(failure: { error: unknown } | undefined): void {
+    const progress = this.#progress;
+    // Lost once every choice finished, only the usage trailer or [DONE] is missing: the
+    // reply itself is complete, so it is reported as finished.
+    if (failure !== undefined && !progress.complete) {
+      const { error } = failure;
+      this.reject(
+        this.#response === undefined ? connectionFailure(error) : midStreamFailure(error),
+      );
+      return;
+    }
+    const { finishReason } = progress;
+    if (finishReason === undefined || !(this.#done || progress.complete)) {
+      this.reject(
+        new LlmError('upstream_error', 'the upstream stream ended before the reply finished', true),
+      );
+      return;
+    }
+    this.resolve({ type: 'finish', finishReason, usage: progress.usage });
+  }
+
+  /** Gives the connection back to the pool when the answer is read to its end, else closes it. */
+  #release(): void {
+    const { req } = this.exchange;
+    const response = this.#response;
+    if (response?.complete) response.resume();
+    else if (this.#done && response) release(req, response);
+    else req.destroy();
   }
 }
 
