@@ -217,6 +217,8 @@ class SseRelay {
   #done = false;
   #failure: { error: unknown } | undefined;
   #settled = false;
+  /** The signal's state, kept by a listener: its getter costs more than a field per event. */
+  #aborted = false;
 
   constructor(
     readonly exchange: Exchange,
@@ -231,6 +233,7 @@ class SseRelay {
 
   start(): void {
     const { req, answer } = this.exchange;
+    this.signal.addEventListener('abort', this.#abort, { once: true });
     req.on('error', this.#fail);
     answer.then((res) => {
       this.#response = res;
@@ -251,6 +254,10 @@ class SseRelay {
     }, this.#fail);
   }
 
+  readonly #abort = (): void => {
+    this.#aborted = true;
+  };
+
   readonly #fail = (error: unknown): void => {
     if (this.#failure !== undefined || this.#ended) return;
     this.#failure = { error };
@@ -267,7 +274,7 @@ class SseRelay {
   /** Hands over what has arrived, as far as the receiver lets it, then settles if it can. */
   #pump(): void {
     if (this.#settled || this.#holding) return;
-    const end = this.signal.aborted ? { error: this.signal.reason } : this.#handOverAll();
+    const end = this.#aborted ? { error: this.signal.reason } : this.#handOverAll();
     if (end !== MORE) this.#settle(end);
   }
 
@@ -321,6 +328,7 @@ class SseRelay {
   #settle(failure: { error: unknown } | undefined, byReceiver = false): void {
     if (this.#settled) return;
     this.#settled = true;
+    this.signal.removeEventListener('abort', this.#abort);
     this.#release();
     if (byReceiver) this.reject(failure?.error);
     else if (this.signal.aborted) this.reject(this.signal.reason);
