@@ -3,8 +3,10 @@ import {
   Agent as HttpAgent,
   request as httpRequest,
   type IncomingMessage,
+  type RequestOptions,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import { context, propagation } from '@opentelemetry/api';
 import { createParser } from 'eventsource-parser';
 import { readUsage, StreamProgress } from './chunks.js';
@@ -67,8 +69,9 @@ interface Exchange {
 export class OpenAiProvider implements LlmProvider {
   readonly name = 'openai';
   readonly defaultModel: string;
-  readonly #completionsUrl: URL;
-  readonly #modelsUrl: URL;
+  /** Where requests go, as `http.request` options: made once, not converted from a URL each time. */
+  readonly #completionsUrl: RequestOptions;
+  readonly #modelsUrl: RequestOptions;
   readonly #headers: Readonly<Record<string, string>>;
   readonly #request: typeof httpRequest;
   readonly #agent: HttpAgent;
@@ -76,8 +79,8 @@ export class OpenAiProvider implements LlmProvider {
   constructor(options: OpenAiProviderOptions) {
     this.defaultModel = options.defaultModel;
     const base = options.baseURL.replace(/\/+$/, '');
-    this.#completionsUrl = new URL(`${base}/chat/completions`);
-    this.#modelsUrl = new URL(`${base}/models`);
+    this.#completionsUrl = urlToHttpOptions(new URL(`${base}/chat/completions`));
+    this.#modelsUrl = urlToHttpOptions(new URL(`${base}/models`));
     this.#headers = {
       accept: 'application/json',
       ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
@@ -155,7 +158,7 @@ export class OpenAiProvider implements LlmProvider {
    * a 2xx answer starts. Any other status rejects it with its LlmError, a failed connection
    * with `upstream_unavailable`. The signal destroys the request, so the upstream sees it close.
    */
-  #send(url: URL, payload: string | undefined, signal: AbortSignal): Exchange {
+  #send(url: RequestOptions, payload: string | undefined, signal: AbortSignal): Exchange {
     const headers: Record<string, string | number> =
       payload === undefined
         ? { ...this.#headers }
@@ -166,7 +169,8 @@ export class OpenAiProvider implements LlmProvider {
           };
     // The model's server joins the trace (a no-op unless tracing is on).
     propagation.inject(context.active(), headers);
-    const req = this.#request(url, {
+    const req = this.#request({
+      ...url,
       method: payload === undefined ? 'GET' : 'POST',
       agent: this.#agent,
       headers,
@@ -196,20 +200,18 @@ export class OpenAiProvider implements LlmProvider {
   }
 }
 
-/** The answer goes on: nothing to settle yet. */
-const MORE = Symbol('more');
-
 /**
- * One streamed answer relayed to a receiver. Events parsed from each read go to the receiver
- * in the same call; while it holds one (its promise is pending) the rest wait in `events`,
- * and past MAX_QUEUED_EVENTS the response is paused (backpressure). It settles once: with the
- * finish, the receiver's own error as it came, or the upstream's failure as an LlmError.
+ * One streamed answer relayed to a receiver. Each event parsed from a read goes to the
+ * receiver from the parser's callback; while it holds one (its promise is pending) the rest
+ * wait in `events`, and past MAX_QUEUED_EVENTS the response is paused (backpressure). It
+ * settles once: with the finish, the receiver's own error as it came, or the upstream's
+ * failure as an LlmError.
  */
 class SseRelay {
   readonly #progress: StreamProgress;
-  readonly #parser = createParser({ onEvent: (event) => void this.#events.push(event.data) });
-  /** The `data` of each SSE event received; `events[read]` is the next to hand over. */
-  readonly #events: string[] = [];
+  readonly #parser = createParser({ onEvent: (event) => this.#arrived(event.data) });
+  /** The `data` of events waiting for the receiver; `events[read]` is the next to hand over. */
+  #events: string[] = [];
   #read = 0;
   #response: IncomingMessage | undefined;
   #holding = false;
@@ -243,8 +245,6 @@ class SseRelay {
       });
       res.on('data', (chunk: string) => {
         this.#parser.feed(chunk);
-        if (this.#read === this.#events.length) return;
-        this.#pump();
         if (this.#events.length - this.#read > MAX_QUEUED_EVENTS) res.pause();
       });
       res.on('end', () => {
@@ -271,34 +271,37 @@ class SseRelay {
 
   readonly #receiverFailed = (error: unknown): void => this.#settle({ error }, true);
 
-  /** Hands over what has arrived, as far as the receiver lets it, then settles if it can. */
-  #pump(): void {
-    if (this.#settled || this.#holding) return;
-    const end = this.#aborted ? { error: this.signal.reason } : this.#handOverAll();
-    if (end !== MORE) this.#settle(end);
+  /** An event parsed: handed over at once unless earlier ones wait, or it waits too. */
+  #arrived(data: string): void {
+    if (this.#holding || this.#settled || this.#read < this.#events.length) {
+      this.#events.push(data);
+    } else {
+      this.#take(data);
+    }
   }
 
-  /**
-   * Hands events over until the receiver holds one; when none is left, the response is let
-   * go on. MORE while the answer goes on, else how it ended (see `#settle`).
-   */
-  #handOverAll(): typeof MORE | { error: unknown } | undefined {
+  /** Hands over what waits, as far as the receiver lets it, then settles if it can. */
+  #pump(): void {
     const events = this.#events;
-    while (this.#read < events.length) {
-      const data = events[this.#read++] as string;
-      if (data.startsWith('[DONE]')) {
-        this.#done = true;
-        return undefined;
-      }
-      this.#handOver(data);
-      if (this.#holding || this.#settled) return MORE;
+    while (!this.#holding && !this.#settled && this.#read < events.length) {
+      this.#take(events[this.#read++] as string);
     }
-    events.length = 0;
+    if (this.#holding || this.#settled) return;
+    if (events.length > 0) this.#events = [];
     this.#read = 0;
-    if (this.#failure !== undefined) return this.#failure;
-    if (this.#ended) return undefined;
-    if (this.#response?.isPaused()) this.#response.resume();
-    return MORE;
+    if (this.#aborted) this.#settle({ error: this.signal.reason });
+    else if (this.#failure !== undefined) this.#settle(this.#failure);
+    else if (this.#ended) this.#settle(undefined);
+    else if (this.#response?.isPaused()) this.#response.resume();
+  }
+
+  /** One event: a chunk for the receiver, or `[DONE]`, which ends the answer. */
+  #take(data: string): void {
+    if (this.#aborted) this.#settle({ error: this.signal.reason });
+    else if (data.startsWith('[DONE]')) {
+      this.#done = true;
+      this.#settle(undefined);
+    } else this.#handOver(data);
   }
 
   #handOver(data: string): void {
