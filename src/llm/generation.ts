@@ -5,12 +5,14 @@ import {
   type ModelChunk,
   type Usage,
 } from './provider.js';
+import { streamFrom } from './push.js';
 
 export type GenerationOutcome = 'done' | 'error' | 'cancelled';
 
 /** Where a generation's outcome goes: a feature records it in its own event format. */
 export interface GenerationSink {
-  /** A chunk of the reply (see `GenerationChunk`); the next one waits until this settles. */
+  /** A chunk of the reply (see `GenerationChunk`), handed over as it arrives (see
+   *  `ChunkReceiver`); the next one waits until this settles. */
   chunk(chunk: ModelChunk): Promise<unknown>;
   finish(finishReason: string, usage: Usage | null): Promise<void>;
   /** The upstream failed (after retries); `error.code` and message are for clients. */
@@ -30,11 +32,8 @@ export async function runGeneration(
   sink: GenerationSink,
 ): Promise<void> {
   try {
-    for await (const chunk of provider.generate(request)) {
-      if (chunk.type === 'finish') return await sink.finish(chunk.finishReason, chunk.usage);
-      await sink.chunk(chunk);
-    }
-    throw new LlmError('upstream_error', 'the model ended the reply without finishing it');
+    const finish = await streamFrom(provider, request, sink);
+    return await sink.finish(finish.finishReason, finish.usage);
   } catch (error) {
     if (request.signal.aborted) return await sink.cancelled();
     await sink.fail(toLlmError(error));

@@ -3,8 +3,10 @@ import {
   Agent as HttpAgent,
   request as httpRequest,
   type IncomingMessage,
+  type RequestOptions,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import { context, propagation } from '@opentelemetry/api';
 import { createParser } from 'eventsource-parser';
 import { readUsage, StreamProgress } from './chunks.js';
@@ -16,13 +18,16 @@ import {
   statusFailure,
 } from './openai-errors.js';
 import {
+  type ChunkReceiver,
   type CompletionBody,
   type GenerateRequest,
   type GenerationChunk,
+  type GenerationFinish,
   LlmError,
   type LlmProvider,
   type ModelEntry,
 } from './provider.js';
+import { pulled, pushChunks } from './push.js';
 
 export const OPENAI_DEFAULT_MODEL = 'gpt-4o-mini';
 
@@ -64,8 +69,9 @@ interface Exchange {
 export class OpenAiProvider implements LlmProvider {
   readonly name = 'openai';
   readonly defaultModel: string;
-  readonly #completionsUrl: URL;
-  readonly #modelsUrl: URL;
+  /** Where requests go, as `http.request` options: made once, not converted from a URL each time. */
+  readonly #completionsUrl: RequestOptions;
+  readonly #modelsUrl: RequestOptions;
   readonly #headers: Readonly<Record<string, string>>;
   readonly #request: typeof httpRequest;
   readonly #agent: HttpAgent;
@@ -73,8 +79,8 @@ export class OpenAiProvider implements LlmProvider {
   constructor(options: OpenAiProviderOptions) {
     this.defaultModel = options.defaultModel;
     const base = options.baseURL.replace(/\/+$/, '');
-    this.#completionsUrl = new URL(`${base}/chat/completions`);
-    this.#modelsUrl = new URL(`${base}/models`);
+    this.#completionsUrl = urlToHttpOptions(new URL(`${base}/chat/completions`));
+    this.#modelsUrl = urlToHttpOptions(new URL(`${base}/models`));
     this.#headers = {
       accept: 'application/json',
       ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
@@ -99,7 +105,15 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
-    return request.body.stream === true ? this.#stream(request) : this.#whole(request);
+    return request.body.stream === true
+      ? pulled((r, receiver) => this.#push(r, receiver), request)
+      : this.#whole(request);
+  }
+
+  stream(request: GenerateRequest, receiver: ChunkReceiver): Promise<GenerationFinish> {
+    return request.body.stream === true
+      ? this.#push(request, receiver)
+      : pushChunks(this.#whole(request), receiver);
   }
 
   /** An unstreamed completion: one chunk, the `chat.completion` object's text as received. */
@@ -123,101 +137,20 @@ export class OpenAiProvider implements LlmProvider {
   }
 
   /**
-   * A streamed completion, in one async generator and no other layer: the socket's callbacks
-   * parse the SSE framing into `events` and wake the generator, which yields each event.
+   * A streamed completion, pushed: the socket's callbacks parse the SSE framing and hand each
+   * event to `receiver` at once, unless it still holds an earlier one (see `SseRelay`).
    */
-  async *#stream({ body, signal }: GenerateRequest): AsyncGenerator<GenerationChunk> {
-    signal.throwIfAborted();
-    const progress = new StreamProgress(typeof body.n === 'number' ? body.n : 1);
-    /** The `data` of each SSE event received; `events[read]` is the next to handle. */
-    const events: string[] = [];
-    let read = 0;
-    let response: IncomingMessage | undefined;
-    let ended = false;
-    let failed = false;
-    let failure: unknown;
-    let wake: (() => void) | undefined;
-    const notify = () => {
-      const resolve = wake;
-      wake = undefined;
-      resolve?.();
-    };
-    const fail = (error: unknown) => {
-      if (failed || ended) return;
-      failed = true;
-      failure = error;
-      notify();
-    };
-    const parser = createParser({ onEvent: (event) => void events.push(event.data) });
-    const { req, answer } = this.#send(
-      this.#completionsUrl,
-      JSON.stringify(askingForUsage(body)),
-      signal,
-    );
-    req.on('error', fail);
-    answer.then((res) => {
-      response = res;
-      res.on('error', fail);
-      res.on('close', () => {
-        if (!res.complete) fail(new Error('the upstream response closed before it ended'));
-      });
-      res.on('data', (chunk: string) => {
-        parser.feed(chunk);
-        if (read === events.length) return;
-        notify();
-        if (events.length - read > MAX_QUEUED_EVENTS) res.pause();
-      });
-      res.on('end', () => {
-        ended = true;
-        notify();
-      });
-    }, fail);
-
-    let done = false;
-    try {
-      for (;;) {
-        while (read < events.length) {
-          if (signal.aborted) throw signal.reason;
-          const data = events[read++] as string;
-          if (data.startsWith('[DONE]')) {
-            done = true;
-            break;
-          }
-          yield { type: 'chunk', json: data, usageOnly: progress.read(data) };
-        }
-        if (done) break;
-        events.length = 0;
-        read = 0;
-        if (failed) throw failure;
-        if (ended) break;
-        if (response?.isPaused()) response.resume();
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-      }
-    } catch (error) {
+  #push({ body, signal }: GenerateRequest, receiver: ChunkReceiver): Promise<GenerationFinish> {
+    return new Promise((resolve, reject) => {
       signal.throwIfAborted();
-      // Lost once every choice finished, only the usage trailer or [DONE] is missing: the
-      // reply itself is complete, so it is reported as finished.
-      if (!progress.complete) {
-        throw response === undefined ? connectionFailure(error) : midStreamFailure(error);
-      }
-    } finally {
-      if (response?.complete)
-        response.resume(); // read to its end: the socket goes back to the pool
-      else if (done && response) release(req, response);
-      else req.destroy(); // stopped early (error, abort, consumer gone): close the request
-    }
-    signal.throwIfAborted();
-    const { finishReason } = progress;
-    if (finishReason === undefined || !(done || progress.complete)) {
-      throw new LlmError(
-        'upstream_error',
-        'the upstream stream ended before the reply finished',
-        true,
+      const exchange = this.#send(
+        this.#completionsUrl,
+        JSON.stringify(askingForUsage(body)),
+        signal,
       );
-    }
-    yield { type: 'finish', finishReason, usage: progress.usage };
+      const choices = typeof body.n === 'number' ? body.n : 1;
+      new SseRelay(exchange, signal, receiver, choices, resolve, reject).start();
+    });
   }
 
   /**
@@ -225,7 +158,7 @@ export class OpenAiProvider implements LlmProvider {
    * a 2xx answer starts. Any other status rejects it with its LlmError, a failed connection
    * with `upstream_unavailable`. The signal destroys the request, so the upstream sees it close.
    */
-  #send(url: URL, payload: string | undefined, signal: AbortSignal): Exchange {
+  #send(url: RequestOptions, payload: string | undefined, signal: AbortSignal): Exchange {
     const headers: Record<string, string | number> =
       payload === undefined
         ? { ...this.#headers }
@@ -236,7 +169,8 @@ export class OpenAiProvider implements LlmProvider {
           };
     // The model's server joins the trace (a no-op unless tracing is on).
     propagation.inject(context.active(), headers);
-    const req = this.#request(url, {
+    const req = this.#request({
+      ...url,
       method: payload === undefined ? 'GET' : 'POST',
       agent: this.#agent,
       headers,
@@ -263,6 +197,175 @@ export class OpenAiProvider implements LlmProvider {
     });
     req.end(payload);
     return { req, answer };
+  }
+}
+
+/**
+ * One streamed answer relayed to a receiver. Each event parsed from a read goes to the
+ * receiver from the parser's callback; while it holds one (its promise is pending) the rest
+ * wait in `events`, and past MAX_QUEUED_EVENTS the response is paused (backpressure). It
+ * settles once: with the finish, the receiver's own error as it came, or the upstream's
+ * failure as an LlmError.
+ */
+class SseRelay {
+  readonly #progress: StreamProgress;
+  readonly #parser = createParser({ onEvent: (event) => this.#arrived(event.data) });
+  /** The `data` of events waiting for the receiver; `events[read]` is the next to hand over. */
+  #events: string[] = [];
+  #read = 0;
+  #response: IncomingMessage | undefined;
+  #holding = false;
+  #ended = false;
+  #done = false;
+  #failure: { error: unknown } | undefined;
+  #settled = false;
+  /** The signal's state, kept by a listener: its getter costs more than a field per event. */
+  #aborted = false;
+
+  constructor(
+    readonly exchange: Exchange,
+    readonly signal: AbortSignal,
+    readonly receiver: ChunkReceiver,
+    choices: number,
+    readonly resolve: (finish: GenerationFinish) => void,
+    readonly reject: (error: unknown) => void,
+  ) {
+    this.#progress = new StreamProgress(choices);
+  }
+
+  start(): void {
+    const { req, answer } = this.exchange;
+    this.signal.addEventListener('abort', this.#abort, { once: true });
+    req.on('error', this.#fail);
+    answer.then((res) => {
+      this.#response = res;
+      res.on('error', this.#fail);
+      res.on('close', () => {
+        if (!res.complete) this.#fail(new Error('the upstream response closed before it ended'));
+      });
+      res.on('data', (chunk: string) => {
+        this.#parser.feed(chunk);
+        if (this.#events.length - this.#read > MAX_QUEUED_EVENTS) res.pause();
+      });
+      res.on('end', () => {
+        this.#ended = true;
+        this.#pump();
+      });
+    }, this.#fail);
+  }
+
+  readonly #abort = (): void => {
+    this.#aborted = true;
+  };
+
+  readonly #fail = (error: unknown): void => {
+    if (this.#failure !== undefined || this.#ended) return;
+    this.#failure = { error };
+    this.#pump();
+  };
+
+  readonly #released = (): void => {
+    this.#holding = false;
+    this.#pump();
+  };
+
+  readonly #receiverFailed = (error: unknown): void => this.#settle({ error }, true);
+
+  /** An event parsed: handed over at once unless earlier ones wait, or it waits too. */
+  #arrived(data: string): void {
+    if (this.#holding || this.#settled || this.#read < this.#events.length) {
+      this.#events.push(data);
+    } else {
+      this.#take(data);
+    }
+  }
+
+  /** Hands over what waits, as far as the receiver lets it, then settles if it can. */
+  #pump(): void {
+    const events = this.#events;
+    while (!this.#holding && !this.#settled && this.#read < events.length) {
+      this.#take(events[this.#read++] as string);
+    }
+    if (this.#holding || this.#settled) return;
+    if (events.length > 0) this.#events = [];
+    this.#read = 0;
+    if (this.#aborted) this.#settle({ error: this.signal.reason });
+    else if (this.#failure !== undefined) this.#settle(this.#failure);
+    else if (this.#ended) this.#settle(undefined);
+    else if (this.#response?.isPaused()) this.#response.resume();
+  }
+
+  /** One event: a chunk for the receiver, or `[DONE]`, which ends the answer. */
+  #take(data: string): void {
+    if (this.#aborted) this.#settle({ error: this.signal.reason });
+    else if (data.startsWith('[DONE]')) {
+      this.#done = true;
+      this.#settle(undefined);
+    } else this.#handOver(data);
+  }
+
+  #handOver(data: string): void {
+    let usageOnly: boolean;
+    try {
+      usageOnly = this.#progress.read(data);
+    } catch (error) {
+      this.#settle({ error });
+      return;
+    }
+    let held: Promise<unknown> | undefined;
+    try {
+      held = this.receiver.chunk({ type: 'chunk', json: data, usageOnly });
+    } catch (error) {
+      this.#receiverFailed(error);
+      return;
+    }
+    if (held === undefined) return;
+    this.#holding = true;
+    held.then(this.#released, this.#receiverFailed);
+  }
+
+  /**
+   * Ends the exchange and settles once: with the finish when `failure` is undefined, with the
+   * receiver's error as it came when `byReceiver`.
+   */
+  #settle(failure: { error: unknown } | undefined, byReceiver = false): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.signal.removeEventListener('abort', this.#abort);
+    this.#release();
+    if (byReceiver) this.reject(failure?.error);
+    else if (this.signal.aborted) this.reject(this.signal.reason);
+    else this.#conclude(failure);
+  }
+
+  #conclude(failure: { error: unknown } | undefined): void {
+    const progress = this.#progress;
+    // Lost once every choice finished, only the usage trailer or [DONE] is missing: the
+    // reply itself is complete, so it is reported as finished.
+    if (failure !== undefined && !progress.complete) {
+      const { error } = failure;
+      this.reject(
+        this.#response === undefined ? connectionFailure(error) : midStreamFailure(error),
+      );
+      return;
+    }
+    const { finishReason } = progress;
+    if (finishReason === undefined || !(this.#done || progress.complete)) {
+      this.reject(
+        new LlmError('upstream_error', 'the upstream stream ended before the reply finished', true),
+      );
+      return;
+    }
+    this.resolve({ type: 'finish', finishReason, usage: progress.usage });
+  }
+
+  /** Gives the connection back to the pool when the answer is read to its end, else closes it. */
+  #release(): void {
+    const { req } = this.exchange;
+    const response = this.#response;
+    if (response?.complete) response.resume();
+    else if (this.#done && response) release(req, response);
+    else req.destroy();
   }
 }
 

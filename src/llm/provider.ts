@@ -45,6 +45,16 @@ export type GenerationChunk =
   | { readonly type: 'finish'; readonly finishReason: string; readonly usage: Usage | null };
 
 export type ModelChunk = Extract<GenerationChunk, { type: 'chunk' }>;
+export type GenerationFinish = Extract<GenerationChunk, { type: 'finish' }>;
+
+/** Where a provider pushes a generation's chunks as they arrive (see `LlmProvider.stream`). */
+export interface ChunkReceiver {
+  /**
+   * One chunk. A promise it returns holds the next chunk (and the finish) back until it
+   * settles; a throw or a rejection stops the generation, which then rejects with that error.
+   */
+  chunk(chunk: ModelChunk): Promise<unknown> | undefined;
+}
 
 /** One model of a provider's list, as OpenAI's `GET /models` shows it. */
 export interface ModelEntry {
@@ -92,4 +102,10 @@ export interface LlmProvider {
   listModels(signal: AbortSignal): Promise<readonly ModelEntry[]>;
   /** Streams the reply; throws LlmError on failure; stops promptly when the signal aborts. */
   generate(request: GenerateRequest): AsyncIterable<GenerationChunk>;
+  /**
+   * The same generation pushed: each chunk goes to `receiver` as it arrives, with no async
+   * layer per chunk; resolves to the finish, rejects as `generate` throws. Optional: see
+   * `streamFrom` for a provider without it.
+   */
+  stream?(request: GenerateRequest, receiver: ChunkReceiver): Promise<GenerationFinish>;
 }

@@ -7,13 +7,17 @@ import {
 } from './breaker.js';
 import { AttemptClock, type Deadlines } from './deadlines.js';
 import {
+  type ChunkReceiver,
   type GenerateRequest,
   type GenerationChunk,
+  type GenerationFinish,
   LlmError,
   type LlmErrorCode,
   type LlmProvider,
+  type ModelChunk,
   type ModelEntry,
 } from './provider.js';
+import { pulled, streamFrom } from './push.js';
 
 /** Hooks for metrics and logs; every one optional. */
 export interface ResilienceObserver {
@@ -114,11 +118,15 @@ class ResilientUpstream implements ResilientProvider {
     return this.#breaker.state();
   }
 
+  generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
+    return pulled((r, receiver) => this.stream(r, receiver), request);
+  }
+
   /**
-   * One async generator for all attempts (no generator per attempt or per policy): every
-   * layer between the socket and the consumer costs promises on each chunk.
+   * All attempts in one async function, the chunks passed straight through: no layer of its own
+   * per chunk but the attempt clock's two calls and, when the receiver holds a chunk, a `then`.
    */
-  async *generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
+  async stream(request: GenerateRequest, receiver: ChunkReceiver): Promise<GenerationFinish> {
     let admission: Admission;
     try {
       admission = this.#breaker.admit();
@@ -126,57 +134,55 @@ class ResilientUpstream implements ResilientProvider {
       this.#observer.failure?.('circuit_open');
       throw error;
     }
-    // Stays neutral when the client aborts or stops reading: that says nothing of the upstream.
+    // Stays neutral when the client aborts or the receiver fails: that says nothing of the
+    // upstream.
     let outcome: GenerationOutcome = 'neutral';
     const deadlines = this.#deadlinesOf(request);
+    const receiverFailed = { failed: false };
     try {
       for (let retries = 0; ; retries++) {
-        const started = this.clock.now();
         const clock = new AttemptClock(request.signal, deadlines);
-        const attempt = this.upstream.generate({ ...request, signal: clock.signal });
-        const iterator = attempt[Symbol.asyncIterator]();
-        let chunks = 0;
-        /** The provider yielded its finish: nothing is stopped early any more. */
+        const attempt = new AttemptReceiver(receiver, clock, receiverFailed, this.#onFirstChunk());
         let finished = false;
-        let exhausted = false;
         try {
-          for (;;) {
-            clock.waiting();
-            const result = await iterator.next();
-            clock.arrived();
-            if (result.done) break;
-            if (result.value.type === 'finish') {
-              finished = true;
-              outcome = 'success';
-            } else if (chunks++ === 0) {
-              this.#observer.latency?.((this.clock.now() - started) / 1000);
-            }
-            yield result.value;
-          }
-          exhausted = true;
-          return;
+          const finish = await streamFrom(
+            this.upstream,
+            { ...request, signal: clock.signal },
+            attempt,
+          );
+          finished = true;
+          outcome = 'success';
+          return finish;
         } catch (error) {
+          if (receiverFailed.failed) throw error;
           request.signal.throwIfAborted(); // the client left: neither retried nor counted
           // Once a chunk is out, another attempt would stream the reply again from its start.
-          await this.#beforeRetry(asLlmError(error), chunks === 0 ? retries : undefined, request);
+          const retriesLeft = attempt.chunks === 0 ? retries : undefined;
+          await this.#beforeRetry(asLlmError(error), retriesLeft, request);
         } finally {
-          // Stopped before the finish (timeout, error, consumer gone): the request is aborted.
+          // Stopped before the finish (timeout, error, receiver gone): the request is aborted.
           clock.end(finished);
-          // Consumers stop at the finish, so the provider is most often left at its last yield:
-          // returning lets it release its connection. Not awaited: a provider slow to stop
-          // must not hold the consumer up.
-          if (!exhausted) iterator.return?.().catch(() => {});
         }
       }
     } catch (error) {
       // The upstream judging the request itself says nothing of its health either.
-      if (!request.signal.aborted && (error as LlmError).rejection === undefined) {
+      if (
+        !receiverFailed.failed &&
+        !request.signal.aborted &&
+        (error as LlmError).rejection === undefined
+      ) {
         outcome = 'failure';
       }
       throw error;
     } finally {
       this.#breaker.settle(admission, outcome);
     }
+  }
+
+  /** Reports an attempt's upstream time to its first chunk, when called at that chunk. */
+  #onFirstChunk(): () => void {
+    const started = this.clock.now();
+    return () => this.#observer.latency?.((this.clock.now() - started) / 1000);
   }
 
   #deadlinesOf(request: GenerateRequest): Deadlines {
@@ -231,6 +237,44 @@ class ResilientUpstream implements ResilientProvider {
     }
     return Math.max(failure.retryAfterMs, backoff);
   }
+}
+
+/**
+ * One attempt's chunks on their way to the receiver: the attempt clock stops while the
+ * receiver holds a chunk, and a failure of the receiver's own is told apart from the upstream's.
+ */
+class AttemptReceiver implements ChunkReceiver {
+  chunks = 0;
+
+  constructor(
+    readonly receiver: ChunkReceiver,
+    readonly clock: AttemptClock,
+    readonly receiverFailed: { failed: boolean },
+    readonly onFirstChunk: () => void,
+  ) {}
+
+  chunk(chunk: ModelChunk): Promise<unknown> | undefined {
+    this.clock.arrived();
+    if (this.chunks++ === 0) this.onFirstChunk();
+    let held: Promise<unknown> | undefined;
+    try {
+      held = this.receiver.chunk(chunk);
+    } catch (error) {
+      this.#failed(error);
+    }
+    if (held === undefined) {
+      this.clock.waiting();
+      return undefined;
+    }
+    return held.then(this.#released, this.#failed);
+  }
+
+  readonly #released = (): void => this.clock.waiting();
+
+  readonly #failed = (error: unknown): never => {
+    this.receiverFailed.failed = true;
+    throw error;
+  };
 }
 
 function asLlmError(error: unknown): LlmError {

@@ -1,6 +1,14 @@
 import { context, type Span, trace } from '@opentelemetry/api';
 import { endSpan, SpanKind, tracer } from '../core/tracing.js';
-import type { GenerateRequest, GenerationChunk, LlmProvider, ModelEntry } from './provider.js';
+import type {
+  ChunkReceiver,
+  GenerateRequest,
+  GenerationChunk,
+  GenerationFinish,
+  LlmProvider,
+  ModelEntry,
+} from './provider.js';
+import { pulled, streamFrom } from './push.js';
 
 /** Where the model's server is, for the spans' `server.*` attributes. */
 interface ServerAddress {
@@ -13,7 +21,7 @@ interface ServerAddress {
  * span (OpenTelemetry's `gen_ai.*` conventions): model, token usage, finish reasons and the
  * time to the first chunk. The provider runs inside the span, so the request it sends carries
  * the span as its `traceparent`. Wrapped only when tracing is on: each layer costs something
- * on every chunk. `baseURL`: where the model's server is (none for the mock).
+ * on every chunk (a call, no promise). `baseURL`: where the model's server is (none for the mock).
  */
 export function withTracing(provider: LlmProvider, baseURL?: string): LlmProvider {
   return new TracedProvider(provider, baseURL === undefined ? undefined : addressOf(baseURL));
@@ -41,38 +49,41 @@ class TracedProvider implements LlmProvider {
     return this.upstream.listModels(signal);
   }
 
-  async *generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
+  generate(request: GenerateRequest): AsyncIterable<GenerationChunk> {
+    return pulled((r, receiver) => this.stream(r, receiver), request);
+  }
+
+  stream(request: GenerateRequest, receiver: ChunkReceiver): Promise<GenerationFinish> {
     const span = this.#startSpan(request);
-    const inSpan = trace.setSpan(context.active(), span);
-    const iterator = this.upstream.generate(request)[Symbol.asyncIterator]();
     const started = performance.now();
     let chunks = 0;
-    let exhausted = false;
-    let failure: unknown;
-    try {
-      for (;;) {
-        // The provider's generator runs (and sends its request) in the caller of `next`'s context.
-        const result = await context.with(inSpan, () => iterator.next());
-        if (result.done) break;
-        const chunk = result.value;
-        if (chunk.type === 'finish') describeFinish(span, chunk);
-        else if (chunks++ === 0) {
+    const timed: ChunkReceiver = {
+      chunk: (chunk) => {
+        if (chunks++ === 0) {
           span.setAttribute(
             'gen_ai.response.time_to_first_chunk',
             (performance.now() - started) / 1000,
           );
           span.addEvent('gen_ai.first_chunk');
         }
-        yield chunk;
-      }
-      exhausted = true;
-    } catch (error) {
-      failure = error;
-      throw error;
-    } finally {
-      if (!exhausted) iterator.return?.().catch(() => {});
-      endSpan(span, failure);
-    }
+        return receiver.chunk(chunk);
+      },
+    };
+    // The provider sends its request in the span's context, so the request carries it.
+    const inSpan = trace.setSpan(context.active(), span);
+    return context
+      .with(inSpan, () => streamFrom(this.upstream, request, timed))
+      .then(
+        (finish) => {
+          describeFinish(span, finish);
+          endSpan(span, undefined);
+          return finish;
+        },
+        (error: unknown) => {
+          endSpan(span, error);
+          throw error;
+        },
+      );
   }
 
   #startSpan(request: GenerateRequest): Span {
@@ -90,7 +101,7 @@ class TracedProvider implements LlmProvider {
   }
 }
 
-function describeFinish(span: Span, finish: Extract<GenerationChunk, { type: 'finish' }>): void {
+function describeFinish(span: Span, finish: GenerationFinish): void {
   span.setAttribute('gen_ai.response.finish_reasons', [finish.finishReason]);
   if (finish.usage === null) return;
   span.setAttributes({

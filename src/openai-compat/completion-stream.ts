@@ -23,11 +23,14 @@ export function endsCompletion(event: StoredEvent): boolean {
  * `id:` and `data:` only. OpenAI's SDKs treat an `event:` line as a different kind of
  * message, so the event type stays in the log and never reaches the wire.
  */
-export const encodeCompletionBatch: BatchEncoder<SseFrames> = (_topic, events) => {
+export const encodeCompletionBatch: BatchEncoder<SseFrames> = (_topic, events) =>
+  sseFrames(completionText(events));
+
+function completionText(events: readonly StoredEvent[]): string {
   let text = '';
   for (const event of events) text += `id: ${event.id}\n${dataField(event.data)}\n`;
-  return sseFrames(text);
-};
+  return text;
+}
 
 /**
  * The same, fed by the completion's recorder to the client that started it. The first events
@@ -37,15 +40,14 @@ export const encodeCompletionBatch: BatchEncoder<SseFrames> = (_topic, events) =
  * out with the end of the response.
  */
 export function completionFeed(stream: SseStream): CompletionFeed {
-  const encode = stream.wireEncoder(encodeCompletionBatch);
   let pending: StoredEvent[] | undefined;
   const write = (events: readonly StoredEvent[]): boolean => {
-    const frames = encode('', events);
+    const text = completionText(events);
     if (endsCompletion(events[events.length - 1] as StoredEvent)) {
-      stream.end('server', frames);
+      stream.end('server', text);
       return false;
     }
-    return stream.writeFrames(frames) || !stream.closed;
+    return stream.writeText(text) || !stream.closed;
   };
   const flush = () => {
     const events = pending ?? [];

@@ -1,5 +1,6 @@
 import { ServerResponse } from 'node:http';
 import { constants, type Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { BatchEncoder } from '../../core/batch.js';
 import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
@@ -24,6 +25,9 @@ export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
 
 /** An HTTP/1.1 response, or one stream of an HTTP/2 connection. */
 export type SseResponse = ServerResponse | Http2ServerResponse;
+
+const payloadOf = (last: SseFrames | string | undefined): Buffer | string | undefined =>
+  typeof last === 'string' || last === undefined ? last : last.payload;
 
 /** Connection-specific headers are HTTP/1 only: HTTP/2 forbids them (RFC 9113 §8.2.2). */
 const HTTP1_HEADERS = { Connection: 'keep-alive' };
@@ -112,18 +116,41 @@ export class SseStream implements Connection {
   writeFrames(frames: SseFrames): boolean {
     if (!this.#writable()) return false;
     const wire = this.#gzip === undefined ? frames : this.#gzip.segment(frames);
+    const socket = this.#bareSocket();
+    return socket === undefined ? this.#body.write(wire.payload) : socket.write(wire.chunk);
+  }
+
+  /**
+   * Writes SSE text this stream alone sends (a completion's events, fed to its one viewer).
+   * Without gzip the text goes to the socket as a string, framed as an HTTP chunk around it:
+   * no buffer is allocated and filled for it first (see `writeFrames`). Measured at 500
+   * concurrent completions: building frames for each chunk took 5.5 % of the gateway's CPU.
+   */
+  writeText(text: string): boolean {
+    if (this.#gzip !== undefined) return this.writeFrames(this.#gzip.own(text));
+    if (!this.#writable()) return false;
+    const socket = this.#bareSocket();
+    if (socket === undefined) return this.#body.write(text);
+    return socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+  }
+
+  /**
+   * The socket of an HTTP/1.1 chunked response with nothing of it still queued inside Node's
+   * HTTP layer, to which a framed chunk may go straight; otherwise undefined.
+   */
+  #bareSocket(): Socket | undefined {
     const res = this.#http1;
     const socket = res?.socket;
-    if (res && socket && res.chunkedEncoding && res.writableLength === socket.writableLength) {
-      return socket.write(wire.chunk);
-    }
-    return this.#body.write(wire.payload);
+    return res && socket && res.chunkedEncoding && res.writableLength === socket.writableLength
+      ? socket
+      : undefined;
   }
 
   /** The last bytes of a gzip stream: `last`'s segment, then the member's trailer. */
-  #gzipEnding(gzip: GzipCoding, last: SseFrames | undefined): Buffer {
-    if (last === undefined || last.payload.length === 0) return gzip.trailer();
-    return Buffer.concat([gzip.segment(last).payload, gzip.trailer()]);
+  #gzipEnding(gzip: GzipCoding, last: SseFrames | string | undefined): Buffer {
+    const frames = typeof last === 'string' ? gzip.own(last) : last;
+    if (frames === undefined || frames.payload.length === 0) return gzip.trailer();
+    return Buffer.concat([gzip.segment(frames).payload, gzip.trailer()]);
   }
 
   /** Counts the write for heartbeats; drops the client if it lags past the bound. */
@@ -180,10 +207,10 @@ export class SseStream implements Connection {
    * final bytes, goes out in the same write as the end of the body: one syscall less per
    * finite stream (a completion, a reply) than a write and then an end.
    */
-  end(cause: CloseCause = 'server', last?: SseFrames): void {
+  end(cause: CloseCause = 'server', last?: SseFrames | string): void {
     if (this.#closed) return;
     this.#cause = cause;
-    const tail = this.#gzip === undefined ? last?.payload : this.#gzipEnding(this.#gzip, last);
+    const tail = this.#gzip === undefined ? payloadOf(last) : this.#gzipEnding(this.#gzip, last);
     if (tail !== undefined && tail.length > 0 && this.#writable()) this.res.end(tail);
     else this.res.end();
   }
