@@ -8,7 +8,7 @@ import {
   logRestartedError,
   MAX_APPEND_BATCH,
 } from './event-log.js';
-import { formatId, parseId, seqIn } from './ids.js';
+import { formatId, parseId } from './ids.js';
 import type { EventInput } from './types.js';
 
 type WriterAppendOptions = Pick<AppendOptions, 'final'>;
@@ -210,9 +210,11 @@ export class FiniteLogWriter {
 
   /** Notes that `count` events up to `id` landed; returns `id`. */
   #landedAt(id: string, count: number): string {
-    const seq = this.#epoch === undefined ? undefined : seqIn(this.#epoch, id);
-    if (seq !== undefined) {
-      this.#lastSeq = seq;
+    // Appends land whole and in order, and only this writer appends: once an id was read, the
+    // next are counted rather than parsed (parseId took 1 % of the gateway's CPU samples at
+    // 400 concurrent completions).
+    if (this.#lastSeq > 0 && this.#epoch !== undefined) {
+      this.#lastSeq += count;
       return id;
     }
     const position = parseId(id);
