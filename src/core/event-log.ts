@@ -69,6 +69,12 @@ export type LiveListener = (epoch: string, event: StoredEvent) => void;
 export interface EventLog {
   append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult>;
   /**
+   * `append` done at once, offered by a backend that appends synchronously underneath (memory):
+   * it returns what `append` resolves to and throws what it rejects with. A log's one writer
+   * uses it to record a model chunk without a promise (see `FiniteLogWriter.appendNow`).
+   */
+  appendNow?(topic: string, input: EventInput, options?: AppendOptions): AppendResult;
+  /**
    * Appends `inputs` (1 to MAX_APPEND_BATCH) in order as one step: all land, with consecutive
    * ids, or none does (the same refusals as `append`, checked once). `final` ends the log with
    * the last of them. Resolves to their ids once, as with `append`, this process's watchers

@@ -1,6 +1,7 @@
 import { BackendUnavailableError } from './errors.js';
 import {
   type AppendOptions,
+  type AppendResult,
   type BatchAppendOptions,
   type EventLog,
   isLogEnded,
@@ -11,6 +12,8 @@ import { formatId, parseId } from './ids.js';
 import type { EventInput } from './types.js';
 
 type WriterAppendOptions = Pick<AppendOptions, 'final'>;
+
+const PLAIN: WriterAppendOptions = {};
 
 /**
  * The one writer of a log that ends (a reply, a completion) while it is generated. It rides
@@ -31,6 +34,8 @@ export class FiniteLogWriter {
   restarted = false;
   /** The epoch every append is bound to, once known. */
   #epoch: string | undefined;
+  /** The options of a plain (not final) append, once the epoch is known. */
+  #plain: BatchAppendOptions | undefined;
 
   constructor(
     readonly log: EventLog,
@@ -48,17 +53,47 @@ export class FiniteLogWriter {
   }
 
   /** Appends `input` and resolves to its id; a `final` one ends the log. */
-  append(input: EventInput, given: WriterAppendOptions = {}): Promise<string> {
+  append(input: EventInput, given: WriterAppendOptions = PLAIN): Promise<string> {
     const options = this.#bound(given);
-    // Nothing to ride out and so nothing to settle: one append per model chunk, with no
-    // async layer of its own around the log's.
-    if (this.retryMs === 0) {
-      return this.log.append(this.topic, input, options).then(
-        (appended) => this.#landedAt(appended.id, 1),
-        (error: unknown) => this.#refused(error),
-      );
+    const deadline = this.retryMs === 0 ? 0 : Date.now() + this.retryMs;
+    return this.log.append(this.topic, input, options).then(
+      (appended) => this.#landedAt(appended.id, 1),
+      (error: unknown) => this.#failed(error, input, options, deadline),
+    );
+  }
+
+  /**
+   * Appends a plain (not final) event on the hot path, one per model chunk: with a backend that
+   * appends synchronously (memory, see `EventLog.appendNow`) the id comes back at once and the
+   * caller holds no promise; otherwise, or when the append is refused, as `append` does. The
+   * riding-out loop is entered only once an attempt failed (it used to be entered for every
+   * append of a session's reply: three async layers per token). Measured at 300 concurrent
+   * chats of 100 tokens at 20 tokens/s (2 CPUs, 3 rounds, same run), gateway CPU per token:
+   * completions 86/81/94 → 81/75/84 µs, `/v1/chat` 77/85/100 → 72/82/89 µs.
+   */
+  appendNow(input: EventInput): string | Promise<string> {
+    const { log } = this;
+    if (log.appendNow === undefined) return this.append(input);
+    const options = this.#bound(PLAIN);
+    let appended: AppendResult;
+    try {
+      appended = log.appendNow(this.topic, input, options);
+    } catch (error) {
+      return this.#failed(error, input, options, Date.now() + this.retryMs);
     }
-    return this.#appendRidingOut([input], options);
+    return this.#landedAt(appended.id, 1);
+  }
+
+  /** An append failed: ridden out while the backend is unavailable and time is left, else refused. */
+  #failed(
+    error: unknown,
+    input: EventInput,
+    options: BatchAppendOptions,
+    deadline: number,
+  ): Promise<string> {
+    return this.retryMs === 0 || !(error instanceof BackendUnavailableError)
+      ? this.#refused(error)
+      : this.#rideOut([input], options, deadline, error);
   }
 
   /**
@@ -69,7 +104,10 @@ export class FiniteLogWriter {
    * any fails, the rest go one batch at a time, riding out the outage, each settled by the
    * head first.
    */
-  async appendAll(inputs: readonly EventInput[], given: WriterAppendOptions = {}): Promise<string> {
+  async appendAll(
+    inputs: readonly EventInput[],
+    given: WriterAppendOptions = PLAIN,
+  ): Promise<string> {
     const options = this.#bound(given);
     if (inputs.length <= MAX_APPEND_BATCH) return this.#appendRidingOut(inputs, options);
     const batches: EventInput[][] = [];
@@ -103,24 +141,43 @@ export class FiniteLogWriter {
     return ids[ids.length - 1] as string;
   }
 
-  async #appendRidingOut(
+  #appendRidingOut(
     inputs: readonly EventInput[],
     options: BatchAppendOptions,
     uncertain = false,
   ): Promise<string> {
-    const deadline = Date.now() + this.retryMs;
+    return this.#rideOut(inputs, options, Date.now() + this.retryMs, undefined, uncertain);
+  }
+
+  /**
+   * Sends `inputs` until they land or `deadline` passes, settling an uncertain attempt by the
+   * log's head first. `failed`: why the attempt made before this call failed, if one was.
+   */
+  async #rideOut(
+    inputs: readonly EventInput[],
+    options: BatchAppendOptions,
+    deadline: number,
+    failed: BackendUnavailableError | undefined,
+    uncertain = false,
+  ): Promise<string> {
+    let failure: { error: unknown } | undefined =
+      failed === undefined ? undefined : { error: failed };
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+      if (failure !== undefined) {
+        const { error } = failure;
+        if (!(error instanceof BackendUnavailableError) || Date.now() + delay > deadline) {
+          return this.#refused(error);
+        }
+        uncertain ||= !error.unsent;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
       try {
         const landed = uncertain ? await this.#landed(inputs.length) : undefined;
         if (landed !== undefined) return landed;
         uncertain = false;
         return this.#landedAt(await this.#send(inputs, options), inputs.length);
       } catch (error) {
-        if (!(error instanceof BackendUnavailableError) || Date.now() + delay > deadline) {
-          return this.#refused(error);
-        }
-        uncertain ||= !error.unsent;
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        failure = { error };
       }
     }
   }
@@ -141,13 +198,25 @@ export class FiniteLogWriter {
 
   /** Bound to the log's epoch once it is known, and fenced with this writer's token. */
   #bound(given: WriterAppendOptions): BatchAppendOptions {
+    // Once the epoch is known, the options of a plain append never change: made once, not
+    // spread together for every model chunk.
+    if (given.final === undefined && this.#plain !== undefined) return this.#plain;
     const epoch = this.#epoch === undefined ? {} : { epoch: this.#epoch };
     const fence = this.fence === undefined ? {} : { fence: this.fence };
-    return { ...given, ...epoch, ...fence };
+    const options = { ...given, ...epoch, ...fence };
+    if (given.final === undefined && this.#epoch !== undefined) this.#plain = options;
+    return options;
   }
 
   /** Notes that `count` events up to `id` landed; returns `id`. */
   #landedAt(id: string, count: number): string {
+    // Appends land whole and in order, and only this writer appends: once an id was read, the
+    // next are counted rather than parsed (parseId took 1 % of the gateway's CPU samples at
+    // 400 concurrent completions).
+    if (this.#lastSeq > 0 && this.#epoch !== undefined) {
+      this.#lastSeq += count;
+      return id;
+    }
     const position = parseId(id);
     this.#lastSeq = position?.seq ?? this.#lastSeq + count;
     this.#epoch ??= position?.epoch ?? undefined;

@@ -12,8 +12,8 @@ export type GenerationOutcome = 'done' | 'error' | 'cancelled';
 /** Where a generation's outcome goes: a feature records it in its own event format. */
 export interface GenerationSink {
   /** A chunk of the reply (see `GenerationChunk`), handed over as it arrives (see
-   *  `ChunkReceiver`); the next one waits until this settles. */
-  chunk(chunk: ModelChunk): Promise<unknown>;
+   *  `ChunkReceiver`); when it returns a promise, the next one waits until this settles. */
+  chunk(chunk: ModelChunk): Promise<unknown> | undefined;
   finish(finishReason: string, usage: Usage | null): Promise<void>;
   /** The upstream failed (after retries); `error.code` and message are for clients. */
   fail(error: LlmError): Promise<void>;

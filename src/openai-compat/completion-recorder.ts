@@ -80,14 +80,20 @@ export class CompletionRecorder implements GenerationSink {
     this.#feed = feed;
   }
 
-  /** Once open, one `then` on the writer's promise: no async layer of ours per chunk. */
-  chunk(chunk: ModelChunk): Promise<unknown> {
-    if (chunk.usageOnly && !this.includeUsage) return NOTHING_TO_WRITE;
+  /**
+   * Once open, no async layer of ours per chunk: stored at once when the log appends
+   * synchronously (memory), else one `then` on the writer's promise, which holds the next chunk.
+   */
+  chunk(chunk: ModelChunk): Promise<unknown> | undefined {
+    if (chunk.usageOnly && !this.includeUsage) return undefined;
     if (!this.#isOpen) return this.#append('chunk', chunk.json);
     const data = chunk.json;
-    return this.writer
-      .append({ event: 'chunk', data })
-      .then((id) => this.#stored(id, 'chunk', data));
+    const appended = this.writer.appendNow({ event: 'chunk', data });
+    if (typeof appended === 'string') {
+      this.#stored(appended, 'chunk', data);
+      return undefined;
+    }
+    return appended.then((id) => this.#stored(id, 'chunk', data));
   }
 
   finish(): Promise<void> {

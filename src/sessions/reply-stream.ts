@@ -23,7 +23,7 @@ export interface ReplyViewer {
 /** A reply's SSE stream: stored events as they come, closed after the one that ends the reply. */
 export function sseReplyViewer(stream: SseStream): ReplyViewer {
   return {
-    subscriber: sseLogSubscriber(stream, { isLast: endsReply }),
+    subscriber: sseLogSubscriber(stream, { isLast: endsReply, alone: true }),
     supersede() {
       stream.control('abort', { reason: 'superseded' });
       stream.end();

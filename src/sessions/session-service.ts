@@ -265,11 +265,13 @@ export class SessionService {
       if (writer.restarted) await writer.endRestarted(REPLY_LOST);
       this.options.onGeneration?.(writer.restarted ? 'error' : outcome);
     };
-    const delta = async (content: string) => {
-      if (content === '') return;
+    // No async layer of its own per chunk: a log that appends synchronously holds nothing.
+    const delta = (content: string): Promise<unknown> | undefined => {
+      if (content === '') return undefined;
       reply += content;
       this.options.onDelta?.();
-      await writer.append(replyEvent('delta', { content }));
+      const appended = writer.appendNow(replyEvent('delta', { content }));
+      return typeof appended === 'string' ? undefined : appended;
     };
     const sink: GenerationSink = {
       chunk: (chunk) => {

@@ -100,6 +100,55 @@ describe('FiniteLogWriter.appendAll', () => {
   });
 });
 
+describe('FiniteLogWriter.appendNow', () => {
+  const memoryLog = () =>
+    new MemoryEventLog({ maxEvents: 100, ttlMs: 60_000, idempotencyTtlMs: 1000 });
+
+  test('a log that appends synchronously gives each id at once, in order', async () => {
+    const log = memoryLog();
+    const writer = new FiniteLogWriter(log, 't', 1000, 0);
+    await writer.append({ event: 'e', data: '0' });
+    const ids = ['1', '2'].map((data) => writer.appendNow({ event: 'e', data }));
+    assert.deepEqual(
+      ids.map((id) => (typeof id === 'string' ? parseId(id)?.seq : 'a promise')),
+      [2, 3],
+    );
+    assert.deepEqual(await dataOf(log), ['0', '1', '2']);
+    await log.close();
+  });
+
+  test('a refused append rejects as with append: log_restarted, log_ended', async () => {
+    const log = memoryLog();
+    const writer = new FiniteLogWriter(log, 't', 0, 0);
+    await writer.append({ event: 'e', data: '0' });
+    await log.fence('t', 1);
+    await assert.rejects(Promise.resolve(writer.appendNow({ event: 'e', data: '1' })), {
+      code: 'log_ended',
+    });
+    await log.delete('t');
+    await log.append('t', { event: 'e', data: 'other' });
+    await assert.rejects(Promise.resolve(writer.appendNow({ event: 'e', data: '2' })), {
+      code: 'log_restarted',
+    });
+    assert.deepEqual(await dataOf(log), ['other']);
+    await log.close();
+  });
+
+  test('without a synchronous append, it appends as append does, riding out an outage', async () => {
+    // The first append lands; the next two attempts are never sent; then it works again.
+    const log = new FlakyLog(1, 0, 2);
+    Object.defineProperty(log, 'appendNow', { value: undefined });
+    const writer = new FiniteLogWriter(log, 't', 5_000);
+    await writer.append({ event: 'e', data: '0' });
+    const id = writer.appendNow({ event: 'e', data: '1' });
+    assert.ok(id instanceof Promise);
+    assert.equal(parseId(await id)?.seq, 2);
+    assert.equal(log.calls, 4);
+    assert.deepEqual(await dataOf(log), ['0', '1']);
+    await log.close();
+  });
+});
+
 describe('FiniteLogWriter bound to its epoch', () => {
   for (const retryMs of [0, 1000]) {
     test(`a log started again under it refuses the rest as log_restarted (retryMs ${retryMs})`, async () => {

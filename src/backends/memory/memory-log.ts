@@ -72,6 +72,14 @@ export class MemoryEventLog implements EventLog {
   }
 
   async append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult> {
+    return this.#append(topic, input, options);
+  }
+
+  appendNow(topic: string, input: EventInput, options?: AppendOptions): AppendResult {
+    return this.#append(topic, input, options);
+  }
+
+  #append(topic: string, input: EventInput, options: AppendOptions | undefined): AppendResult {
     const now = this.#now();
     const key = options?.idempotencyKey;
     const log = this.#topic(topic);

@@ -53,9 +53,13 @@ function framedChunk(length: number, fill: (chunk: Buffer, offset: number) => vo
   return { payload: chunk.subarray(sizeLine.length, sizeLine.length + length), chunk };
 }
 
-/** The whole batch, encoded once and written to every subscriber as is. */
-export const encodeSseBatch: BatchEncoder<SseFrames> = (_topic, events) => {
+/** The whole batch's SSE text. */
+export const sseBatchText: BatchEncoder<string> = (_topic, events) => {
   let text = '';
   for (const event of events) text += eventFrame(event);
-  return sseFrames(text);
+  return text;
 };
+
+/** The whole batch, encoded once and written to every subscriber as is. */
+export const encodeSseBatch: BatchEncoder<SseFrames> = (topic, events) =>
+  sseFrames(sseBatchText(topic, events));

@@ -1,7 +1,7 @@
 import type { BatchEncoder } from '../../core/batch.js';
 import type { Subscriber } from '../../core/hub.js';
 import type { StoredEvent } from '../../core/types.js';
-import { encodeSseBatch, type SseFrames } from './framing.js';
+import { encodeSseBatch, type SseFrames, sseBatchText } from './framing.js';
 import type { SseStream } from './sse-stream.js';
 
 export interface LogSubscriberOptions {
@@ -9,6 +9,14 @@ export interface LogSubscriberOptions {
   readonly encoder?: BatchEncoder<SseFrames>;
   /** For logs with an end (a reply): the stream closes after the event that ends it. */
   readonly isLast?: (event: StoredEvent) => boolean;
+  /**
+   * The log is read by one stream at a time (a chat reply): each batch goes out as the standard
+   * frames' text, framed for this stream alone (`SseStream.writeText`), rather than copied into
+   * a buffer that every subscriber would share. Measured at 300 concurrent chats of 100 tokens
+   * at 20 tokens/s (2 CPUs, load ~15, 3 rounds, same run), with the writer counting ids instead
+   * of parsing them: `/v1/chat` gateway CPU per token 87/93/82 → 76/85/81 µs.
+   */
+  readonly alone?: boolean;
 }
 
 /** Delivers a log subscription over one SSE response. */
@@ -17,17 +25,18 @@ export function sseLogSubscriber(
   options: LogSubscriberOptions = {},
 ): Subscriber {
   const encoder = stream.wireEncoder(options.encoder ?? encodeSseBatch);
-  const { isLast } = options;
+  const { isLast, alone } = options;
   return {
     send(batch) {
-      const frames = batch.encode(encoder);
+      const wire = alone ? batch.encode(sseBatchText) : batch.encode(encoder);
       const last = batch.events[batch.events.length - 1];
       if (isLast !== undefined && last !== undefined && isLast(last)) {
-        stream.end('server', frames);
+        stream.end('server', wire);
         return true;
       }
       // An encoder may leave events out; an empty HTTP chunk would end the response.
-      return frames.payload.length === 0 || stream.writeFrames(frames);
+      if (typeof wire === 'string') return wire.length === 0 || stream.writeText(wire);
+      return wire.payload.length === 0 || stream.writeFrames(wire);
     },
     reset: (info) => stream.control('reset', info),
     drained: () => stream.drained(),
