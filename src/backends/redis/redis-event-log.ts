@@ -15,8 +15,10 @@ import type { EventInput, TopicInfo } from '../../core/types.js';
 import { type ConnectionOptions, RedisConnection } from './connection.js';
 import { type TopicKeys, topicKeys } from './keys.js';
 import {
-  APPEND_SCRIPT,
+  APPEND_FLAGS,
   type AppendReply,
+  type AppendScripts,
+  appendScripts,
   FENCE_SCRIPT,
   LAST_EVENT_SCRIPT,
   READ_SCRIPT,
@@ -57,12 +59,23 @@ export class RedisEventLog implements EventLog {
   readonly #connection: RedisConnection;
   readonly #ownsConnection: boolean;
   readonly #prefix: string;
+  readonly #appendScripts: AppendScripts;
 
   constructor(readonly options: RedisEventLogOptions) {
     this.#prefix = options.keyPrefix ?? 'sh';
     this.#ownsConnection = options.connection === undefined;
     this.#connection = options.connection ?? new RedisConnection(options);
-    for (const script of TOPIC_SCRIPTS) script.define(this.#connection.client);
+    this.#appendScripts = appendScripts({
+      maxEvents: options.maxEvents,
+      ttlMs: options.ttlMs,
+      idempotencyTtlMs: options.idempotencyTtlMs,
+      publishCommand: this.#connection.pubSub.publishCommand,
+      // Only a cluster fails over to replicas; one Redis restarted from its AOF must keep
+      // its epochs (its replication id changes too).
+      checkHistory: this.#connection.options.cluster === true,
+    });
+    const scripts = [...TOPIC_SCRIPTS, this.#appendScripts.plain, this.#appendScripts.idempotent];
+    for (const script of scripts) script.define(this.#connection.client);
   }
 
   async append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult> {
@@ -88,30 +101,29 @@ export class RedisEventLog implements EventLog {
     options: AppendOptions | undefined,
   ): Promise<AppendReply> {
     const keys = topicKeys(this.#prefix, topic);
-    const idempotencyKey = options?.idempotencyKey;
     const events: string[] = [];
     for (const input of inputs) events.push(input.event, input.data);
+    const flags =
+      (options?.final === true ? APPEND_FLAGS.final : 0) +
+      (options?.epoch !== undefined ? APPEND_FLAGS.bound : 0);
+    const common = {
+      metaKey: keys.meta,
+      logKey: keys.log,
+      // Bound to an epoch, the append never starts one.
+      epoch: options?.epoch ?? newEpoch(),
+      flags,
+      fence: options?.fence ?? -1,
+      channel: keys.channel,
+      events,
+    };
+    const idempotencyKey = options?.idempotencyKey;
     const reply = await this.#connection.command((client) =>
-      APPEND_SCRIPT.run(client, {
-        metaKey: keys.meta,
-        logKey: keys.log,
-        idemKey: keys.idem + (idempotencyKey ?? ''),
-        // Bound to an epoch, the append never starts one.
-        newEpoch: options?.epoch ?? newEpoch(),
-        maxEvents: String(this.options.maxEvents),
-        ttlMs: Math.ceil(this.options.ttlMs),
-        useIdempotency: idempotencyKey !== undefined,
-        idempotencyTtlMs: String(Math.ceil(this.options.idempotencyTtlMs)),
-        channel: keys.channel,
-        publishCommand: this.#connection.pubSub.publishCommand,
-        final: options?.final === true,
-        onlyEpoch: options?.epoch ?? '',
-        // Only a cluster fails over to replicas; one Redis restarted from its AOF must keep
-        // its epochs (its replication id changes too).
-        checkHistory: this.#connection.options.cluster === true,
-        fence: options?.fence ?? -1,
-        events,
-      }),
+      idempotencyKey === undefined
+        ? this.#appendScripts.plain.run(client, common)
+        : this.#appendScripts.idempotent.run(client, {
+            ...common,
+            idemKey: keys.idem + idempotencyKey,
+          }),
     );
     const result = typeof reply === 'string' ? appended(reply, inputs) : reply;
     const [epoch, seq, , outcome] = result;

@@ -8,6 +8,7 @@
  * clocks still agree on what has expired.
  */
 
+import { createHash } from 'node:crypto';
 import { luaScript } from './lua-script.js';
 import type { StreamEntry } from './wire.js';
 
@@ -65,16 +66,37 @@ export type AppendReply = [epoch: string, seq: number, event: string, outcome: 0
  */
 export type AppendAnswer = string | AppendReply;
 
+/** What every append of a log shares: written into its append scripts as constants. */
+export interface AppendSettings {
+  readonly maxEvents: number;
+  readonly ttlMs: number;
+  readonly idempotencyTtlMs: number;
+  /** `PUBLISH` or `SPUBLISH`. */
+  readonly publishCommand: string;
+  /**
+   * On a cluster, whose masters fail over to replicas: start a new epoch when the topic's meta
+   * was written by another replication history than the current master's.
+   */
+  readonly checkHistory: boolean;
+}
+
+/** The `flags` argument of an append: bits to add. */
+export const APPEND_FLAGS = {
+  /** Ends the log after the events. */
+  final: 1,
+  /** `epoch` is the one the topic must have: refused, as for an ended log, otherwise. */
+  bound: 2,
+} as const;
+
 /**
  * Appends `events` (type, data, type, data…; one event or a batch) with consecutive seqs, all or
- * none; `idemKey` is read and written only with `useIdempotency`, and names the whole call (the
- * answer remembered is its last event's). Lua has no good randomness, so the caller passes a
- * fresh `newEpoch` every time; it is used only when the topic has no meta (never written,
- * deleted, expired or flushed). `publishCommand` (`PUBLISH` or `SPUBLISH`) sends the events on
- * `channel` as one live message (wire.ts); `final` ends the log after them; `onlyEpoch` (unless
- * '') refuses the append, as for an ended log, when the topic's epoch is another or none; `fence`
- * (unless -1) refuses it when the log was fenced with a higher token (FENCE_SCRIPT), checked
- * here, in the same step as the append, so a writer frozen past its lease cannot slip one in.
+ * none. `epoch` is, with the `bound` flag, the epoch the topic must have, else a fresh one (Lua
+ * has no good randomness) used only when the topic has no meta (never written, deleted, expired
+ * or flushed). The events go out on `channel` as one live message (wire.ts); a `final` append
+ * ends the log after them; `fence` (unless -1) refuses the append when the log was fenced with a
+ * higher token (FENCE_SCRIPT), checked here, in the same step as the append, so a writer frozen
+ * past its lease cannot slip one in. The `idempotent` variant takes `idemKey` and names the
+ * whole call by it (the answer remembered is its last event's).
  *
  * Redis CPU per event is roughly its command count, so an append costs five commands (HMGET,
  * HSET, TIME, XADD, PUBLISH; one SET more with an idempotency key), whether it ends the log or
@@ -82,74 +104,106 @@ export type AppendAnswer = string | AppendReply;
  * and one per sixteenth of the TTL, add the DEL/trim and PEXPIREs.
  * test/backends/redis/redis-append-cost.test.ts counts them.
  *
- * `checkHistory` (on a cluster, whose masters fail over to replicas) starts a new epoch when the
- * topic's meta was written by another replication history than the current master's.
+ * What is the same for every append of a log (AppendSettings) is part of the script's text, and
+ * the variant without idempotency takes no idempotency key: each KEYS or ARGV string costs about
+ * 1,200 Redis instructions, and the 16 an append carried are 8, which took it from 108,000 to
+ * 98,000 (callgrind, bench/append-instructions.ts).
  */
-export const APPEND_SCRIPT = luaScript<AppendAnswer>()({
-  command: 'streamhubAppend',
-  keys: ['metaKey', 'logKey', 'idemKey'],
-  args: {
-    newEpoch: 'string',
-    // Only handed on to XADD and SET: as text, neither side converts them.
-    maxEvents: 'string',
-    ttlMs: 'number',
-    useIdempotency: 'flag',
-    idempotencyTtlMs: 'string',
-    channel: 'string',
-    publishCommand: 'string',
-    final: 'flag',
-    onlyEpoch: 'string',
-    checkHistory: 'flag',
-    fence: 'number',
-  },
-  rest: 'events',
-  helpers: HELPERS,
-  body: `
+export function appendScripts(settings: AppendSettings) {
+  const script = <const K extends string>(keys: readonly K[], idempotent: boolean) => {
+    const body = appendBody(settings, idempotent);
+    return luaScript<AppendAnswer>()({
+      // A script per text: logs with other settings on one connection each define their own.
+      command: `streamhubAppend${createHash('sha1').update(body).digest('hex').slice(0, 12)}`,
+      keys,
+      args: { epoch: 'string', flags: 'number', fence: 'number', channel: 'string' },
+      rest: 'events',
+      helpers: HELPERS,
+      body,
+    });
+  };
+  return {
+    plain: script(['metaKey', 'logKey'], false),
+    idempotent: script(['metaKey', 'logKey', 'idemKey'], true),
+  };
+}
+
+export type AppendScripts = ReturnType<typeof appendScripts>;
+
+/** Lua text of a constant: a number, or a word (a number as text, a command name) quoted. */
+function lua(value: number | string): string {
+  if (typeof value === 'number') return String(value);
+  if (!/^\w+$/.test(value)) throw new TypeError(`not a word: ${JSON.stringify(value)}`);
+  return `'${value}'`;
+}
+
+function appendBody(settings: AppendSettings, idempotent: boolean): string {
+  const { checkHistory } = settings;
+  return `
+-- Only handed on to XADD and SET: as text, neither side converts them.
+local max_events = ${lua(String(settings.maxEvents))}
+local ttl_ms = ${lua(Math.ceil(settings.ttlMs))}
+local idempotency_ttl_ms = ${lua(String(Math.ceil(settings.idempotencyTtlMs)))}
+local final = flags % 2 == 1
+local bound = flags >= 2
 local count = (#ARGV - events_at + 1) / 2
 local last_type = ARGV[#ARGV - 1]
-local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'seq', 'history', 'fence')
-local epoch = meta[1]
--- Written by another replication history: this master is a promoted replica, which may lack
+local meta = redis.call('HMGET', meta_key, 'epoch', 'ended', 'kept', 'seq', 'fence'${checkHistory ? ", 'history'" : ''})
+local meta_epoch = meta[1]
+${
+  checkHistory
+    ? `-- Written by another replication history: this master is a promoted replica, which may lack
 -- events its predecessor acknowledged and published, so their ids must never be handed out
 -- again. The log starts over in a new epoch (an ended log stays ended: its end was replicated).
-local history = check_history and replication_id() or ''
-if check_history and epoch and meta[2] ~= '1' and meta[5] ~= history then
+local history = replication_id()
+if meta_epoch and meta[2] ~= '1' and meta[6] ~= history then
   redis.call('DEL', meta_key)
   meta = {}
-  epoch = nil
-end
+  meta_epoch = nil
+end`
+    : ''
+}
 local seq = (meta[4] or 0) + 1
-
+${
+  idempotent
+    ? `
 -- One command both finds a retry and remembers this append for the next one: SET NX GET
 -- stores the key only where there is none, and answers what was there.
 local remembered = false
-if epoch and use_idempotency then
-  local seen = redis.call('SET', idem_key, epoch .. '\\n' .. (seq + count - 1) .. '\\n' .. last_type,
+if meta_epoch then
+  local seen = redis.call('SET', idem_key, meta_epoch .. '\\n' .. (seq + count - 1) .. '\\n' .. last_type,
     'NX', 'GET', 'PX', idempotency_ttl_ms)
   remembered = not seen
   if seen then
     local seen_epoch, seen_seq, seen_type = string.match(seen, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
     -- A key remembered from an earlier epoch names an event that no longer exists.
-    if seen_epoch == epoch then return {epoch, tonumber(seen_seq), seen_type, 1} end
+    if seen_epoch == meta_epoch then return {meta_epoch, tonumber(seen_seq), seen_type, 1} end
   end
-end
-
+end`
+    : ''
+}
 local refused = nil
-if epoch and meta[2] == '1' then refused = {epoch, 0, last_type, 2} end
-if only_epoch ~= '' and epoch ~= only_epoch then refused = {only_epoch, 0, last_type, 2} end
-if epoch and fence >= 0 and fence < (meta[6] or 0) + 0 then refused = {epoch, 0, last_type, 2} end
+if meta_epoch and meta[2] == '1' then refused = {meta_epoch, 0, last_type, 2} end
+if bound and meta_epoch ~= epoch then refused = {epoch, 0, last_type, 2} end
+if meta_epoch and fence >= 0 and fence < (meta[5] or 0) + 0 then refused = {meta_epoch, 0, last_type, 2} end
 if refused then
-  -- What was remembered above names an event that is not appended.
-  if remembered then redis.call('DEL', idem_key) end
+${
+  idempotent
+    ? `  -- What was remembered above names an event that is not appended.
+  if remembered then redis.call('DEL', idem_key) end`
+    : ''
+}
   return refused
 end
 
-local fresh = not epoch
+local fresh = not meta_epoch
 if fresh then
-  epoch = new_epoch
   seq = 1
   -- A stream that outlived its meta would refuse the new epoch's ids, which restart at 1.
   redis.call('DEL', log_key)
+else
+  -- The topic's own; a fresh one given is not used.
+  epoch = meta_epoch
 end
 local last_seq = seq + count - 1
 -- Numbers are turned into text here, as integers: Redis would format a number passed to a
@@ -159,10 +213,12 @@ local fields = {'seq', last_seq_text}
 if fresh then
   table.insert(fields, 'epoch')
   table.insert(fields, epoch)
-  if check_history then
-    table.insert(fields, 'history')
-    table.insert(fields, history)
-  end
+${
+  checkHistory
+    ? `  table.insert(fields, 'history')
+  table.insert(fields, history)`
+    : ''
+}
 end
 if final then
   table.insert(fields, 'ended')
@@ -196,13 +252,17 @@ if keep then
   redis.call('PEXPIRE', meta_key, keep_ms)
   redis.call('PEXPIRE', log_key, keep_ms)
 end
-if use_idempotency and not remembered then
+${
+  idempotent
+    ? `if not remembered then
   redis.call('SET', idem_key, epoch .. '\\n' .. last_seq_text .. '\\n' .. last_type, 'PX', idempotency_ttl_ms)
-end
-redis.call(publish_command, channel, table.concat(message))
+end`
+    : ''
+}
+redis.call(${lua(settings.publishCommand)}, channel, table.concat(message))
 return epoch .. '\\n' .. last_seq_text
-`,
-});
+`;
+}
 
 /**
  * {epoch or nil, firstSeq, lastSeq, afterSeq, entries}: the bounds and the page of one
@@ -287,4 +347,4 @@ return token
 `,
 });
 
-export const TOPIC_SCRIPTS = [APPEND_SCRIPT, READ_SCRIPT, LAST_EVENT_SCRIPT, FENCE_SCRIPT] as const;
+export const TOPIC_SCRIPTS = [READ_SCRIPT, LAST_EVENT_SCRIPT, FENCE_SCRIPT] as const;

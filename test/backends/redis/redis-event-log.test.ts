@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { RedisConnection } from '../../../src/backends/redis/connection.js';
 import { parseId } from '../../../src/core/ids.js';
 import type { StoredEvent } from '../../../src/core/types.js';
 import { eventually } from '../../helpers/http.js';
@@ -158,6 +159,20 @@ describe('redis: retention and keys', () => {
       duplicate: true,
     });
     await log.close();
+  });
+
+  test('logs with other bounds on one connection each keep their own', async () => {
+    const connection = new RedisConnection({ url: redis().url });
+    const keyPrefix = uniquePrefix();
+    const short = createLog(redis().url, { connection, keyPrefix, maxEvents: 2 });
+    const long = createLog(redis().url, { connection, keyPrefix, maxEvents: 5 });
+    for (let n = 0; n < 6; n++) {
+      await short.append('short', input(n));
+      await long.append('long', input(n));
+    }
+    assert.equal((await long.info('short')).length, 2);
+    assert.equal((await short.info('long')).length, 5);
+    await connection.close();
   });
 
   test('internal names with slashes work; braces, which would break the hash tag, are refused', async () => {
