@@ -19,7 +19,10 @@ export function clientKey(request: FastifyRequest): string {
  * unless `TRUST_PROXY` says to take it from `X-Forwarded-For`.
  */
 export function clientAddress(request: FastifyRequest): string {
-  return normalizeIP(request.ip);
+  const { ip } = request;
+  // An IPv4 address (no colon) is its own normal form: `normalizeIP` would only find that out
+  // with `isIPv6`'s long regular expression, on every limited request.
+  return ip.includes(':') ? normalizeIP(ip) : ip;
 }
 
 /** Fastify's `trustProxy`: off, any proxy, the proxies' addresses, or a number of hops. */
