@@ -14,18 +14,13 @@ const WEBSOCKET_VERSIONS = '13, 8';
  * `100-continue` (417). Install before the other hooks, so nothing looks at such a request.
  */
 export function installHttpRefusals(app: FastifyInstance): void {
-  // A callback hook, not an async one: no promise and no microtask for every request.
-  app.addHook('onRequest', (request, _reply, done) => {
+  app.addHook('onRequest', async (request) => {
     const { raw } = request;
     if (raw.httpVersion === '1.1' && raw.headers.host === undefined) {
-      done(
-        new ApiError(400, 'missing_host', 'an HTTP/1.1 request needs a Host header', {
-          connection: 'close',
-        }),
-      );
-      return;
+      throw new ApiError(400, 'missing_host', 'an HTTP/1.1 request needs a Host header', {
+        connection: 'close',
+      });
     }
-    done();
   });
   app.server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
     const refusal = new ApiError(417, 'expectation_failed', 'the only Expect is 100-continue');

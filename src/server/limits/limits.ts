@@ -3,7 +3,7 @@ import type {
   FastifyInstance,
   FastifyReply,
   FastifyRequest,
-  onRequestHookHandler,
+  onRequestAsyncHookHandler,
   RouteOptions,
 } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -208,28 +208,14 @@ export class Limits {
     }
   }
 
-  /**
-   * A callback hook, not an async one: without a rate to count (the default) it decides at
-   * once, with no promise and no microtask on every streaming request.
-   */
-  #hook(limits: RouteLimits): onRequestHookHandler {
+  #hook(limits: RouteLimits): onRequestAsyncHookHandler {
     const rate = this.#rates.get(limits.rate);
-    const verdict = (waitMs: number) =>
-      waitMs > 0 ? this.#refuse(limits.rate, waitMs) : undefined;
-    return (request, reply, done) => {
-      let waitMs: number | Promise<number> = 0;
-      try {
-        if (limits.opensStream === undefined || limits.opensStream(request)) {
-          const key = clientKey(request);
-          if (limits.slot) this.#takeSlot(request, reply, key);
-          if (rate !== undefined) waitMs = rate(request, key);
-        }
-      } catch (error) {
-        done(error as Error);
-        return;
-      }
-      if (typeof waitMs === 'number') done(verdict(waitMs));
-      else waitMs.then((ms) => done(verdict(ms)), done);
+    return async (request, reply) => {
+      if (limits.opensStream !== undefined && !limits.opensStream(request)) return;
+      const key = clientKey(request);
+      if (limits.slot) this.#takeSlot(request, reply, key);
+      const waitMs = rate === undefined ? 0 : await rate(request, key);
+      if (waitMs > 0) throw this.#refuse(limits.rate, waitMs);
     };
   }
 
@@ -285,7 +271,7 @@ const RATE_NOUNS: Record<RateName, string> = {
 };
 
 /** Appends a hook to the route's own `onRequest` hooks, which may be one function or a list. */
-function addOnRequest(route: RouteOptions, hook: onRequestHookHandler): void {
+function addOnRequest(route: RouteOptions, hook: onRequestAsyncHookHandler): void {
   const existing = route.onRequest;
   if (existing === undefined) route.onRequest = [hook];
   else route.onRequest = Array.isArray(existing) ? [...existing, hook] : [existing, hook];
