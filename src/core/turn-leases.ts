@@ -34,8 +34,12 @@ export interface LeasedTurn {
  * lost without the leases going with it, so nothing is ever lost or taken over.
  */
 export interface TurnLeases {
-  /** Opens turn 1 of `id`, held by this process, keeping `request` for a continuation. */
-  begin(id: string, request: string): Promise<void>;
+  /**
+   * Opens turn 1 of `id`, held by this process, keeping `request` (as its JSON) for a
+   * continuation. It is serialized only by a backend that keeps it: the one-process memory
+   * backend never continues a turn and skips the copy of the whole body per completion.
+   */
+  begin(id: string, request: unknown): Promise<void>;
   get(id: string): Promise<LeasedTurn | undefined>;
   /**
    * Keeps this process's hold on a turn while it generates its `attempt`; the returned

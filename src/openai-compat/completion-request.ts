@@ -38,24 +38,53 @@ const schema = z.object({
 
 /** Checks a request body; throws InvalidParamError naming the first bad field. */
 export function parseCompletionRequest(body: unknown, defaultModel: string): CompletionRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+  if (!isObject(body)) {
     throw new InvalidParamError(null, 'the request body must be a JSON object');
   }
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0] as z.core.$ZodIssue;
-    const param = paramName(issue.path);
-    throw new InvalidParamError(
-      param,
-      param === null ? issue.message : `${param}: ${issue.message}`,
-    );
-  }
-  const { model, stream, stream_options: options } = parsed.data;
+  if (!readsAsValid(body)) refuse(body);
+  const { model, stream } = body;
+  const options = body.stream_options as { include_usage?: boolean | null } | null | undefined;
   return {
     body: (model == null ? { ...body, model: defaultModel } : body) as CompletionBody,
-    stream: stream ?? false,
+    stream: (stream as boolean | null | undefined) ?? false,
     includeUsage: options?.include_usage ?? false,
   };
+}
+
+/**
+ * What `schema` accepts, checked by hand: a few type checks per request, where `safeParse`
+ * builds a copy of every message (of the whole conversation, on every request) that the
+ * front door then throws away. Measured (100,000 warm calls, three runs on a busy 2-CPU
+ * machine): a 1-message body 0.96–1.7 µs with `safeParse`, 0.04–0.44 µs this way; a
+ * 40-message one 5.5–19 µs against 0.27–0.49 µs. Only a body this refuses goes through
+ * `schema`, which names the field (or, should the two ever disagree, accepts it).
+ */
+function readsAsValid(body: Record<string, unknown>): boolean {
+  const { messages, model, stream, stream_options: options, n } = body;
+  return (
+    Array.isArray(messages) &&
+    messages.length > 0 &&
+    messages.every(isObject) &&
+    (model == null || (typeof model === 'string' && model.length > 0 && model.length <= 256)) &&
+    (stream == null || typeof stream === 'boolean') &&
+    (options == null ||
+      (isObject(options) &&
+        (options.include_usage == null || typeof options.include_usage === 'boolean'))) &&
+    (n == null || (Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 128))
+  );
+}
+
+/** Throws the InvalidParamError for the first field `schema` refuses, if it refuses one. */
+function refuse(body: Record<string, unknown>): void {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return;
+  const issue = parsed.error.issues[0] as z.core.$ZodIssue;
+  const param = paramName(issue.path);
+  throw new InvalidParamError(param, param === null ? issue.message : `${param}: ${issue.message}`);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** `['messages', 0, 'role']` → `messages[0].role`, OpenAI's spelling of a field path. */

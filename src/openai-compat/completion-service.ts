@@ -101,7 +101,7 @@ export class CompletionService {
     const key = generationKey(id);
     const stored: StoredRequest = { body: request.body, includeUsage: request.includeUsage };
     const prepare = async () => {
-      await this.leases.begin(topic, JSON.stringify(stored));
+      await this.leases.begin(topic, stored);
       const run = (signal: AbortSignal) =>
         this.#generate(request, signal, this.#held(key, topic, 0, recorder, signal).sink);
       return { key, value: id, run };

@@ -112,12 +112,9 @@ export async function buildStreamhub(config: Config, tracing?: Tracing): Promise
   await registerCors(app, config.CORS_ORIGINS);
   // Every API body is JSON: anything else is 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.httpRequests.inc({
-      method: request.method,
-      route: request.routeOptions.url ?? 'unmatched',
-      status: reply.statusCode,
-    });
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.responded(request, reply);
+    done();
   });
   app.addHook('onClose', () => services.close());
   const compression = config.COMPRESSION === 'on';

@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { HubObserver } from '../core/hub.js';
 import type { ConcurrencyLimiter } from '../llm/limiter.js';
@@ -54,6 +55,32 @@ export class Metrics {
     labelNames: ['method', 'route', 'status'] as const,
     registers: [this.registry],
   });
+
+  /** Requests whose response became a stream, counted as it opened (see `streamOpened`). */
+  readonly #streams = new WeakSet<FastifyRequest>();
+
+  /** Counts a request whose response a stream takes over (hijacked), as the stream opens. */
+  streamOpened(request: FastifyRequest): void {
+    this.#streams.add(request);
+    this.#countRequest(request, 200);
+  }
+
+  /**
+   * Counts a finished response, unless it was a stream, counted when it opened: Fastify runs the
+   * `onResponse` hooks of a hijacked reply too once it ends cleanly, which counted every finite
+   * stream (a completion, a reply) twice.
+   */
+  responded(request: FastifyRequest, reply: FastifyReply): void {
+    if (!this.#streams.has(request)) this.#countRequest(request, reply.statusCode);
+  }
+
+  #countRequest(request: FastifyRequest, status: number): void {
+    this.httpRequests.inc({
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status,
+    });
+  }
 
   readonly wsFrames = new Counter({
     name: 'streamhub_ws_frames_received_total',

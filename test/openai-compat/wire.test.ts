@@ -148,7 +148,7 @@ describe('the chat completions wire format', { timeout: 60_000 }, () => {
     );
   });
 
-  test('generations and deltas are counted under feature="completions"', async () => {
+  test('generations and deltas are counted under feature="completions", the request once', async () => {
     const before = await metricsText(server().url);
     const count = (text: string) => ({
       done:
@@ -157,6 +157,12 @@ describe('the chat completions wire format', { timeout: 60_000 }, () => {
           outcome: 'done',
         }) ?? 0,
       deltas: metricValue(text, 'streamhub_llm_deltas_total', { feature: 'completions' }) ?? 0,
+      requests:
+        metricValue(text, 'streamhub_http_requests_total', {
+          method: 'POST',
+          route: COMPLETIONS,
+          status: '200',
+        }) ?? 0,
     });
     const client = postCompletion(server(), { messages: userMessages('count me'), max_tokens: 5 });
     await client.closed;
@@ -164,6 +170,8 @@ describe('the chat completions wire format', { timeout: 60_000 }, () => {
     assert.equal(after.done - count(before).done, 1);
     // Chunks relayed: the role with the first token, 5 tokens, the finish reason.
     assert.equal(after.deltas - count(before).deltas, 7);
+    // Counted as the stream opened, not once more when it ended.
+    assert.equal(after.requests - count(before).requests, 1);
   });
 });
 

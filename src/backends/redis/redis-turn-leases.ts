@@ -101,8 +101,15 @@ export class RedisTurnLeases implements TurnLeases {
     return begun;
   }
 
-  async begin(id: string, request: string): Promise<void> {
-    await this.open(id, { userMessage: '', owner: '', system: '', setSystem: false, request });
+  async begin(id: string, request: unknown): Promise<void> {
+    const stored = JSON.stringify(request);
+    await this.open(id, {
+      userMessage: '',
+      owner: '',
+      system: '',
+      setSystem: false,
+      request: stored,
+    });
   }
 
   async get(id: string): Promise<LeasedTurn | undefined> {

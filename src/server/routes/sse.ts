@@ -51,12 +51,8 @@ export function openSse(
   if (deps.compression) reply.raw.appendHeader('Vary', 'Accept-Encoding');
   stream.open(headers);
   endSseOnExpiry(stream, request.principal);
-  // Hijacked replies skip Fastify's response hooks, so the stream counts itself.
-  deps.metrics.httpRequests.inc({
-    method: request.method,
-    route: request.routeOptions.url ?? 'unmatched',
-    status: 200,
-  });
+  // A stream counts as it opens: one that the client drops never reaches the response hooks.
+  deps.metrics.streamOpened(request);
   return stream;
 }
 
