@@ -60,12 +60,14 @@ const gatewayOpts: GatewayOptions = quick
       throughput: { rounds: 3, perRound: 2, tokens: 500 },
       ttft: { rounds: 3, perRound: 7 },
       chats: { count: 100, tokens: 40, tps: 20, staggerMs: 500, rounds: 1 },
+      warmup: { requests: 50, chats: 50, chatTokens: 20 },
       settleMs: 500,
     }
   : {
       throughput: { rounds: 5, perRound: 4, tokens: 2000 },
       ttft: { rounds: 5, perRound: 20 },
       chats: { count: 500, tokens: 100, tps: 20, staggerMs: 1000, rounds: 3 },
+      warmup: { requests: 500, chats: 500, chatTokens: 20 },
       settleMs: 1500,
     };
 const fanoutBase = {
@@ -336,8 +338,9 @@ function mainDetails(): string[] {
 }
 
 function gatewayDetails(): string[] {
-  const { throughput: t, ttft, chats: c } = gatewayOpts;
+  const { throughput: t, ttft, chats: c, warmup: w } = gatewayOpts;
   return [
+    `- Warm-up: ${w.requests} sequential pairs of completions per path before the front door's rounds; ${w.chats} concurrent chats of ${w.chatTokens} tokens in each chat process before its measured chats`,
     `- Front door: ${t.rounds} rounds of ${t.perRound} completions × ${t.tokens} tokens per path (upstream as fast as possible), then ${ttft.rounds} rounds of ${ttft.perRound} TTFT requests per path, rotating direct, raw proxy and streamhub request by request`,
     `- Concurrent chats: ${c.count} chats started over ${c.staggerMs / 1000} s, ${c.tokens} tokens each at ${c.tps} tokens/s from the upstream, ${c.rounds} round(s) of every path, a fresh gateway process per run`,
   ];

@@ -18,6 +18,13 @@ export interface GatewayOptions {
   ttft: { rounds: number; perRound: number };
   /** Many concurrent paced chats. */
   chats: { count: number; tokens: number; tps: number; staggerMs: number; rounds: number };
+  /**
+   * Before measuring, each path serves `requests` sequential pairs of front-door completions,
+   * and each chat process `chats` concurrent chats of `chatTokens` tokens: a gateway still
+   * compiling its hot functions (streamhub, with more code than the raw proxy, was after 2,500
+   * requests) would be measured at its start-up, not as it serves.
+   */
+  warmup: { requests: number; chats: number; chatTokens: number };
   settleMs: number;
 }
 
@@ -297,7 +304,7 @@ async function measureFrontDoor(
     return true;
   };
   // JIT, the gateways' upstream connection pools and the keep-alive sockets warm up first.
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < opts.warmup.requests; i++) {
     for (const p of paths) {
       await one(p, MAX_MODEL, 50);
       await one(p, TTFT_MODEL, TTFT_TOKENS);
@@ -410,7 +417,9 @@ function chatsRun(
       });
     const rss = () => (gateway ? sampleProc(gateway.pid).rssBytes : Number.NaN);
     try {
-      const warm = Array.from({ length: 20 }, (_, i) => chat(-1 - i, 5));
+      const warm = Array.from({ length: opts.warmup.chats }, (_, i) =>
+        chat(-1 - i, opts.warmup.chatTokens),
+      );
       await Promise.all(warm);
       await sleep(opts.settleMs);
       const rssIdle = rss();
