@@ -526,7 +526,11 @@ function storedIn(
 
 /**
  * The client that began a turn, fed by its writer: the events of one upstream read are
- * gathered until the next tick and go out in one write, as the hub's batches do.
+ * gathered until the next tick and go out in one write, as the hub's batches do. Counted with
+ * callgrind (warm server, `node --single-threaded`, 10 concurrent chats of 100 tokens at 20
+ * tokens/s, 3 pairs, same run): 92.6k/90.2k/130.3k instructions per token through the hub,
+ * 83.9k/87.9k/105.1k fed. Gateway CPU per token at 500 chats was too noisy to tell apart
+ * (2 CPUs shared, load 3-5).
  */
 function feedOf(topic: string, viewer: ReplyViewer): (events: readonly StoredEvent[]) => boolean {
   let closed = false;
