@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { StartFrom } from '../../core/hub.js';
 import { sseReplyViewer } from '../../sessions/reply-stream.js';
-import type { SessionService } from '../../sessions/session-service.js';
+import type { SessionService, StartedTurn } from '../../sessions/session-service.js';
 import { lastEventIdOf, openSse, type StreamDeps, singleHeader } from './sse.js';
 
 export interface SessionRouteDeps extends StreamDeps {
@@ -54,7 +54,7 @@ export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): voi
 
   app.post<{ Body: ChatBody }>('/v1/chat', { schema: chatSchema }, async (request, reply) => {
     const { body } = request;
-    const topic = await sessions.chat(
+    const turn = await sessions.chat(
       {
         sessionId: body.session_id,
         content: body.content,
@@ -65,7 +65,7 @@ export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): voi
       },
       request.principal.owner,
     );
-    await streamReply(request, reply, deps, body.session_id, topic, { kind: 'start' });
+    await streamReply(request, reply, deps, body.session_id, turn.topic, { kind: 'start' }, turn);
   });
 
   app.post<{ Body: ResumeBody }>(
@@ -120,8 +120,10 @@ async function streamReply(
   sessionId: string,
   topic: string,
   from: StartFrom,
+  /** The turn this request began, whose reply its writer feeds to this client. */
+  began?: StartedTurn,
 ): Promise<void> {
   const claim = await deps.sessions.claimViewer(sessionId);
   const stream = openSse(request, reply, deps, { gzipSharing: 'per-connection' });
-  deps.sessions.watch(sessionId, claim, topic, from, sseReplyViewer(stream));
+  deps.sessions.watch(sessionId, claim, topic, from, sseReplyViewer(stream), began?.creator);
 }
