@@ -40,7 +40,6 @@ export class ConnectionRegistry {
   delete(connection: Connection): void {
     if (!this.#connections.delete(connection)) return;
     this.#counts[connection.transport]--;
-    if (this.#connections.size === 0) this.#stopTimer();
   }
 
   count(transport: TransportName): number {
@@ -61,7 +60,15 @@ export class ConnectionRegistry {
     this.#stopTimer();
   }
 
+  /**
+   * The timer stops at the first tick that finds no connection, not when the last one leaves:
+   * sequential requests would otherwise start and stop it for each request.
+   */
   #beat(): void {
+    if (this.#connections.size === 0) {
+      this.#stopTimer();
+      return;
+    }
     const tick = ++this.#tick;
     for (const connection of this.#connections) connection.heartbeat(tick);
   }
