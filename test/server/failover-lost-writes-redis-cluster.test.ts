@@ -58,7 +58,7 @@ const afterLastReset = (messages: readonly SseMessage[]) =>
 
 /**
  * What `client` read until the stream's end, `ends` telling the event that ends it. A response
- * closed before that (seen in 2 full-suite runs under load of about 10, while the shard failed
+ * closed before that (seen twice in full-suite runs on a loaded machine, while the shard failed
  * over, with no event after the lost ones) is resumed from its last event id, as `EventSource`
  * resumes: what the guarantee promises is what a resuming reader ends with.
  */
