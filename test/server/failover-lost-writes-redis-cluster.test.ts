@@ -18,6 +18,7 @@ import {
   sessionView,
 } from '../helpers/chat-sessions.js';
 import { getJson, request } from '../helpers/http.js';
+import { PATIENCE_MS } from '../helpers/patience.js';
 import { type RedisClusterServers, startRedisCluster } from '../helpers/redis-cluster.js';
 import { startTestServer, waitFor } from '../helpers/server.js';
 import { RawSseClient, type SseMessage } from '../helpers/sse-client.js';
@@ -57,26 +58,34 @@ const afterLastReset = (messages: readonly SseMessage[]) =>
   messages.slice(messages.findLastIndex((message) => message.event === 'reset') + 1);
 
 /**
- * What `client` read until the stream's end, `ends` telling the event that ends it. A response
- * closed before that (seen twice in full-suite runs on a loaded machine, while the shard failed
- * over, with no event after the lost ones) is resumed from its last event id, as `EventSource`
- * resumes: what the guarantee promises is what a resuming reader ends with.
+ * What `client` read until the stream's end, `ends` telling the event that ends it, and the
+ * statuses of the resumes it took. A response closed before that (seen on a loaded machine,
+ * while the shard failed over, with no event after the lost ones) is resumed from its last
+ * event id, as `EventSource` resumes: after a pause, again until the end comes. What the
+ * guarantee promises is what a resuming reader ends with.
  */
 async function readToTheEnd(
   client: RawSseClient,
   url: string,
   ends: (message: SseMessage) => boolean,
-): Promise<SseMessage[]> {
+): Promise<{ messages: SseMessage[]; resumes: number[] }> {
   await closedWithin(client, 'the consumer');
   const messages = [...client.messages];
-  for (let resumes = 0; resumes < 3 && !messages.some(ends); resumes++) {
+  const resumes: number[] = [];
+  const deadline = Date.now() + PATIENCE_MS;
+  while (!messages.some(ends) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, RESUME_PAUSE_MS));
     const lastId = messages.findLast((message) => message.id !== undefined)?.id;
     const resumed = open.consumer(url, lastId === undefined ? {} : { 'last-event-id': lastId });
     await closedWithin(resumed, 'the resumed consumer');
+    resumes.push(resumed.status);
     messages.push(...resumed.messages);
   }
-  return messages;
+  return { messages, resumes };
 }
+
+/** How long a reader whose response closed early waits before it resumes (`retry:`'s role). */
+const RESUME_PAUSE_MS = 200;
 
 /** The stored events a fresh reader gets now, from the start. */
 async function logNow(url: string): Promise<SseMessage[]> {
@@ -184,13 +193,13 @@ test('a /v1/streams stream whose log loses writes in a failover ends for its pro
   const outcome = await producer.end();
   const streamUrl = `${url()}/v1/streams/${id}`;
   const ended = (message: SseMessage) => message.event !== 'message' && message.event !== 'reset';
-  const read = await readToTheEnd(consumer, streamUrl, ended);
+  const { messages: read, resumes } = await readToTheEnd(consumer, streamUrl, ended);
   assert.ok('status' in outcome, `the producer got an answer: ${JSON.stringify(outcome)}`);
   assert.equal(outcome.status, 409);
   assert.equal((outcome.json as { error: { code: string } }).error.code, 'producer_lost');
   assert.ok(
     read.some((message) => message.event === 'reset'),
-    `told to reset: ${JSON.stringify(read.slice(-4))}`,
+    `told to reset: ${JSON.stringify(read.slice(-4))}, resumes answered ${resumes.join(', ')}`,
   );
   const after = afterLastReset(read);
   assert.deepEqual(after, await logNow(streamUrl));
