@@ -53,6 +53,15 @@ async function onNode<T>(port: number, use: (node: Redis) => Promise<T>): Promis
   }
 }
 
+/** Resolves once the replica on `replicaPort` has received all its master has written so far. */
+async function caughtUp(masterPort: number, replicaPort: number): Promise<void> {
+  const [, written] = (await onNode(masterPort, (node) => node.role())) as [string, number];
+  await eventually(async () => {
+    const role = (await onNode(replicaPort, (node) => node.role())) as unknown[];
+    return Number(role[4]) >= written;
+  }, `replica ${replicaPort} caught up with its master`);
+}
+
 /** The ports of the nodes serving `key`'s slot as node `port` sees them, its master first. */
 async function servingNodes(port: number, key: string): Promise<number[]> {
   return onNode(port, async (node) => {
@@ -141,6 +150,9 @@ export async function startRedisCluster(): Promise<RedisClusterServers> {
       const [masterPort, replicaPort] = serving as [number, number];
       const master = nodes.find((node) => node.port === masterPort);
       const replica = nodes.find((node) => node.port === replicaPort);
+      // Only what is written while the replica is frozen may be lost, not what a loaded
+      // machine had not yet replicated when it froze.
+      await caughtUp(masterPort, replicaPort);
       replica?.child?.kill('SIGSTOP');
       // Frozen, it would still read what reached its socket once thawed: the master drops the
       // link, so that its writes from now on stay in its own backlog.
