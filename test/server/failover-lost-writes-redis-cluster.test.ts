@@ -59,10 +59,9 @@ const afterLastReset = (messages: readonly SseMessage[]) =>
 
 /**
  * What `client` read until the stream's end, `ends` telling the event that ends it, and the
- * statuses of the resumes it took. A response closed before that (seen on a loaded machine,
- * while the shard failed over, with no event after the lost ones) is resumed from its last
- * event id, as `EventSource` resumes: after a pause, again until the end comes. What the
- * guarantee promises is what a resuming reader ends with.
+ * statuses of the resumes it took. A response that closes before that (a stream the failover
+ * forgot altogether closes its consumers, docs/api.md §12) is resumed from its last event id,
+ * as `EventSource` resumes: after a pause, again until the end comes or patience runs out.
  */
 async function readToTheEnd(
   client: RawSseClient,
