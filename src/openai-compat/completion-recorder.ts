@@ -17,9 +17,6 @@ const LOST_COMPLETION = JSON.stringify(
   ),
 );
 
-/** The client that started a completion, reading it straight from the recorder. */
-export type CompletionFeed = LogFeed;
-
 /**
  * Records a streamed completion in its log exactly as clients will read it: each chunk's JSON
  * text, byte for byte as the model's server sent it, is one event's data, so replay and live
@@ -67,7 +64,7 @@ export class CompletionRecorder implements GenerationSink {
    * (`node --single-threaded`, main thread): 4 completions of 500 tokens took 76.0 M
    * instructions through the hub and 63.0 M fed; 100 one-token completions 236 M and 227 M.
    */
-  follow(feed: CompletionFeed): void {
+  follow(feed: LogFeed): void {
     this.#creator.follow(feed);
   }
 

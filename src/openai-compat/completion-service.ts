@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { LogFeed } from '../core/creator-feed.js';
 import { StreamhubError } from '../core/errors.js';
 import { rethrowUnlessEnded } from '../core/event-log.js';
 import { readAll, resumeFinite } from '../core/finite-log.js';
@@ -11,7 +12,7 @@ import type { GenerationOutcome, GenerationSink } from '../llm/generation.js';
 import type { GenerationRunner, GenerationSpan } from '../llm/generation-runner.js';
 import { abortedByShutdown } from '../llm/running.js';
 import { completionPartial, continuedChunks } from './completion-continuation.js';
-import { type CompletionFeed, CompletionRecorder } from './completion-recorder.js';
+import { CompletionRecorder } from './completion-recorder.js';
 import type { CompletionRequest } from './completion-request.js';
 import { endsCompletion } from './completion-stream.js';
 import { ClientClosedError } from './errors.js';
@@ -42,7 +43,7 @@ const COMPLETION_ID = /^chatcmpl-[A-Za-z0-9]{1,64}$/;
 export interface StartedCompletion {
   readonly id: string;
   /** Feeds that client the completion from its first event on (see CompletionRecorder). */
-  follow(feed: CompletionFeed): void;
+  follow(feed: LogFeed): void;
 }
 
 const TOPIC_PREFIX = 'completion/';

@@ -1,10 +1,10 @@
 import type { BatchEncoder } from '../core/batch.js';
+import type { LogFeed } from '../core/creator-feed.js';
 import type { Subscriber } from '../core/hub.js';
 import type { StoredEvent } from '../core/types.js';
 import { dataField, type SseFrames, sseFrames } from '../transports/sse/framing.js';
 import { sseLogSubscriber } from '../transports/sse/log-subscriber.js';
 import type { SseStream } from '../transports/sse/sse-stream.js';
-import type { CompletionFeed } from './completion-recorder.js';
 
 /**
  * Events of a completion's log. `chunk` holds a `chat.completion.chunk`; `done` holds OpenAI's
@@ -39,7 +39,7 @@ function completionText(events: readonly StoredEvent[]): string {
  * chunks of one read go out in one write, as the hub's batches do, and the final event goes
  * out with the end of the response.
  */
-export function completionFeed(stream: SseStream): CompletionFeed {
+export function completionFeed(stream: SseStream): LogFeed {
   let pending: StoredEvent[] | undefined;
   const write = (events: readonly StoredEvent[]): boolean => {
     const text = completionText(events);
