@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ConnectionRegistry } from '../../transports/connections.js';
 import { sseEncodingFor } from '../../transports/sse/compression.js';
 import type { GzipSharing } from '../../transports/sse/gzip-coding.js';
-import { SseStream } from '../../transports/sse/sse-stream.js';
+import { type ResponseHeaders, SseStream } from '../../transports/sse/sse-stream.js';
 import { endSseOnExpiry } from '../auth/streams.js';
 import type { Metrics } from '../metrics.js';
 
@@ -34,11 +34,6 @@ export function openSse(
   { headers = {}, gzipSharing }: SseOpening = {},
 ): SseStream {
   reply.hijack();
-  // Headers that hooks set (CORS) live in the reply until Fastify sends it, which a hijacked
-  // reply never is: they go on the raw response, which writes them with the stream's own.
-  for (const [name, value] of Object.entries(reply.getHeaders())) {
-    if (value !== undefined) reply.raw.setHeader(name, value);
-  }
   const stream = new SseStream(reply.raw, {
     registry: deps.connections,
     maxBufferedBytes: deps.slowConsumerMaxBytes,
@@ -47,13 +42,33 @@ export function openSse(
     encoding: deps.compression ? sseEncodingFor(request.headers['accept-encoding']) : 'identity',
     gzipSharing,
   });
-  // Appended, not set: CORS may already vary the answer by Origin.
-  if (deps.compression) reply.raw.appendHeader('Vary', 'Accept-Encoding');
-  stream.open(headers);
+  stream.open(withHooksHeaders(reply, deps.compression, headers));
   endSseOnExpiry(stream, request.principal);
   // A stream counts as it opens: one that the client drops never reaches the response hooks.
   deps.metrics.streamOpened(request);
   return stream;
+}
+
+/**
+ * Headers that hooks set (CORS) live in the reply until Fastify sends it, which a hijacked
+ * reply never is: they go out with the stream's own, all given to one `writeHead`. (Set one by
+ * one on the raw response first, they sent `writeHead` down its slow path, header by header.)
+ */
+function withHooksHeaders(
+  reply: FastifyReply,
+  compression: boolean,
+  own: Record<string, string>,
+): ResponseHeaders {
+  const headers: ResponseHeaders = {};
+  const set = reply.getHeaders();
+  for (const name in set) if (set[name] !== undefined) headers[name] = set[name];
+  Object.assign(headers, own);
+  // Added to, not set: CORS may already vary the answer by Origin.
+  if (compression) {
+    const { vary } = headers;
+    headers.vary = vary === undefined ? 'Accept-Encoding' : `${vary}, Accept-Encoding`;
+  }
+  return headers;
 }
 
 export function singleHeader(headers: IncomingHttpHeaders, name: string): string | undefined {

@@ -1,4 +1,4 @@
-import { ServerResponse } from 'node:http';
+import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { constants, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
@@ -23,14 +23,19 @@ export interface SseStreamOptions {
 
 export type CloseCause = 'client' | 'slow_consumer' | 'shutdown' | 'server';
 
+/** Response headers by lower-case name, as Fastify's reply keeps them. */
+export type ResponseHeaders = Record<string, number | string | string[] | undefined>;
+
 /** An HTTP/1.1 response, or one stream of an HTTP/2 connection. */
 export type SseResponse = ServerResponse | Http2ServerResponse;
 
 const payloadOf = (last: SseFrames | string | undefined): Buffer | string | undefined =>
   typeof last === 'string' || last === undefined ? last : last.payload;
 
+const NO_HOLD = () => {};
+
 /** Connection-specific headers are HTTP/1 only: HTTP/2 forbids them (RFC 9113 §8.2.2). */
-const HTTP1_HEADERS = { Connection: 'keep-alive' };
+const HTTP1_HEADERS = { connection: 'keep-alive' };
 
 /**
  * One Server-Sent Events response: headers, framing of control events, heartbeats and
@@ -73,16 +78,19 @@ export class SseStream implements Connection {
     return this.#closed;
   }
 
-  /** Sends the headers and a `retry:` line at once, so the stream is visibly open. */
-  open(headers: Record<string, string> = {}): void {
+  /**
+   * Sends the headers and a `retry:` line at once, so the stream is visibly open. Header names
+   * are lower case, as `headers`' must be, so that none is sent twice.
+   */
+  open(headers: ResponseHeaders = {}): void {
     this.res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache',
-      'X-Accel-Buffering': 'no',
-      ...(this.#http1 === undefined ? {} : HTTP1_HEADERS),
       ...headers,
-      ...(this.#gzip === undefined ? {} : { 'Content-Encoding': 'gzip' }),
-    });
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+      ...(this.#http1 === undefined ? {} : HTTP1_HEADERS),
+      ...(this.#gzip === undefined ? {} : { 'content-encoding': 'gzip' }),
+    } as OutgoingHttpHeaders);
     this.res.socket?.setNoDelay(true);
     const retry = `retry: ${this.options.retryMs}\n\n`;
     if (this.#gzip === undefined) this.write(retry);
@@ -132,6 +140,19 @@ export class SseStream implements Connection {
     const socket = this.#bareSocket();
     if (socket === undefined) return this.#body.write(text);
     return socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+  }
+
+  /**
+   * Holds what this stream writes until the returned release is called, so that the writes
+   * of one tick leave in one syscall, with whatever Node holds for that tick too: a response
+   * begun in this tick has its headers and first bytes corked until the next one. Over HTTP/2,
+   * whose frames its session batches, it holds nothing.
+   */
+  hold(): () => void {
+    const socket = this.#http1?.socket;
+    if (!socket) return NO_HOLD;
+    socket.cork();
+    return () => socket.uncork();
   }
 
   /**
