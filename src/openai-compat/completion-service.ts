@@ -39,13 +39,6 @@ const TURN = 1;
 
 const COMPLETION_ID = /^chatcmpl-[A-Za-z0-9]{1,64}$/;
 
-/** A streamed completion that has begun, for the client that started it. */
-export interface StartedCompletion {
-  readonly id: string;
-  /** Feeds that client the completion from its first event on (see CompletionRecorder). */
-  follow(feed: LogFeed): void;
-}
-
 const TOPIC_PREFIX = 'completion/';
 
 /**
@@ -88,17 +81,23 @@ export class CompletionService {
   }
 
   /**
-   * Starts a streamed completion and resolves once its first chunk is stored; a
-   * failure before that chunk rejects with its LlmError (the client's HTTP answer). `waiting`
-   * is the client: gone before the first chunk, the completion stops and this rejects with
-   * its reason.
+   * Starts a streamed completion. Once its first chunk is stored, `open` is called with the
+   * completion's id, in the same call, and returns the feed of the client that started it (see
+   * `CompletionRecorder.openFor`); then this resolves. A failure before that chunk rejects with
+   * its LlmError (the client's HTTP answer). `waiting` is the client: gone before the first
+   * chunk, the completion stops and this rejects with its reason.
    */
-  async start(request: CompletionRequest, waiting?: AbortSignal): Promise<StartedCompletion> {
+  async start(
+    request: CompletionRequest,
+    waiting: AbortSignal | undefined,
+    open: (id: string) => LogFeed,
+  ): Promise<void> {
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const topic = completionTopic(id);
     // Fenced from the first attempt on: a continuation fences the log with a higher token.
     const writer = new FiniteLogWriter(this.replies.log, topic, 0, 0);
     const recorder = new CompletionRecorder(writer, request.includeUsage);
+    recorder.openFor(() => open(id));
     const key = generationKey(id);
     const stored: StoredRequest = { body: request.body, includeUsage: request.includeUsage };
     const prepare = async () => {
@@ -113,7 +112,6 @@ export class CompletionService {
     if (waiting?.aborted) leave();
     try {
       await recorder.opened;
-      return { id, follow: (feed) => recorder.follow(feed) };
     } catch (error) {
       waiting?.throwIfAborted();
       throw error;

@@ -40,9 +40,9 @@ export function openAiCompatRoutes(app: FastifyInstance, deps: OpenAiCompatDeps)
       // The model server's own bytes: a string payload is sent as it is.
       return reply.type(JSON_TYPE).send(await completions.complete(completion, clientGone));
     }
-    const started = await completions.start(completion, clientGone);
-    const stream = openSse(request, reply, deps, completionSse(started.id));
-    started.follow(completionFeed(stream));
+    await completions.start(completion, clientGone, (id) =>
+      completionFeed(openSse(request, reply, deps, completionSse(id))),
+    );
   });
 
   app.get<StreamRoute>('/v1/chat/completions/:id/stream', options, async (request, reply) => {
