@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { StreamhubError } from '../core/errors.js';
 import { type EventLog, isLogEnded, isLogRestarted } from '../core/event-log.js';
 import { parseId } from '../core/ids.js';
@@ -5,6 +6,7 @@ import { FiniteLogWriter } from '../core/log-writer.js';
 import type { StreamEnding } from '../core/stream-store.js';
 import type { EventInput } from '../core/types.js';
 import type { BodyEvents } from './body-events.js';
+import { BodyReader } from './body-reader.js';
 import { StreamEndedError } from './errors.js';
 
 /** What a producer needs of the service that started it. */
@@ -39,9 +41,9 @@ export class BodyProducer {
   /** The epoch of the log's first event: later events go to it or nowhere (docs: DELETE). */
   epoch: string | undefined;
   readonly #writer: FiniteLogWriter;
-  /** Set once the producer is stopped; `#wake` tells the read in progress. */
+  /** Set once the producer is stopped; the reader then answers every read with it. */
   #stopped: Stop | undefined;
-  #wake: ((stop: Stop) => void) | undefined;
+  #reader: BodyReader<Stop> | undefined;
   #ending: StreamEndedError | undefined;
   /** Set once this producer ends the stream itself: the ending it then sees is its own. */
   #finishing = false;
@@ -54,18 +56,19 @@ export class BodyProducer {
   }
 
   /** Resolves when the body ended and the stream is complete; rejects with why it is not. */
-  async run(body: AsyncIterable<Uint8Array>, events: BodyEvents): Promise<void> {
+  async run(body: Readable, events: BodyEvents): Promise<void> {
     const { context } = this;
     const idle = setTimeout(() => void this.#idle(), context.idleMs);
     const renewal = setInterval(() => void this.#renew(), context.leaseMs / 3);
+    this.#reader = new BodyReader(body);
+    if (this.#stopped !== undefined) this.#reader.stop(this.#stopped);
     try {
-      const chunks = body[Symbol.asyncIterator]();
       for (;;) {
-        const result = await this.#nextOrStop(chunks);
-        if ('stop' in result) throw result.stop;
+        const read = await this.#reader.read();
+        if (read !== null && 'stop' in read) throw read.stop;
         idle.refresh();
-        if (result.done) break;
-        await this.#appendAll(events.push(result.value));
+        if (read === null) break;
+        await this.#appendAll(events.push(read));
       }
       await this.#appendAll(events.end());
       if (!(await this.#finish('complete', 'complete'))) throw await this.#endedElsewhere();
@@ -77,23 +80,10 @@ export class BodyProducer {
     }
   }
 
-  /**
-   * The body's next chunk, or why the producer stopped meanwhile. Not a `Promise.race` with one
-   * long-lived "stopped" promise: each race would leave a reaction on it until the stream ends.
-   */
-  #nextOrStop(chunks: AsyncIterator<Uint8Array>): Promise<IteratorResult<Uint8Array> | Stop> {
-    if (this.#stopped !== undefined) return Promise.resolve(this.#stopped);
-    return new Promise((resolve, reject) => {
-      this.#wake = resolve;
-      // Once stopped, the read left pending fails when the connection closes: nobody waits.
-      chunks.next().then(resolve, reject);
-    });
-  }
-
   #stop(error: StreamEndedError): void {
     this.#ending ??= error;
     this.#stopped ??= { stop: this.#ending };
-    this.#wake?.(this.#stopped);
+    this.#reader?.stop(this.#stopped);
   }
 
   /**

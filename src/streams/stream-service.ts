@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { isLogEnded, isLogRestarted, rethrowUnlessEnded } from '../core/event-log.js';
 import { lastEvent } from '../core/finite-log.js';
 import type { LiveLog, StartFrom, Subscriber, Subscription } from '../core/hub.js';
@@ -72,15 +73,11 @@ export class StreamService {
   }
 
   /** Produces stream `id` from a streamed body; resolves once the body ended it, complete. */
-  produce(id: string, type: BodyType, body: AsyncIterable<Uint8Array>): Promise<StreamSummary> {
+  produce(id: string, type: BodyType, body: Readable): Promise<StreamSummary> {
     return inSpan('produce', { 'streamhub.stream.id': id }, () => this.#produce(id, type, body));
   }
 
-  async #produce(
-    id: string,
-    type: BodyType,
-    body: AsyncIterable<Uint8Array>,
-  ): Promise<StreamSummary> {
+  async #produce(id: string, type: BodyType, body: Readable): Promise<StreamSummary> {
     await this.#endIfLost(id);
     await this.#open(id, this.options.leaseMs);
     const producer = new BodyProducer(this.#context, id);

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { Command, Redis } from 'ioredis';
 import type { RedisClient } from './connection.js';
 
 /**
@@ -54,6 +56,7 @@ const LUA_VALUE: Record<ArgKind, (raw: string) => string> = {
 export class LuaScript<K extends string, A extends ArgKinds, R, V extends string = never> {
   readonly #command: string;
   readonly #lua: string;
+  readonly #sha: string;
   readonly #keys: readonly K[];
   readonly #args: ReadonlyArray<readonly [name: string, kind: ArgKind]>;
   readonly #rest: V | undefined;
@@ -66,6 +69,7 @@ export class LuaScript<K extends string, A extends ArgKinds, R, V extends string
     const restNames = spec.rest === undefined ? [] : [`${spec.rest}At`];
     checkNames([...this.#keys, ...this.#args.map(([name]) => name), ...restNames]);
     this.#lua = `${this.#header()}\n${spec.helpers ?? ''}\n${spec.body}`;
+    this.#sha = createHash('sha1').update(this.#lua).digest('hex');
   }
 
   /** Makes the script callable on this client (ioredis loads it and runs it by its SHA). */
@@ -84,12 +88,39 @@ export class LuaScript<K extends string, A extends ArgKinds, R, V extends string
   }
 
   run(client: RedisClient, input: ScriptInput<K, A, V>): Promise<R> {
+    if (client instanceof Redis) return this.#runOn(client, input);
     const method = (client as unknown as Partial<Record<string, ScriptMethod>>)[this.#command];
     if (method === undefined) {
       throw new Error(`script ${this.#command} is not defined on this client`);
     }
     const { keys, args } = this.encode(input);
     return method.call(client, ...keys, ...args) as Promise<R>;
+  }
+
+  /**
+   * On one server, EVALSHA goes to the client as a plain command: the method ioredis defines
+   * wraps it in an options object, argument copies and two more promises. A server that lost
+   * its script cache (restarted, flushed) answers NOSCRIPT, and the script is sent whole.
+   */
+  #runOn(client: Redis, input: ScriptInput<K, A, V>): Promise<R> {
+    const { keys, args } = this.encode(input);
+    const keysAndArgs = [keys.length, ...keys, ...args];
+    return this.#send(client, 'evalsha', this.#sha, keysAndArgs).catch((error: unknown) => {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return this.#send(client, 'eval', this.#lua, keysAndArgs);
+    });
+  }
+
+  #send(
+    client: Redis,
+    name: string,
+    script: string,
+    keysAndArgs: readonly (string | number)[],
+  ): Promise<R> {
+    const options = { replyEncoding: 'utf8' as const, keyPrefix: client.options.keyPrefix };
+    const command = new Command(name, [script, ...keysAndArgs], options);
+    client.sendCommand(command);
+    return command.promise as Promise<R>;
   }
 
   #header(): string {
