@@ -307,14 +307,15 @@ export class SessionService {
       if (content === '') return undefined;
       reply += content;
       this.options.onDelta?.();
-      const input = replyEvent('delta', { content });
+      const input: EventInput = { event: 'delta', data: deltaData(content) };
       const appended = writer.appendNow(input);
       if (typeof appended === 'string') return storedIn(creator, appended, input);
       return creator === undefined ? appended : appended.then((id) => storedIn(creator, id, input));
     };
     const sink: GenerationSink = {
       chunk: (chunk) => {
-        const content = chunkText(chunk.json);
+        // The usage that ends a streamed reply has no choice, so no text to look for.
+        const content = chunk.usageOnly ? '' : chunkText(chunk.json);
         return delta(seam === undefined ? content : seam.push(content));
       },
       finish: async (finishReason, usage) => {
@@ -512,6 +513,12 @@ function conversation(session: SessionState): ChatMessage[] {
 
 function replyEvent(type: ReplyEventType, data: unknown): EventInput {
   return { event: type, data: JSON.stringify(data) };
+}
+
+/** A `delta` event's data, `{"content":…}`: one per model chunk, so no object is made and
+ *  serialized for it, only its text. */
+function deltaData(content: string): string {
+  return `{"content":${JSON.stringify(content)}}`;
 }
 
 /** Hands an event the turn's writer stored (if it did) to the client that began the turn. */
