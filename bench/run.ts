@@ -359,8 +359,10 @@ function gatewayDetails(): string[] {
   const { throughput: t, ttft, chats: c, warmup: w } = gatewayOpts;
   return [
     `- Warm-up: ${w.requests} sequential pairs of completions per path before the front door's rounds; ${w.chats} concurrent chats of ${w.chatTokens} tokens in each chat process before its measured chats`,
-    `- Front door: ${t.rounds} rounds of ${t.perRound} completions × ${t.tokens} tokens per path (upstream as fast as possible), then ${ttft.rounds} rounds of ${ttft.perRound} TTFT requests per path, rotating direct, raw proxy and streamhub request by request`,
-    `- Concurrent chats: ${c.count} chats started over ${c.staggerMs / 1000} s, ${c.tokens} tokens each at ${c.tps} tokens/s from the upstream, ${c.rounds} round(s) of every path, a fresh gateway process per run`,
+    gatewayOpts.paths === undefined
+      ? `- Front door: ${t.rounds} rounds of ${t.perRound} completions × ${t.tokens} tokens per path (upstream as fast as possible), then ${ttft.rounds} rounds of ${ttft.perRound} TTFT requests per path, rotating direct, raw proxy and streamhub request by request`
+      : `- Front door: not run (\`BENCH_GATEWAY_PATHS=${gatewayOpts.paths.join(',')}\`)`,
+    `- Concurrent chats: ${c.count} chats started over ${c.staggerMs / 1000} s, ${c.tokens} tokens each at ${c.tps} tokens/s from the upstream, ${c.rounds} round(s) of ${gatewayOpts.paths?.join(', ') ?? 'every path'}, a fresh gateway process per run`,
   ];
 }
 
