@@ -22,7 +22,12 @@ import {
   runCompressionScenario,
 } from './scenarios/compression.js';
 import { type FanoutOptions, type FanoutResult, runFanout, summarize } from './scenarios/fanout.js';
-import { type GatewayOptions, runGateway } from './scenarios/gateway.js';
+import {
+  CHAT_PATHS,
+  type GatewayOptions,
+  type GatewayPath,
+  runGateway,
+} from './scenarios/gateway.js';
 import { type IdleResult, runIdle, summarizeIdle } from './scenarios/idle.js';
 import { type LoadOptions, runLoadScenario } from './scenarios/load.js';
 import { runReplay } from './scenarios/replay.js';
@@ -55,7 +60,16 @@ const cfg = {
   rounds: Number(process.env.BENCH_ROUNDS) || sizes.rounds,
 };
 const LIGHT_RATE = 20;
-const gatewayOpts: GatewayOptions = quick
+/** `BENCH_GATEWAY_PATHS=proxy,session`: these paths' concurrent chats only, no front door. */
+function gatewayPaths(list: string | undefined): readonly GatewayPath[] | undefined {
+  if (!list) return undefined;
+  const names = list.split(',');
+  const unknown = names.filter((name) => !(CHAT_PATHS as readonly string[]).includes(name));
+  if (unknown.length) throw new Error(`BENCH_GATEWAY_PATHS: unknown ${unknown.join(', ')}`);
+  return names as GatewayPath[];
+}
+
+const gatewaySizes = quick
   ? {
       throughput: { rounds: 3, perRound: 2, tokens: 500 },
       ttft: { rounds: 3, perRound: 7 },
@@ -70,6 +84,10 @@ const gatewayOpts: GatewayOptions = quick
       warmup: { requests: 500, chats: 500, chatTokens: 20 },
       settleMs: 1500,
     };
+const gatewayOpts: GatewayOptions = {
+  ...gatewaySizes,
+  paths: gatewayPaths(process.env.BENCH_GATEWAY_PATHS),
+};
 const fanoutBase = {
   subscribers: cfg.subscribers,
   warmupMs: cfg.warmupMs,
@@ -341,8 +359,10 @@ function gatewayDetails(): string[] {
   const { throughput: t, ttft, chats: c, warmup: w } = gatewayOpts;
   return [
     `- Warm-up: ${w.requests} sequential pairs of completions per path before the front door's rounds; ${w.chats} concurrent chats of ${w.chatTokens} tokens in each chat process before its measured chats`,
-    `- Front door: ${t.rounds} rounds of ${t.perRound} completions × ${t.tokens} tokens per path (upstream as fast as possible), then ${ttft.rounds} rounds of ${ttft.perRound} TTFT requests per path, rotating direct, raw proxy and streamhub request by request`,
-    `- Concurrent chats: ${c.count} chats started over ${c.staggerMs / 1000} s, ${c.tokens} tokens each at ${c.tps} tokens/s from the upstream, ${c.rounds} round(s) of every path, a fresh gateway process per run`,
+    gatewayOpts.paths === undefined
+      ? `- Front door: ${t.rounds} rounds of ${t.perRound} completions × ${t.tokens} tokens per path (upstream as fast as possible), then ${ttft.rounds} rounds of ${ttft.perRound} TTFT requests per path, rotating direct, raw proxy and streamhub request by request`
+      : `- Front door: not run (\`BENCH_GATEWAY_PATHS=${gatewayOpts.paths.join(',')}\`)`,
+    `- Concurrent chats: ${c.count} chats started over ${c.staggerMs / 1000} s, ${c.tokens} tokens each at ${c.tps} tokens/s from the upstream, ${c.rounds} round(s) of ${gatewayOpts.paths?.join(', ') ?? 'every path'}, a fresh gateway process per run`,
   ];
 }
 
@@ -479,7 +499,8 @@ async function main() {
   for (const [, text] of blocks) console.log(text);
   // Only a complete full-size run replaces the published numbers, unless asked explicitly.
   const writeDocs =
-    flags.has('--write-docs') || (!flags.has('--no-docs') && !quick && !picked.length);
+    flags.has('--write-docs') ||
+    (!flags.has('--no-docs') && !quick && !picked.length && gatewayOpts.paths === undefined);
   if (writeDocs) {
     const doc = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
     for (const [name, text] of blocks) writeBetweenMarkers(doc, text, name);

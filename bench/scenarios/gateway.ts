@@ -26,6 +26,8 @@ export interface GatewayOptions {
    */
   warmup: { requests: number; chats: number; chatTokens: number };
   settleMs: number;
+  /** Only these paths' concurrent chats, without the front door (`BENCH_GATEWAY_PATHS`). */
+  paths?: readonly GatewayPath[];
 }
 
 /**
@@ -137,7 +139,7 @@ export interface GatewayReport {
 }
 
 const FRONT_DOOR_PATHS: readonly GatewayPath[] = ['direct', 'proxy', 'completions'];
-const CHAT_PATHS: readonly GatewayPath[] = ['direct', 'proxy', 'completions', 'session'];
+export const CHAT_PATHS: readonly GatewayPath[] = ['direct', 'proxy', 'completions', 'session'];
 /** Each hop against the floor below it, and streamhub against the client's own view. */
 const FRONT_DOOR_PAIRS = [
   ['proxy', 'direct'],
@@ -548,24 +550,29 @@ export const FRONT_DOOR = 'front door (direct, raw proxy and streamhub)';
 export async function runGateway(opts: GatewayOptions, step: Step): Promise<GatewayReport> {
   return withServer(servers.fakeLlm, {}, async (upstream) => {
     const report: GatewayReport = { opts, frontDoor: undefined, chats: [], chatComparisons: [] };
-    await step(FRONT_DOOR, true, '', async () => {
-      report.frontDoor = await frontDoor(upstream, opts);
-    });
+    if (opts.paths === undefined) {
+      await step(FRONT_DOOR, true, '', async () => {
+        report.frontDoor = await frontDoor(upstream, opts);
+      });
+    }
+    const chatPaths = opts.paths ?? CHAT_PATHS;
     const runs = new Map<GatewayPath, ChatsRun[]>();
     for (let round = 1; round <= opts.chats.rounds; round++) {
       const progress = opts.chats.rounds > 1 ? ` [round ${round}/${opts.chats.rounds}]` : '';
-      for (const path of CHAT_PATHS) {
+      for (const path of chatPaths) {
         const needsStreamhub = gatewayOf(path, upstream)?.server === servers.streamhub;
         await step(PATH_LABELS[path], needsStreamhub, progress, async () => {
           runs.set(path, [...(runs.get(path) ?? []), await chatsRun(upstream, path, round, opts)]);
         });
       }
     }
-    for (const path of CHAT_PATHS) {
+    for (const path of chatPaths) {
       const list = runs.get(path);
       if (list?.length) report.chats.push(summarizeChats(list));
     }
-    report.chatComparisons = CHAT_PAIRS.map(([path, against]) => compareChats(runs, path, against));
+    report.chatComparisons = CHAT_PAIRS.filter(
+      (pair) => chatPaths.includes(pair[0]) && chatPaths.includes(pair[1]),
+    ).map(([path, against]) => compareChats(runs, path, against));
     return report;
   });
 }

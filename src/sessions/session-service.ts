@@ -307,6 +307,9 @@ export class SessionService {
       if (content === '') return undefined;
       reply += content;
       this.options.onDelta?.();
+      // Serialized as an object, not spliced into a template: a template's string is a chain
+      // of joins, which the reply log keeps (three objects per token instead of one) for the
+      // garbage collector to copy (see `formatId`).
       const input = replyEvent('delta', { content });
       const appended = writer.appendNow(input);
       if (typeof appended === 'string') return storedIn(creator, appended, input);
@@ -314,7 +317,8 @@ export class SessionService {
     };
     const sink: GenerationSink = {
       chunk: (chunk) => {
-        const content = chunkText(chunk.json);
+        // The usage that ends a streamed reply has no choice, so no text to look for.
+        const content = chunk.usageOnly ? '' : chunkText(chunk.json);
         return delta(seam === undefined ? content : seam.push(content));
       },
       finish: async (finishReason, usage) => {
