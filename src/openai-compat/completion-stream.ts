@@ -37,13 +37,10 @@ function completionText(events: readonly StoredEvent[]): string {
  * are written at once (the first token waits for nothing); later ones are gathered until the
  * next tick, which runs once the promise jobs of the current upstream read are done, so the
  * chunks of one read go out in one write, as the hub's batches do, and the final event goes
- * out with the end of the response. The socket is held meanwhile: the chunks that follow the
- * first in the read that opened the stream then leave with its headers, in one syscall, not
- * a tick later in a second one (the first token's chunk usually follows the role's).
+ * out with the end of the response.
  */
 export function completionFeed(stream: SseStream): LogFeed {
   let pending: StoredEvent[] | undefined;
-  let release: (() => void) | undefined;
   const write = (events: readonly StoredEvent[]): boolean => {
     const text = completionText(events);
     if (endsCompletion(events[events.length - 1] as StoredEvent)) {
@@ -56,8 +53,6 @@ export function completionFeed(stream: SseStream): LogFeed {
     const events = pending ?? [];
     pending = [];
     if (events.length > 0) write(events);
-    release?.();
-    release = undefined;
   };
   return (events) => {
     if (stream.closed) return false;
@@ -65,10 +60,7 @@ export function completionFeed(stream: SseStream): LogFeed {
       pending = [];
       return write(events);
     }
-    if (pending.length === 0) {
-      release = stream.hold();
-      process.nextTick(flush);
-    }
+    if (pending.length === 0) process.nextTick(flush);
     for (const event of events) pending.push(event);
     if (!endsCompletion(events[events.length - 1] as StoredEvent)) return true;
     flush();

@@ -32,8 +32,6 @@ export type SseResponse = ServerResponse | Http2ServerResponse;
 const payloadOf = (last: SseFrames | string | undefined): Buffer | string | undefined =>
   typeof last === 'string' || last === undefined ? last : last.payload;
 
-const NO_HOLD = () => {};
-
 /** Connection-specific headers are HTTP/1 only: HTTP/2 forbids them (RFC 9113 §8.2.2). */
 const HTTP1_HEADERS = { connection: 'keep-alive' };
 
@@ -140,19 +138,6 @@ export class SseStream implements Connection {
     const socket = this.#bareSocket();
     if (socket === undefined) return this.#body.write(text);
     return socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
-  }
-
-  /**
-   * Holds what this stream writes until the returned release is called, so that the writes
-   * of one tick leave in one syscall, with whatever Node holds for that tick too: a response
-   * begun in this tick has its headers and first bytes corked until the next one. Over HTTP/2,
-   * whose frames its session batches, it holds nothing.
-   */
-  hold(): () => void {
-    const socket = this.#http1?.socket;
-    if (!socket) return NO_HOLD;
-    socket.cork();
-    return () => socket.uncork();
   }
 
   /**
