@@ -14,7 +14,12 @@ import {
   type ModelEntry,
 } from './provider.js';
 import { pulled, pushChunks } from './push.js';
-import { type BodyReader, fetchText, UpstreamCall, type UpstreamRequest } from './upstream-call.js';
+import {
+  type AnswerReader,
+  fetchText,
+  UpstreamCall,
+  type UpstreamRequest,
+} from './upstream-call.js';
 
 export const OPENAI_DEFAULT_MODEL = 'gpt-4o-mini';
 
@@ -150,7 +155,7 @@ export class OpenAiProvider implements LlmProvider {
  * settles once: with the finish, the receiver's own error as it came, or the upstream's
  * failure as an LlmError.
  */
-class SseRelay implements BodyReader {
+class SseRelay implements AnswerReader {
   readonly #progress: StreamProgress;
   readonly #parser = createParser({ onEvent: (event) => this.#arrived(event.data) });
   readonly #call: UpstreamCall;

@@ -6,7 +6,7 @@ import { connectionFailure, type HeaderLookup, statusFailure } from './openai-er
 const MAX_ERROR_BODY_CHARS = 64 * 1024;
 
 /** Where the body of a 2xx answer goes, as text, in order. */
-export interface BodyReader {
+export interface AnswerReader {
   text(chunk: string): void;
   end(): void;
   /** The connection failed after the answer began. */
@@ -49,7 +49,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandlers {
   constructor(
     dispatcher: Dispatcher,
     request: UpstreamRequest,
-    readonly reader: BodyReader,
+    readonly reader: AnswerReader,
   ) {
     this.answer = new Promise((resolve, reject) => {
       this.#resolve = resolve;
