@@ -65,8 +65,8 @@ export class CompletionRecorder implements GenerationSink {
    * a fan-out through the hub per batch. Counted with callgrind on a warm server
    * (`node --single-threaded`, main thread): 4 completions of 500 tokens took 76.0 M
    * instructions through the hub and 63.0 M fed; 100 one-token completions 236 M and 227 M.
-   * Opened in the same call, the creator's stream starts before the rest of the upstream's read
-   * is handed over, so the first token's chunk leaves with the response's headers.
+   * Opened in the same call, the creator's stream has its headers written before the rest of
+   * the upstream's read is handed over, with no promise hop between the first chunk and them.
    */
   openFor(open: () => LogFeed): void {
     this.#opener = open;
