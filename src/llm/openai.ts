@@ -45,10 +45,11 @@ export interface OpenAiProviderOptions {
  * received; it looks inside a chunk only for what ends the reply (see `StreamProgress`).
  *
  * Requests go over undici's dispatcher (see `UpstreamCall`) and streams are parsed with
- * `eventsource-parser`, not through the official `openai` SDK: the SDK adds undici fetch, web streams and several nested
- * async generators per token. Measured with `node dist/bench/run.js gateway` (2 CPUs): the
- * SDK path gave 0.28× direct throughput (44k vs 164k tokens/s) and added 2.7 ms to TTFT p50,
- * this one 0.48× (69k vs 157k tokens/s) and 1.6 ms, with streamhub CPU per token 26 → 15 µs.
+ * `eventsource-parser`, not through the official `openai` SDK, which adds undici fetch, web
+ * streams and several nested async generators per token. Measured with `node dist/bench/run.js
+ * gateway` (2 CPUs), then over `node:http`: the SDK path gave 0.28× direct throughput (44k vs
+ * 164k tokens/s) and added 2.7 ms to TTFT p50, the plain one 0.48× (69k vs 157k tokens/s) and
+ * 1.6 ms, with streamhub CPU per token 26 → 15 µs.
  */
 export class OpenAiProvider implements LlmProvider {
   readonly name = 'openai';

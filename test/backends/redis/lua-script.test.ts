@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Redis } from 'ioredis';
 import { luaScript } from '../../../src/backends/redis/lua-script.js';
 import { useRedis } from './harness.js';
 
@@ -56,4 +57,38 @@ test('a name given twice, or not usable as a Lua local, is refused', () => {
     () => declare({ command: 'bad', keys: ['log-key'], args: {}, body: '' }),
     TypeError,
   );
+});
+
+test('a script Redis no longer has (SCRIPT FLUSH, a restart) is sent whole and runs', async () => {
+  const counter = luaScript<number>()({
+    command: 'testCounter',
+    keys: ['key'],
+    args: {},
+    body: "return redis.call('INCR', key)",
+  });
+  const client = await redis().client();
+  counter.define(client);
+  const key = `counter-${process.hrtime.bigint()}`;
+  assert.equal(await counter.run(client, { key }), 1);
+  await client.script('FLUSH');
+  assert.equal(await counter.run(client, { key }), 2);
+  assert.equal(await counter.run(client, { key }), 3);
+});
+
+test("a script's keys carry the client's key prefix", async () => {
+  const setter = luaScript<string>()({
+    command: 'testSetter',
+    keys: ['key'],
+    args: { value: 'string' },
+    body: "redis.call('SET', key, value)\nreturn key",
+  });
+  const client = await redis().client();
+  const prefixed = new Redis(redis().url, { keyPrefix: 'pre:' });
+  try {
+    setter.define(prefixed);
+    assert.equal(await setter.run(prefixed, { key: 'k', value: 'v' }), 'pre:k');
+    assert.equal(await client.get('pre:k'), 'v');
+  } finally {
+    prefixed.disconnect();
+  }
 });
