@@ -34,7 +34,8 @@ function completionText(events: readonly StoredEvent[]): string {
 
 /**
  * The same, fed by the completion's recorder to the client that started it. The first events
- * are written at once (the first token waits for nothing); later ones are gathered until the
+ * are written at once (the first token waits for nothing), and so are those that come while
+ * the response's socket is still corked with them; later ones are gathered until the
  * next tick, which runs once the promise jobs of the current upstream read are done, so the
  * chunks of one read go out in one write, as the hub's batches do, and the final event goes
  * out with the end of the response.
@@ -56,7 +57,9 @@ export function completionFeed(stream: SseStream): LogFeed {
   };
   return (events) => {
     if (stream.closed) return false;
-    if (pending === undefined) {
+    // The first events go at once, as do those that still join the headers' write: the
+    // role chunk and the first token of one upstream read reach the client together.
+    if (pending === undefined || (pending.length === 0 && stream.corked)) {
       pending = [];
       return write(events);
     }

@@ -72,6 +72,14 @@ export class SseStream implements Connection {
     return this.#gzip === undefined ? encoder : this.#gzip.wireEncoder(encoder);
   }
 
+  /**
+   * What is written now joins the bytes already queued in one write: Node's HTTP layer corks
+   * an HTTP/1.1 response's socket from a write (the headers, at first) until the next tick.
+   */
+  get corked(): boolean {
+    return (this.#http1?.socket?.writableCorked ?? 0) > 0;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
