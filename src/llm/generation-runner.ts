@@ -2,7 +2,7 @@ import type { Attributes } from '@opentelemetry/api';
 import { endedWith, inLongSpan, inSpan } from '../core/tracing.js';
 import { type GenerationSink, runGeneration } from './generation.js';
 import type { ConcurrencyLimiter } from './limiter.js';
-import type { GenerateRequest, LlmProvider } from './provider.js';
+import type { GenerateRequest, LlmProvider, Usage } from './provider.js';
 import type { RunningGenerations } from './running.js';
 
 /** What a feature asks of the model; the runner adds the signal that stops it. */
@@ -40,6 +40,8 @@ export class GenerationRunner {
     readonly provider: LlmProvider,
     readonly limiter: ConcurrencyLimiter,
     readonly generations: RunningGenerations,
+    /** Hears the usage the model reports for each finished generation (for metrics). */
+    readonly onUsage?: (usage: Usage) => void,
   ) {}
 
   /**
@@ -83,7 +85,7 @@ export class GenerationRunner {
 
   /** Runs the provider into `sink` (see `runGeneration`) until it ends or `signal` aborts. */
   generate(params: GenerationParams, sink: GenerationSink, signal: AbortSignal): Promise<void> {
-    return runGeneration(this.provider, { ...params, signal }, sink);
+    return runGeneration(this.provider, { ...params, signal }, sink, this.onUsage);
   }
 
   isRunning(key: string): boolean {

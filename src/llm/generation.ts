@@ -30,9 +30,11 @@ export async function runGeneration(
   provider: LlmProvider,
   request: GenerateRequest,
   sink: GenerationSink,
+  onUsage?: (usage: Usage) => void,
 ): Promise<void> {
   try {
     const finish = await streamFrom(provider, request, sink);
+    if (finish.usage !== null) onUsage?.(finish.usage);
     return await sink.finish(finish.finishReason, finish.usage);
   } catch (error) {
     if (request.signal.aborted) return await sink.cancelled();

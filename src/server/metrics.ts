@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { HubObserver } from '../core/hub.js';
 import type { ConcurrencyLimiter } from '../llm/limiter.js';
+import type { Usage } from '../llm/provider.js';
 import type { ResilienceObserver } from '../llm/resilient.js';
 import type { ConnectionRegistry, TransportName } from '../transports/connections.js';
 import type { ServerProvider } from './provider.js';
@@ -125,6 +126,19 @@ export class Metrics {
       pending.count++;
     };
   }
+
+  readonly tokens = new Counter({
+    name: 'streamhub_llm_tokens_total',
+    help: 'Tokens of finished generations as the model reported them (usage): input = prompt, output = completion',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+
+  /** Counts a finished generation's usage, once per generation. */
+  readonly countUsage = (usage: Usage): void => {
+    this.tokens.inc({ type: 'input' }, usage.prompt_tokens);
+    this.tokens.inc({ type: 'output' }, usage.completion_tokens);
+  };
 
   readonly streamsEnded = new Counter({
     name: 'streamhub_streams_ended_total',

@@ -164,7 +164,7 @@ export function createServices(
   const limiter = new ConcurrencyLimiter(config.LLM_MAX_CONCURRENCY, config.LLM_QUEUE_MAX);
   metrics.watchGenerations(limiter, provider);
   const generations = new RunningGenerations(onInternalError);
-  const runner = new GenerationRunner(provider, limiter, generations);
+  const runner = new GenerationRunner(provider, limiter, generations, metrics.countUsage);
   const sessionStore = backend.sessionStore;
   const streamStore = backend.streamStore;
   // One more than the stream's events: the event that says how it ended.

@@ -148,7 +148,7 @@ describe('the chat completions wire format', { timeout: 60_000 }, () => {
     );
   });
 
-  test('generations and deltas are counted under feature="completions", the request once', async () => {
+  test('generations, deltas and tokens are counted (under feature="completions"), the request once', async () => {
     const before = await metricsText(server().url);
     const count = (text: string) => ({
       done:
@@ -157,6 +157,8 @@ describe('the chat completions wire format', { timeout: 60_000 }, () => {
           outcome: 'done',
         }) ?? 0,
       deltas: metricValue(text, 'streamhub_llm_deltas_total', { feature: 'completions' }) ?? 0,
+      input: metricValue(text, 'streamhub_llm_tokens_total', { type: 'input' }) ?? 0,
+      output: metricValue(text, 'streamhub_llm_tokens_total', { type: 'output' }) ?? 0,
       requests:
         metricValue(text, 'streamhub_http_requests_total', {
           method: 'POST',
@@ -170,6 +172,9 @@ describe('the chat completions wire format', { timeout: 60_000 }, () => {
     assert.equal(after.done - count(before).done, 1);
     // Chunks relayed: the role with the first token, 5 tokens, the finish reason.
     assert.equal(after.deltas - count(before).deltas, 7);
+    // The usage the model reported: the prompt's two words, the 5 tokens generated.
+    assert.equal(after.input - count(before).input, 2);
+    assert.equal(after.output - count(before).output, 5);
     // Counted as the stream opened, not once more when it ended.
     assert.equal(after.requests - count(before).requests, 1);
   });
