@@ -132,7 +132,7 @@ export const SETTINGS = {
   },
   COMPRESSION: {
     schema: z.enum(['on', 'off']).default('on'),
-    help: 'gzip SSE streams, permessage-deflate WebSockets and compressed JSON for clients that ask',
+    help: 'gzip (or br) SSE streams, permessage-deflate WebSockets and compressed JSON for clients that ask',
   },
   IDEMPOTENCY_TTL_MS: {
     schema: integer(1000).default(5 * MINUTE),

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { finished } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { createBrotliDecompress, createGunzip } from 'node:zlib';
 
 export interface SseMessage {
   readonly id?: string;
@@ -45,9 +45,12 @@ export class RawSseClient {
       this.status = res.statusCode ?? 0;
       this.headers = res.headers;
       res.on('data', (chunk: Buffer) => this.wire.push(chunk));
-      // Like `curl --compressed`: a gzip body is decoded as it streams in, and must end with
-      // its trailer (gunzip's default finish flush rejects a truncated member).
-      const body = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
+      // Like `curl --compressed`: a gzip or Brotli body is decoded as it streams in, and must
+      // end whole (the decoders' default finish flush rejects a truncated stream).
+      const decoders = { gzip: createGunzip, br: createBrotliDecompress };
+      const coding = res.headers['content-encoding'];
+      const decoder = coding === 'gzip' || coding === 'br' ? decoders[coding]() : undefined;
+      const body = decoder === undefined ? res : res.pipe(decoder);
       body.on('error', (error) => {
         this.decodeError = error;
       });

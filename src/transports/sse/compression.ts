@@ -16,16 +16,16 @@ import { byteFrames, type SseFrames } from './framing.js';
  *
  * Brotli cannot be shared this way: a Brotli metablock's literal contexts and distance cache
  * carry over from the bytes before it, so a batch compressed alone decodes wrongly after
- * another. SSE is therefore gzip or identity; a client preferring `br` still gets gzip.
+ * another. A client that accepts gzip therefore gets gzip, even when it prefers `br`; one that
+ * accepts `br` and not gzip gets Brotli compressed for its connection alone (brotli-body.ts).
  */
-export type SseEncoding = 'gzip' | 'identity';
-
-const SHARED_ENCODINGS = ['gzip'];
+export type SseEncoding = 'gzip' | 'br' | 'identity';
 
 /** The coding a stream uses, from the request's `Accept-Encoding`. */
 export function sseEncodingFor(acceptEncoding: string | undefined): SseEncoding {
   if (acceptEncoding === undefined || acceptEncoding === '') return 'identity';
-  return negotiate(acceptEncoding, SHARED_ENCODINGS) === 'gzip' ? 'gzip' : 'identity';
+  if (negotiate(acceptEncoding, ['gzip']) === 'gzip') return 'gzip';
+  return negotiate(acceptEncoding, ['br']) === 'br' ? 'br' : 'identity';
 }
 
 /** A deflate segment ready for the wire, and what a gzip trailer needs of its input. */

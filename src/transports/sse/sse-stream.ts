@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { BatchEncoder } from '../../core/batch.js';
 import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
+import { BrotliBody } from './brotli-body.js';
 import type { SseEncoding } from './compression.js';
 import { controlFrame, HEARTBEAT_FRAME, type SseFrames } from './framing.js';
 import { type GzipCoding, type GzipSharing, gzipCoding } from './gzip-coding.js';
@@ -50,6 +51,8 @@ export class SseStream implements Connection {
   #cause: CloseCause = 'client';
   /** Set when the response is gzip: how its bytes are deflated and summed up for the trailer. */
   readonly #gzip: GzipCoding | undefined;
+  /** Set when the response is Brotli, compressed for this connection alone. */
+  readonly #brotli: BrotliBody | undefined;
   /** The response when it is HTTP/1.1, whose batches may go straight to the socket. */
   readonly #http1: ServerResponse | undefined;
   /** The response as what both kinds are, for writing. */
@@ -64,6 +67,8 @@ export class SseStream implements Connection {
     res.on('close', () => this.#onClose());
     this.#gzip =
       options.encoding === 'gzip' ? gzipCoding(options.gzipSharing ?? 'per-batch') : undefined;
+    this.#brotli =
+      options.encoding === 'br' ? new BrotliBody(res, () => this.destroy('server')) : undefined;
   }
 
   /** The encoder whose batches this stream writes: with shared gzip the gzip variant, which
@@ -95,7 +100,9 @@ export class SseStream implements Connection {
       'cache-control': 'no-cache',
       'x-accel-buffering': 'no',
       ...(this.#http1 === undefined ? {} : HTTP1_HEADERS),
-      ...(this.#gzip === undefined ? {} : { 'content-encoding': 'gzip' }),
+      ...(this.options.encoding === undefined || this.options.encoding === 'identity'
+        ? {}
+        : { 'content-encoding': this.options.encoding }),
     } as OutgoingHttpHeaders);
     this.res.socket?.setNoDelay(true);
     const retry = `retry: ${this.options.retryMs}\n\n`;
@@ -116,6 +123,7 @@ export class SseStream implements Connection {
   write(data: Buffer | string): boolean {
     if (this.#gzip !== undefined) return this.writeFrames(this.#gzip.own(data));
     if (!this.#writable()) return false;
+    if (this.#brotli !== undefined) return this.#compressed(this.#brotli, data);
     return this.#body.write(data);
   }
 
@@ -129,6 +137,7 @@ export class SseStream implements Connection {
    */
   writeFrames(frames: SseFrames): boolean {
     if (!this.#writable()) return false;
+    if (this.#brotli !== undefined) return this.#compressed(this.#brotli, frames.payload);
     const wire = this.#gzip === undefined ? frames : this.#gzip.segment(frames);
     const socket = this.#bareSocket();
     return socket === undefined ? this.#body.write(wire.payload) : socket.write(wire.chunk);
@@ -143,6 +152,7 @@ export class SseStream implements Connection {
   writeText(text: string): boolean {
     if (this.#gzip !== undefined) return this.writeFrames(this.#gzip.own(text));
     if (!this.#writable()) return false;
+    if (this.#brotli !== undefined) return this.#compressed(this.#brotli, text);
     const socket = this.#bareSocket();
     if (socket === undefined) return this.#body.write(text);
     return socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
@@ -167,10 +177,17 @@ export class SseStream implements Connection {
     return Buffer.concat([gzip.segment(frames).payload, gzip.trailer()]);
   }
 
+  /** Hands bytes to the Brotli body; false while the response has a backlog to drain. */
+  #compressed(brotli: BrotliBody, data: Buffer | string): boolean {
+    brotli.write(data);
+    return !this.res.writableNeedDrain;
+  }
+
   /** Counts the write for heartbeats; drops the client if it lags past the bound. */
   #writable(): boolean {
     if (this.#closed || this.res.writableEnded) return false;
-    if (this.res.writableLength > this.options.maxBufferedBytes) {
+    const queued = this.res.writableLength + (this.#brotli?.pendingBytes ?? 0);
+    if (queued > this.options.maxBufferedBytes) {
       this.options.onSlowConsumer?.();
       this.destroy('slow_consumer');
       return false;
@@ -224,6 +241,10 @@ export class SseStream implements Connection {
   end(cause: CloseCause = 'server', last?: SseFrames | string): void {
     if (this.#closed) return;
     this.#cause = cause;
+    if (this.#brotli !== undefined) {
+      this.#brotli.end(this.#writable() ? payloadOf(last) : undefined);
+      return;
+    }
     const tail = this.#gzip === undefined ? payloadOf(last) : this.#gzipEnding(this.#gzip, last);
     if (tail !== undefined && tail.length > 0 && this.#writable()) this.res.end(tail);
     else this.res.end();
@@ -249,6 +270,7 @@ export class SseStream implements Connection {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#brotli?.destroy();
     this.options.registry.delete(this);
     for (const listener of this.#closeListeners) listener(this.#cause);
     this.#closeListeners = [];

@@ -73,7 +73,7 @@ describe('SSE gzip segments', () => {
     assert.equal(deflatedBatchCount() - before, 1);
   });
 
-  test('gzip is chosen when accepted, identity otherwise (brotli cannot be shared)', () => {
+  test('gzip is chosen when accepted (it can be shared), br when only it is, identity otherwise', () => {
     const cases: [string | undefined, string][] = [
       [undefined, 'identity'],
       ['', 'identity'],
@@ -81,17 +81,25 @@ describe('SSE gzip segments', () => {
       ['gzip, deflate, br, zstd', 'gzip'],
       ['br;q=1, gzip;q=0.5', 'gzip'],
       ['*', 'gzip'],
-      ['br', 'identity'],
+      ['br', 'br'],
+      ['deflate, br', 'br'],
+      ['gzip;q=0, br', 'br'],
       ['gzip;q=0', 'identity'],
+      ['gzip;q=0, br;q=0', 'identity'],
       ['identity', 'identity'],
     ];
     for (const [header, expected] of cases) assert.equal(sseEncodingFor(header), expected, header);
   });
 });
 
-describe('SseStream over gzip', () => {
-  for (const gzipSharing of ['per-batch', 'per-connection'] as const)
-    test(`${gzipSharing}: retry, batches, control events, heartbeats and the last batch decode, then the trailer`, async () => {
+describe('SseStream compressed', () => {
+  const codings = [
+    { encoding: 'gzip', gzipSharing: 'per-batch' },
+    { encoding: 'gzip', gzipSharing: 'per-connection' },
+    { encoding: 'br', gzipSharing: undefined },
+  ] as const;
+  for (const { encoding, gzipSharing } of codings)
+    test(`${encoding} ${gzipSharing ?? ''}: retry, batches, control events, heartbeats and the last batch decode, then the end`, async () => {
       const registry = new ConnectionRegistry(60_000);
       const streams: SseStream[] = [];
       const server = http.createServer((_request, res) => {
@@ -99,7 +107,7 @@ describe('SseStream over gzip', () => {
           registry,
           maxBufferedBytes: 1 << 20,
           retryMs: 1234,
-          encoding: 'gzip',
+          encoding,
           gzipSharing,
         });
         stream.open();
@@ -124,7 +132,7 @@ describe('SseStream over gzip', () => {
         await waitFor(() => client.comments.length === 1, 'the heartbeat');
         stream.end('server', batch(2));
         await client.closed;
-        assert.equal(client.headers['content-encoding'], 'gzip');
+        assert.equal(client.headers['content-encoding'], encoding);
         assert.equal(client.decodeError, undefined);
         assert.ok(client.ended);
         assert.match(client.raw, /^retry: 1234\n\n/);
