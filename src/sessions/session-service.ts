@@ -9,7 +9,7 @@ import { isName } from '../core/names.js';
 import type { SessionState, SessionStore, StoredMessage } from '../core/session-store.js';
 import { describeActiveSpan } from '../core/tracing.js';
 import type { EventInput, StoredEvent } from '../core/types.js';
-import { chunkTextJson } from '../llm/chunks.js';
+import { chunkTextJson, literalText } from '../llm/chunks.js';
 import { continuationBody, NO_REPLY, type PartialReply, Seam } from '../llm/continuation.js';
 import {
   Failover,
@@ -321,7 +321,7 @@ export class SessionService {
         // The usage that ends a streamed reply has no choice, so no text to look for.
         if (chunk.usageOnly) return undefined;
         const json = chunkTextJson(chunk.json);
-        const content = JSON.parse(json) as string;
+        const content = literalText(json);
         return seam === undefined ? delta(content, json) : delta(seam.push(content));
       },
       finish: async (finishReason, usage) => {
