@@ -9,7 +9,7 @@ import { isName } from '../core/names.js';
 import type { SessionState, SessionStore, StoredMessage } from '../core/session-store.js';
 import { describeActiveSpan } from '../core/tracing.js';
 import type { EventInput, StoredEvent } from '../core/types.js';
-import { chunkText } from '../llm/chunks.js';
+import { chunkTextJson, literalText } from '../llm/chunks.js';
 import { continuationBody, NO_REPLY, type PartialReply, Seam } from '../llm/continuation.js';
 import {
   Failover,
@@ -303,14 +303,15 @@ export class SessionService {
       this.options.onGeneration?.(writer.restarted ? 'error' : outcome);
     };
     // No async layer of its own per chunk: a log that appends synchronously holds nothing.
-    const delta = (content: string): Promise<unknown> | undefined => {
+    // `json`: the text as a JSON string literal.
+    const delta = (
+      content: string,
+      json = JSON.stringify(content),
+    ): Promise<unknown> | undefined => {
       if (content === '') return undefined;
       reply += content;
       this.options.onDelta?.();
-      // Serialized as an object, not spliced into a template: a template's string is a chain
-      // of joins, which the reply log keeps (three objects per token instead of one) for the
-      // garbage collector to copy (see `formatId`).
-      const input = replyEvent('delta', { content });
+      const input = deltaEvent(json);
       const appended = writer.appendNow(input);
       if (typeof appended === 'string') return storedIn(creator, appended, input);
       return creator === undefined ? appended : appended.then((id) => storedIn(creator, id, input));
@@ -318,8 +319,10 @@ export class SessionService {
     const sink: GenerationSink = {
       chunk: (chunk) => {
         // The usage that ends a streamed reply has no choice, so no text to look for.
-        const content = chunk.usageOnly ? '' : chunkText(chunk.json);
-        return delta(seam === undefined ? content : seam.push(content));
+        if (chunk.usageOnly) return undefined;
+        const json = chunkTextJson(chunk.json);
+        const content = literalText(json);
+        return seam === undefined ? delta(content, json) : delta(seam.push(content));
       },
       finish: async (finishReason, usage) => {
         if (seam !== undefined) await delta(seam.flush());
@@ -516,6 +519,19 @@ function conversation(session: SessionState): ChatMessage[] {
 
 function replyEvent(type: ReplyEventType, data: unknown): EventInput {
   return { event: type, data: JSON.stringify(data) };
+}
+
+/**
+ * A `delta` event, its data built around the text's JSON literal (as the model's chunk had it)
+ * rather than serialized. Counted with callgrind (warm server, `node --single-threaded`, 20
+ * concurrent chats of 200 tokens at 20 tokens/s): JSON.stringify of `{ content }` took about
+ * 2,250 instructions per token, 4 % of the server's; this join about 1,000. Joined into one
+ * flat string, not spliced into a template, whose string is a chain of joins that the reply
+ * log keeps for the garbage collector to copy (three objects per token instead of one, see
+ * `formatId`).
+ */
+function deltaEvent(json: string): EventInput {
+  return { event: 'delta', data: ['{"content":', json, '}'].join('') };
 }
 
 /** Hands an event the turn's writer stored (if it did) to the client that began the turn. */

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { chunkText, inspectChunk, isNotable } from '../../src/llm/chunks.js';
+import {
+  chunkText,
+  chunkTextJson,
+  inspectChunk,
+  isNotable,
+  literalText,
+} from '../../src/llm/chunks.js';
 import { LlmError } from '../../src/llm/provider.js';
 import { choicesReply, pythonJson, textReply, toolCallReply } from '../helpers/upstream-replies.js';
 
@@ -121,5 +127,24 @@ describe('chunkText', () => {
         assert.equal(chunkText(json), parsed, json);
       }
     }
+  });
+
+  test('as JSON, keeps a plain chunk’s literal as it came and serializes any other', () => {
+    const plain = '{"id":"x","choices":[{"index":0,"delta":{"content":"caf\\u00e9 \\/"}}]}';
+    assert.equal(chunkTextJson(plain), '"caf\\u00e9 \\/"');
+    assert.equal(JSON.parse(chunkTextJson(plain)), 'café /');
+    const other = chunk({ choices: [{ delta: { content: 'a"b' }, index: 0 }] });
+    assert.equal(chunkTextJson(other), JSON.stringify('a"b'));
+    assert.equal(chunkTextJson(chunk({ choices: [] })), '""');
+  });
+
+  test('reads a literal’s text as JSON.parse does, short or long, escaped or not', () => {
+    const texts = ['', 'x', ' tok', 'twelve chars', 'thirteen char', 'a much longer piece of text'];
+    for (const text of [...texts, 'caf\u00e9', 'tab\there', 'q"uote', '😀 é']) {
+      const literal = JSON.stringify(text);
+      assert.equal(literalText(literal), JSON.parse(literal), literal);
+    }
+    assert.equal(literalText('"\\u0041"'), 'A');
+    assert.throws(() => literalText('"a\tb"'), SyntaxError);
   });
 });
