@@ -37,9 +37,11 @@ export class BrotliBody {
     return this.#compressor.writableLength;
   }
 
-  write(data: Buffer | string): void {
+  /** False while the response has a backlog to drain, as a response's own `write`. */
+  write(data: Buffer | string): boolean {
     this.#compressor.write(data);
     this.#compressor.flush(constants.BROTLI_OPERATION_FLUSH);
+    return !this.body.writableNeedDrain;
   }
 
   /** Ends the Brotli stream after `last`, then the response. */

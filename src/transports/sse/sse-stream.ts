@@ -1,7 +1,6 @@
 import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { constants, type Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { Writable } from 'node:stream';
 import type { BatchEncoder } from '../../core/batch.js';
 import { type Connection, type ConnectionRegistry, TICKS_PER_HEARTBEAT } from '../connections.js';
 import { BrotliBody } from './brotli-body.js';
@@ -33,6 +32,13 @@ export type SseResponse = ServerResponse | Http2ServerResponse;
 const payloadOf = (last: SseFrames | string | undefined): Buffer | string | undefined =>
   typeof last === 'string' || last === undefined ? last : last.payload;
 
+/** Where a stream's bytes go: the response itself, or a compressor in front of it. */
+interface ResponseBody {
+  write(data: Buffer | string): boolean;
+  end(): unknown;
+  end(data: Buffer | string): unknown;
+}
+
 /** Connection-specific headers are HTTP/1 only: HTTP/2 forbids them (RFC 9113 §8.2.2). */
 const HTTP1_HEADERS = { connection: 'keep-alive' };
 
@@ -51,24 +57,24 @@ export class SseStream implements Connection {
   #cause: CloseCause = 'client';
   /** Set when the response is gzip: how its bytes are deflated and summed up for the trailer. */
   readonly #gzip: GzipCoding | undefined;
-  /** Set when the response is Brotli, compressed for this connection alone. */
+  /** Set when the response is Brotli, compressed for this connection alone: then the body. */
   readonly #brotli: BrotliBody | undefined;
   /** The response when it is HTTP/1.1, whose batches may go straight to the socket. */
   readonly #http1: ServerResponse | undefined;
-  /** The response as what both kinds are, for writing. */
-  readonly #body: Writable;
+  /** What the stream writes to: the response (either kind), or its Brotli compressor. */
+  readonly #body: ResponseBody;
 
   constructor(
     readonly res: SseResponse,
     readonly options: SseStreamOptions,
   ) {
     this.#http1 = res instanceof ServerResponse ? res : undefined;
-    this.#body = res;
     res.on('close', () => this.#onClose());
     this.#gzip =
       options.encoding === 'gzip' ? gzipCoding(options.gzipSharing ?? 'per-batch') : undefined;
     this.#brotli =
       options.encoding === 'br' ? new BrotliBody(res, () => this.destroy('server')) : undefined;
+    this.#body = this.#brotli ?? res;
   }
 
   /** The encoder whose batches this stream writes: with shared gzip the gzip variant, which
@@ -123,7 +129,6 @@ export class SseStream implements Connection {
   write(data: Buffer | string): boolean {
     if (this.#gzip !== undefined) return this.writeFrames(this.#gzip.own(data));
     if (!this.#writable()) return false;
-    if (this.#brotli !== undefined) return this.#compressed(this.#brotli, data);
     return this.#body.write(data);
   }
 
@@ -137,7 +142,6 @@ export class SseStream implements Connection {
    */
   writeFrames(frames: SseFrames): boolean {
     if (!this.#writable()) return false;
-    if (this.#brotli !== undefined) return this.#compressed(this.#brotli, frames.payload);
     const wire = this.#gzip === undefined ? frames : this.#gzip.segment(frames);
     const socket = this.#bareSocket();
     return socket === undefined ? this.#body.write(wire.payload) : socket.write(wire.chunk);
@@ -152,7 +156,6 @@ export class SseStream implements Connection {
   writeText(text: string): boolean {
     if (this.#gzip !== undefined) return this.writeFrames(this.#gzip.own(text));
     if (!this.#writable()) return false;
-    if (this.#brotli !== undefined) return this.#compressed(this.#brotli, text);
     const socket = this.#bareSocket();
     if (socket === undefined) return this.#body.write(text);
     return socket.write(`${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
@@ -160,12 +163,17 @@ export class SseStream implements Connection {
 
   /**
    * The socket of an HTTP/1.1 chunked response with nothing of it still queued inside Node's
-   * HTTP layer, to which a framed chunk may go straight; otherwise undefined.
+   * HTTP layer, to which a framed chunk may go straight; otherwise undefined (always when a
+   * compressor stands in front of the response).
    */
   #bareSocket(): Socket | undefined {
     const res = this.#http1;
     const socket = res?.socket;
-    return res && socket && res.chunkedEncoding && res.writableLength === socket.writableLength
+    return res &&
+      socket &&
+      this.#body === res &&
+      res.chunkedEncoding &&
+      res.writableLength === socket.writableLength
       ? socket
       : undefined;
   }
@@ -175,12 +183,6 @@ export class SseStream implements Connection {
     const frames = typeof last === 'string' ? gzip.own(last) : last;
     if (frames === undefined || frames.payload.length === 0) return gzip.trailer();
     return Buffer.concat([gzip.segment(frames).payload, gzip.trailer()]);
-  }
-
-  /** Hands bytes to the Brotli body; false while the response has a backlog to drain. */
-  #compressed(brotli: BrotliBody, data: Buffer | string): boolean {
-    brotli.write(data);
-    return !this.res.writableNeedDrain;
   }
 
   /** Counts the write for heartbeats; drops the client if it lags past the bound. */
@@ -241,13 +243,9 @@ export class SseStream implements Connection {
   end(cause: CloseCause = 'server', last?: SseFrames | string): void {
     if (this.#closed) return;
     this.#cause = cause;
-    if (this.#brotli !== undefined) {
-      this.#brotli.end(this.#writable() ? payloadOf(last) : undefined);
-      return;
-    }
     const tail = this.#gzip === undefined ? payloadOf(last) : this.#gzipEnding(this.#gzip, last);
-    if (tail !== undefined && tail.length > 0 && this.#writable()) this.res.end(tail);
-    else this.res.end();
+    if (tail !== undefined && tail.length > 0 && this.#writable()) this.#body.end(tail);
+    else this.#body.end();
   }
 
   shutdown(): void {
