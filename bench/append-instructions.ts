@@ -1,8 +1,8 @@
 /**
  * Redis instructions per append, counted by callgrind (deterministic, unlike CPU time on a shared
  * machine): a redis-server under valgrind, 500 reply logs each started by one append, then
- * `appends` more appends bound to each log's epoch and a fence, as a reply's writer sends them,
- * 500 in flight at once. `cluster` turns on the cluster's history check (on one Redis).
+ * `appends` more appends bound to each log's epoch and a fence, with the last seq the writer
+ * knows, as a reply's writer sends them (its fast path, but on a cluster), 500 in flight at once. `cluster` turns on the cluster's history check (on one Redis).
  *
  *   node dist/bench/append-instructions.js [one|cluster] [appends] [dist of another build]
  *
@@ -77,9 +77,18 @@ await Promise.all(
     epochs.set(topic, (await log.append(topic, token)).id.split('-')[0] as string);
   }),
 );
+const lastSeqs = new Map(topics.map((topic) => [topic, 1]));
 const appendAll = () =>
-  Promise.all(topics.map((t) => log.append(t, token, { epoch: epochs.get(t), fence: 1 })));
-await appendAll(); // loads the script
+  Promise.all(
+    topics.map(async (topic) => {
+      const lastSeq = lastSeqs.get(topic) as number;
+      await log.append(topic, token, { epoch: epochs.get(topic), fence: 0, lastSeq });
+      lastSeqs.set(topic, lastSeq + 1);
+    }),
+  );
+// The first takes the whole script, the second loads the fast path's.
+await appendAll();
+await appendAll();
 await admin.config('RESETSTAT');
 execFileSync('callgrind_control', ['-z', String(server.pid)], { stdio: 'ignore' });
 let done = 0;

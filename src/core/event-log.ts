@@ -23,6 +23,12 @@ export interface AppendOptions {
    * cannot add to a log that another writer has taken over.
    */
   readonly fence?: number;
+  /**
+   * The seq of the log's last event as the log's one writer knows it, passed with `epoch` (and
+   * `fence`): a hint a backend may use to take a cheaper path while nothing else changed the log
+   * (Redis: one `HGET` instead of the whole check). It never changes what the append does.
+   */
+  readonly lastSeq?: number;
 }
 
 /** A batch's options: an idempotency key names one event, so a batch takes none. */

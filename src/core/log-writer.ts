@@ -34,8 +34,6 @@ export class FiniteLogWriter {
   restarted = false;
   /** The epoch every append is bound to, once known. */
   #epoch: string | undefined;
-  /** The options of a plain (not final) append, once the epoch is known. */
-  #plain: BatchAppendOptions | undefined;
 
   constructor(
     readonly log: EventLog,
@@ -114,7 +112,11 @@ export class FiniteLogWriter {
     for (let i = 0; i < inputs.length; i += MAX_APPEND_BATCH) {
       batches.push(inputs.slice(i, i + MAX_APPEND_BATCH));
     }
-    const settled = await Promise.allSettled(batches.map((batch) => this.#send(batch, options)));
+    // Each batch follows the ones sent before it: its last seq counts them.
+    const sent = batches.map((batch, i) =>
+      this.#send(batch, i === 0 ? options : this.#bound(given, i * MAX_APPEND_BATCH)),
+    );
+    const settled = await Promise.allSettled(sent);
     const failed = settled.findIndex((result) => result.status === 'rejected');
     let lastId = '';
     for (const [i, result] of (failed < 0 ? settled : settled.slice(0, failed)).entries()) {
@@ -196,16 +198,17 @@ export class FiniteLogWriter {
     }
   }
 
-  /** Bound to the log's epoch once it is known, and fenced with this writer's token. */
-  #bound(given: WriterAppendOptions): BatchAppendOptions {
-    // Once the epoch is known, the options of a plain append never change: made once, not
-    // spread together for every model chunk.
-    if (given.final === undefined && this.#plain !== undefined) return this.#plain;
-    const epoch = this.#epoch === undefined ? {} : { epoch: this.#epoch };
-    const fence = this.fence === undefined ? {} : { fence: this.fence };
-    const options = { ...given, ...epoch, ...fence };
-    if (given.final === undefined && this.#epoch !== undefined) this.#plain = options;
-    return options;
+  /**
+   * Bound to the log's epoch once it is known, and fenced with this writer's token; with the
+   * last seq it knows, once it knows one, for the backend's fast path.
+   */
+  #bound(given: WriterAppendOptions, ahead = 0): BatchAppendOptions {
+    const epoch = this.#epoch;
+    if (epoch === undefined)
+      return this.fence === undefined ? given : { ...given, fence: this.fence };
+    const { fence } = this;
+    const lastSeq = this.#lastSeq > 0 ? this.#lastSeq + ahead : undefined;
+    return { final: given.final, epoch, fence, lastSeq };
   }
 
   /** Notes that `count` events up to `id` landed; returns `id`. */

@@ -23,6 +23,8 @@ import {
   LAST_EVENT_SCRIPT,
   READ_SCRIPT,
   TOPIC_SCRIPTS,
+  type WriterAppendScript,
+  writerAppendScript,
 } from './scripts.js';
 import { eventFromEntry, type LiveMessage, type StreamEntry } from './wire.js';
 
@@ -60,6 +62,17 @@ export class RedisEventLog implements EventLog {
   readonly #ownsConnection: boolean;
   readonly #prefix: string;
   readonly #appendScripts: AppendScripts;
+  /** A writer's fast path; none on a cluster (see #fastPathFor). */
+  readonly #writerAppend: WriterAppendScript | undefined;
+  /** Redis's clock minus this process's, as the last reply that carried it showed. */
+  #clockOffset = 0;
+  /**
+   * Per log appended by its writer: until when (this process's clock) the writer may take the
+   * fast path, i.e. before the keys' TTL refresh is due, which the whole script does. Entries
+   * past their time mean the same as none and are dropped (#noteFastUntil).
+   */
+  readonly #fastUntil = new Map<string, number>();
+  #fastUntilSwept = 0;
 
   constructor(readonly options: RedisEventLogOptions) {
     this.#prefix = options.keyPrefix ?? 'sh';
@@ -74,8 +87,18 @@ export class RedisEventLog implements EventLog {
       // its epochs (its replication id changes too).
       checkHistory: this.#connection.options.cluster === true,
     });
+    // On a cluster a promoted replica may lack a log's last events while its writer token
+    // still matches what the writer knows of an older state; only the whole script's check
+    // of the replication history catches that.
+    this.#writerAppend = this.#connection.options.cluster
+      ? undefined
+      : writerAppendScript({
+          maxEvents: options.maxEvents,
+          publishCommand: this.#connection.pubSub.publishCommand,
+        });
     const scripts = [...TOPIC_SCRIPTS, this.#appendScripts.plain, this.#appendScripts.idempotent];
     for (const script of scripts) script.define(this.#connection.client);
+    this.#writerAppend?.define(this.#connection.client);
   }
 
   async append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult> {
@@ -101,6 +124,11 @@ export class RedisEventLog implements EventLog {
     options: AppendOptions | undefined,
   ): Promise<AppendReply> {
     const keys = topicKeys(this.#prefix, topic);
+    const fast = this.#fastPathFor(topic, options);
+    if (fast !== undefined) {
+      const landed = await this.#appendAsWriter(keys, inputs, fast);
+      if (landed !== undefined) return landed;
+    }
     const events: string[] = [];
     for (const input of inputs) events.push(input.event, input.data);
     const flags =
@@ -125,12 +153,94 @@ export class RedisEventLog implements EventLog {
             idemKey: keys.idem + idempotencyKey,
           }),
     );
-    const result = typeof reply === 'string' ? appended(reply, inputs) : reply;
+    const result =
+      typeof reply === 'string' ? this.#appended(topic, reply, inputs, options) : reply;
     const [epoch, seq, , outcome] = result;
+    if (outcome !== 0) this.#fastUntil.delete(topic);
     if (outcome === 2) throw logEndedError(topic);
     // Like the memory backend, an append resolves after this process's watchers saw it.
     if (outcome === 0) await this.#connection.live.delivered(keys.channel, epoch, seq);
     return result;
+  }
+
+  /** What the writer's fast path needs of an append, when it may take it. */
+  #fastPathFor(topic: string, options: AppendOptions | undefined): WriterAppend | undefined {
+    if (this.#writerAppend === undefined || options === undefined) return undefined;
+    const { epoch, lastSeq } = options;
+    if (epoch === undefined || lastSeq === undefined || options.final === true) return undefined;
+    const now = Date.now();
+    if (!(now < (this.#fastUntil.get(topic) ?? 0))) return undefined;
+    const tokenEnd = `:${options.fence ?? 0}`;
+    return { epoch, lastSeq, tokenEnd, time: now + this.#clockOffset };
+  }
+
+  /**
+   * Appends `inputs` by the writer's fast path: resolves to its reply, or to `undefined` when
+   * the writer no longer holds the log's writer token and the whole script must decide.
+   */
+  async #appendAsWriter(
+    keys: TopicKeys,
+    inputs: readonly EventInput[],
+    { epoch, lastSeq, tokenEnd, time }: WriterAppend,
+  ): Promise<AppendReply | undefined> {
+    const script = this.#writerAppend as WriterAppendScript;
+    const timeText = String(time);
+    const events: string[] = [];
+    // The live message the whole script would publish (wire.ts), made here.
+    let message = `${epoch}\n${lastSeq + 1}\n${timeText}\n`;
+    let seq = lastSeq;
+    for (const { event, data } of inputs) {
+      seq += 1;
+      events.push(`${seq}-0`, event, data);
+      message += `${event}\n${Buffer.byteLength(data)}\n${data}`;
+    }
+    const landed = await this.#connection.command((client) =>
+      script.run(client, {
+        metaKey: keys.meta,
+        logKey: keys.log,
+        writer: `${epoch}:${lastSeq}${tokenEnd}`,
+        nextWriter: `${epoch}:${seq}${tokenEnd}`,
+        lastSeq: String(seq),
+        time: timeText,
+        channel: keys.channel,
+        message,
+        events,
+      }),
+    );
+    if (landed === 0) return undefined;
+    await this.#connection.live.delivered(keys.channel, epoch, seq);
+    return [epoch, seq, inputs[inputs.length - 1]?.event ?? '', 0];
+  }
+
+  /**
+   * The whole script's `epoch \n seq \n time \n kept` for appended `inputs`, as the reply of
+   * their last event. Notes Redis's clock, and for a writer's append until when its fast path
+   * may be taken: until the keys' TTL refresh is due.
+   */
+  #appended(
+    topic: string,
+    answer: string,
+    inputs: readonly EventInput[],
+    options: AppendOptions | undefined,
+  ): AppendReply {
+    const [epoch = '', seq, time, kept] = answer.split('\n');
+    if (time !== undefined && this.#writerAppend !== undefined) {
+      const now = Date.now();
+      this.#clockOffset = Number(time) - now;
+      const until = Number(kept) + this.options.ttlMs / 16 - this.#clockOffset;
+      if (options?.final === true) this.#fastUntil.delete(topic);
+      else this.#noteFastUntil(topic, until, now);
+    }
+    const last = inputs[inputs.length - 1]?.event ?? '';
+    return [epoch, Number(seq), last, 0];
+  }
+
+  #noteFastUntil(topic: string, until: number, now: number): void {
+    this.#fastUntil.set(topic, until);
+    // Dropping entries whose time has passed keeps the map to the logs written lately.
+    if (now - this.#fastUntilSwept < this.options.ttlMs / 16) return;
+    this.#fastUntilSwept = now;
+    for (const [name, time] of this.#fastUntil) if (time <= now) this.#fastUntil.delete(name);
   }
 
   async read(topic: string, from: ReadFrom, limit: number): Promise<ReadResult> {
@@ -231,9 +341,13 @@ export class RedisEventLog implements EventLog {
   }
 }
 
-/** The script's `epoch \n seq` for appended `inputs`, as the reply of their last event. */
-function appended(answer: string, inputs: readonly EventInput[]): AppendReply {
-  const split = answer.lastIndexOf('\n');
-  const last = inputs[inputs.length - 1]?.event ?? '';
-  return [answer.slice(0, split), Number(answer.slice(split + 1)), last, 0];
+/** A writer's append as the fast path sends it. */
+interface WriterAppend {
+  readonly epoch: string;
+  /** The seq of the log's last event, as the writer knows it. */
+  readonly lastSeq: number;
+  /** What ends the writer token: `:fence`. */
+  readonly tokenEnd: string;
+  /** Redis's clock now, as this process reckons it. */
+  readonly time: number;
 }

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import { topicKeys } from '../../../src/backends/redis/keys.js';
 import type { RedisEventLog } from '../../../src/backends/redis/redis-event-log.js';
-import { parseId } from '../../../src/core/ids.js';
+import { formatId, parseId } from '../../../src/core/ids.js';
 import { eventually } from '../../helpers/http.js';
 import { createLog, input, uniquePrefix, useRedis } from './harness.js';
 
@@ -39,6 +39,21 @@ async function appendEach(log: RedisEventLog, topics: readonly string[], key?: b
   }
 }
 
+/**
+ * Starts `topic` as a log's one writer does: its first append names no epoch, the next is bound
+ * to the first one's. Returns what the writer's next append is bound to.
+ */
+async function writing(log: RedisEventLog, topic: string) {
+  const first = parseId((await log.append(topic, input(0), { fence: 0 })).id);
+  assert.ok(first?.epoch);
+  await log.append(topic, input(1), { epoch: first.epoch, fence: 0 });
+  return { epoch: first.epoch, fence: 0, lastSeq: 2 };
+}
+
+async function repeat(times: number, work: () => Promise<void>): Promise<void> {
+  for (let n = 0; n < times; n++) await work();
+}
+
 const STEADY = { evalsha: 1, hmget: 1, hset: 1, time: 1, xadd: 1, publish: 1 };
 
 describe('redis: commands per append', () => {
@@ -70,6 +85,22 @@ describe('redis: commands per append', () => {
     const batch = Array.from({ length: N }, (_, n) => input(n));
     const calls = await commandsPer(inspect, 1, () => log.appendBatch('t', batch));
     assert.deepEqual(calls, { ...STEADY, xadd: N });
+  });
+
+  test("a log's one writer, with the last seq it knows, runs 5 commands: HGET for the whole check", async () => {
+    const log = createLog(redis().url, { ttlMs });
+    const inspect = await redis().client();
+    let bound = await writing(log, 't');
+    const writerAppend = async () => {
+      await log.append('t', input(0), bound);
+      bound = { ...bound, lastSeq: bound.lastSeq + 1 };
+    };
+    await writerAppend(); // loads the script
+    const fast = { evalsha: 1, hget: 1, xadd: 1, hset: 1, publish: 1 };
+    assert.deepEqual(await commandsPer(inspect, N, () => repeat(N, writerAppend)), fast);
+    const batch = Array.from({ length: N }, (_, n) => input(n));
+    const batchAppend = () => log.appendBatch('t', batch, bound);
+    assert.deepEqual(await commandsPer(inspect, 1, batchAppend), { ...fast, xadd: N });
   });
 
   test("a topic's first append adds the DEL of a stale stream and the keys' TTLs", async () => {
@@ -118,6 +149,29 @@ describe('redis: retention by age holds with trims and TTL refreshes once per si
     await eventually(async () => (await inspect.exists(keys.meta, keys.log)) === 0, 'expiry');
     const next = await log.append('t', input(1));
     assert.notEqual(parseId(next.id)?.epoch, parseId(old.id)?.epoch);
+  });
+});
+
+describe("redis: a writer's fast appends leave the keys' TTLs to the whole script, which refreshes them when due", () => {
+  test('the keys never expire while the writer appends, and are refreshed again and again', async () => {
+    const ttlMs = 800;
+    const keyPrefix = uniquePrefix();
+    const log = createLog(redis().url, { ttlMs, keyPrefix });
+    const inspect = await redis().client();
+    const keys = topicKeys(keyPrefix, 't');
+    let bound = await writing(log, 't');
+    let refreshes = 0;
+    let previousTtl = Number.POSITIVE_INFINITY;
+    await eventually(async () => {
+      await log.append('t', input(0), bound);
+      bound = { ...bound, lastSeq: bound.lastSeq + 1 };
+      const left = Math.min(await inspect.pttl(keys.meta), await inspect.pttl(keys.log));
+      assert.ok(left > 0, `the keys expired under the writer (PTTL ${left})`);
+      if (left > previousTtl) refreshes++;
+      previousTtl = left;
+      return refreshes >= 3;
+    }, 'three refreshes of the TTLs');
+    assert.equal((await log.info('t')).lastId, formatId(bound.epoch, bound.lastSeq));
   });
 });
 
