@@ -195,7 +195,6 @@ export function createServices(
     // Within the lease, so that a generator riding out an outage is not declared lost.
     appendRetryMs: config.SESSION_LEASE_MS / 2,
     failover,
-    feedCreator: config.BACKEND === 'memory',
     ...counted('chat'),
   });
   const completions = new CompletionService(

@@ -58,12 +58,6 @@ export interface SessionServiceOptions {
   readonly appendRetryMs?: number;
   /** Continue a reply whose generator was lost (docs/api.md §13); without it, end it. */
   readonly failover?: FailoverOptions;
-  /**
-   * Only this process writes reply logs (the memory backend): the client that starts a turn
-   * is fed by the turn's writer (see `CreatorFeed`) instead of a hub subscription. With a
-   * shared backend another process may end or continue the reply, which only the log shows.
-   */
-  readonly feedCreator?: boolean;
 }
 
 /** A turn begun: its reply log, and the feed of the client that began it (see `watch`). */
@@ -164,7 +158,10 @@ export class SessionService {
 
   /**
    * Streams a reply log to a viewer until the reply ends: from its writer when `creator` is
-   * the feed of the turn the viewer's client began, else through the hub.
+   * the feed of the turn the viewer's client began (through the hub from where the feed left
+   * off, if the writer stops before the end: another process ends or continues the reply),
+   * else through the hub. Fed, the creator's stream costs no subscription: on Redis no
+   * `SUBSCRIBE` per reply and no Pub/Sub message per token back to this process.
    */
   watch(
     sessionId: string,
@@ -175,10 +172,17 @@ export class SessionService {
     creator?: CreatorFeed,
   ): void {
     this.#viewers.add(sessionId, claim, viewer);
-    if (creator !== undefined) {
-      creator.follow(feedOf(topic, viewer));
+    if (creator === undefined) {
+      this.#subscribe(topic, from, viewer);
       return;
     }
+    creator.follow(feedOf(topic, viewer), (lastId) => {
+      const after: StartFrom = lastId === undefined ? from : { kind: 'after', id: lastId };
+      this.#subscribe(topic, after, viewer);
+    });
+  }
+
+  #subscribe(topic: string, from: StartFrom, viewer: ReplyViewer): void {
     const subscription = this.replies.hub.subscribe(topic, from, viewer.subscriber);
     viewer.onClose(() => subscription.close());
   }
@@ -253,7 +257,9 @@ export class SessionService {
     await this.replies.log.delete(topic);
     // Fenced from the first attempt on: a continuation fences the log with a higher token.
     const writer = new FiniteLogWriter(this.replies.log, topic, this.options.appendRetryMs ?? 0, 0);
-    const creator = this.options.feedCreator ? new CreatorFeed() : undefined;
+    // A log started again under the writer (a failover that lost events) is the log's to tell:
+    // its readers reset.
+    const creator = new CreatorFeed(true, true);
     const start = replyEvent('start', { session_id: session.id, turn: session.turn, model });
     storedIn(creator, await writer.append(start), start);
     // Only the latest reply is ever streamed; the earlier one lives on in the messages.
@@ -271,7 +277,7 @@ export class SessionService {
             creator,
           },
           signal,
-        ),
+        ).finally(() => creator.release(endsReply)),
     };
   }
 

@@ -495,6 +495,32 @@ export function scaleOutTests(use: () => RedisCluster<RedisServers>): void {
       assert.deepEqual(replay.events, viewer.events, 'the reply ends where it was reported lost');
       assert.equal((await sessionView(c, id)).status, 'idle');
     });
+
+    test("the client of a frozen generator, fed by its writer, gets the reply's end from the log", {
+      timeout: 60_000,
+    }, async () => {
+      // Nobody else watches: the client that began the turn reads it from its writer until the
+      // writer gives up, then from the log, where another process recorded the reply as lost.
+      const { cluster } = setup();
+      const [a, , c] = urls();
+      const id = newSessionId();
+      const onA = chat(a, { session_id: id, content: promptFor(70).content });
+      await waitFor(() => deltaCount(onA) >= 4, 'the reply to start on A', PATIENCE_MS);
+      cluster.signal(0, 'SIGSTOP');
+      try {
+        const lost = async () => (await sessionView(c, id)).status === 'idle';
+        await eventually(lost, 'the turn to be ended as lost elsewhere', 5 * LEASE_MS + 5000);
+      } finally {
+        cluster.signal(0, 'SIGCONT');
+      }
+      await closedWithin(onA, 'the stream on A, once its writer gave up');
+      const end = lastMessage(onA);
+      assert.equal(end?.event, 'error');
+      assert.equal((JSON.parse(end?.data ?? '') as { code: string }).code, 'generator_lost');
+      const replay = sse(`${c}/v1/sessions/${id}/stream`);
+      await closedWithin(replay, 'a replay of the lost reply');
+      assert.deepEqual(onA.events, replay.events, 'every event once, in order');
+    });
   });
 
   describe('completions across processes', () => {
