@@ -62,9 +62,12 @@ export class RedisEventLog implements EventLog {
   readonly #ownsConnection: boolean;
   readonly #prefix: string;
   readonly #appendScripts: AppendScripts;
-  /** A writer's fast path; none on a cluster (see #fastPathFor). */
-  readonly #writerAppend: WriterAppendScript | undefined;
-  /** Redis's clock minus this process's, as the last reply that carried it showed. */
+  /** A writer's fast path (see #fastPathFor). */
+  readonly #writerAppend: WriterAppendScript;
+  /**
+   * Redis's clock minus this process's, as the last reply that carried it showed (on a cluster,
+   * the clock of whichever master answered: masters agree as far as their hosts' clocks do).
+   */
   #clockOffset = 0;
   /**
    * Per log appended by its writer: until when (this process's clock) the writer may take the
@@ -87,18 +90,14 @@ export class RedisEventLog implements EventLog {
       // its epochs (its replication id changes too).
       checkHistory: this.#connection.options.cluster === true,
     });
-    // On a cluster a promoted replica may lack a log's last events while its writer token
-    // still matches what the writer knows of an older state; only the whole script's check
-    // of the replication history catches that.
-    this.#writerAppend = this.#connection.options.cluster
-      ? undefined
-      : writerAppendScript({
-          maxEvents: options.maxEvents,
-          publishCommand: this.#connection.pubSub.publishCommand,
-        });
+    this.#writerAppend = writerAppendScript({
+      maxEvents: options.maxEvents,
+      publishCommand: this.#connection.pubSub.publishCommand,
+      checkHistory: this.#connection.options.cluster === true,
+    });
     const scripts = [...TOPIC_SCRIPTS, this.#appendScripts.plain, this.#appendScripts.idempotent];
     for (const script of scripts) script.define(this.#connection.client);
-    this.#writerAppend?.define(this.#connection.client);
+    this.#writerAppend.define(this.#connection.client);
   }
 
   async append(topic: string, input: EventInput, options?: AppendOptions): Promise<AppendResult> {
@@ -165,7 +164,7 @@ export class RedisEventLog implements EventLog {
 
   /** What the writer's fast path needs of an append, when it may take it. */
   #fastPathFor(topic: string, options: AppendOptions | undefined): WriterAppend | undefined {
-    if (this.#writerAppend === undefined || options === undefined) return undefined;
+    if (options === undefined) return undefined;
     const { epoch, lastSeq } = options;
     if (epoch === undefined || lastSeq === undefined || options.final === true) return undefined;
     const now = Date.now();
@@ -183,7 +182,7 @@ export class RedisEventLog implements EventLog {
     inputs: readonly EventInput[],
     { epoch, lastSeq, tokenEnd, time }: WriterAppend,
   ): Promise<AppendReply | undefined> {
-    const script = this.#writerAppend as WriterAppendScript;
+    const script = this.#writerAppend;
     const timeText = String(time);
     const events: string[] = [];
     // The live message the whole script would publish (wire.ts), made here.
@@ -224,7 +223,7 @@ export class RedisEventLog implements EventLog {
     options: AppendOptions | undefined,
   ): AppendReply {
     const [epoch = '', seq, time, kept] = answer.split('\n');
-    if (time !== undefined && this.#writerAppend !== undefined) {
+    if (time !== undefined) {
       const now = Date.now();
       this.#clockOffset = Number(time) - now;
       const until = Number(kept) + this.options.ttlMs / 16 - this.#clockOffset;
