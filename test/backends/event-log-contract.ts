@@ -288,9 +288,11 @@ export function eventLogContract(name: string, options: ContractOptions): void {
 
       test('appends data of any kind, seen by watchers and reads alike, with the time it was stored', () =>
         withLog({}, async (log) => {
-          let bound = await started(log, 't', 0);
+          // Watching from before the log's first event: a watcher that joins later may be
+          // handed the newest event it missed (healing), which the check below would count.
           const seen: StoredEvent[] = [];
           const unwatch = await log.watch('t', (_epoch, event) => seen.push(event));
+          let bound = await started(log, 't', 0);
           const data = ['a\nb\r\nc', 'é€😀\n', '', '{"n":1}', 'ü'.repeat(300)];
           const before = Date.now();
           for (const [i, d] of data.entries()) {
@@ -305,18 +307,22 @@ export function eventLogContract(name: string, options: ContractOptions): void {
             [8, 9],
           );
           const after = Date.now();
-          await eventually(async () => seen.length === 7, 'the watcher to see every append');
+          await eventually(async () => seen.length >= 9, 'the watcher to see every append');
           unwatch();
-          const read = (await log.read('t', null, 100)).events.slice(2);
+          const read = (await log.read('t', null, 100)).events;
           const expected = [...data.map((d, i) => ({ event: `type${i}`, data: d })), ...batch];
           for (const events of [seen, read]) {
+            assert.deepEqual(seqs(events), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+            const written = events.slice(2);
             assert.deepEqual(
-              events.map((e) => ({ event: e.event, data: e.data })),
+              written.map((e) => ({ event: e.event, data: e.data })),
               expected,
             );
-            assert.deepEqual(seqs(events), [3, 4, 5, 6, 7, 8, 9]);
-            // Clocks of a test and a server on one machine agree within a few milliseconds.
-            for (const { time } of events) assert.ok(time >= before - 50 && time <= after + 50);
+            // The server's clock, as the test's within a second: one machine, and a busy one
+            // may be late to read the reply a backend learns the server's clock from.
+            for (const { time } of written) {
+              assert.ok(time >= before - 1000 && time <= after + 1000, `time ${time}`);
+            }
           }
         }));
 
