@@ -26,7 +26,7 @@ import {
   type WriterAppendScript,
   writerAppendScript,
 } from './scripts.js';
-import { eventFromEntry, type LiveMessage, type StreamEntry } from './wire.js';
+import { eventFromEntry, formatLiveMessage, type LiveMessage, type StreamEntry } from './wire.js';
 
 export interface RedisEventLogOptions extends ConnectionOptions {
   /** Shared with the process's other logs and stores; without it the log opens its own. */
@@ -62,7 +62,7 @@ export class RedisEventLog implements EventLog {
   readonly #ownsConnection: boolean;
   readonly #prefix: string;
   readonly #appendScripts: AppendScripts;
-  /** A writer's fast path (see #fastPathFor). */
+  /** A writer's fast path (see #appendAsWriter). */
   readonly #writerAppend: WriterAppendScript;
   /**
    * Redis's clock minus this process's, as the last reply that carried it showed (on a cluster,
@@ -123,11 +123,8 @@ export class RedisEventLog implements EventLog {
     options: AppendOptions | undefined,
   ): Promise<AppendReply> {
     const keys = topicKeys(this.#prefix, topic);
-    const fast = this.#fastPathFor(topic, options);
-    if (fast !== undefined) {
-      const landed = await this.#appendAsWriter(keys, inputs, fast);
-      if (landed !== undefined) return landed;
-    }
+    const landed = await this.#appendAsWriter(topic, keys, inputs, options);
+    if (landed !== undefined) return landed;
     const events: string[] = [];
     for (const input of inputs) events.push(input.event, input.data);
     const flags =
@@ -162,59 +159,49 @@ export class RedisEventLog implements EventLog {
     return result;
   }
 
-  /** What the writer's fast path needs of an append, when it may take it. */
-  #fastPathFor(topic: string, options: AppendOptions | undefined): WriterAppend | undefined {
-    if (options === undefined) return undefined;
-    const { epoch, lastSeq } = options;
-    if (epoch === undefined || lastSeq === undefined || options.final === true) return undefined;
-    const now = Date.now();
-    if (!(now < (this.#fastUntil.get(topic) ?? 0))) return undefined;
-    const tokenEnd = `:${options.fence ?? 0}`;
-    return { epoch, lastSeq, tokenEnd, time: now + this.#clockOffset };
-  }
-
   /**
-   * Appends `inputs` by the writer's fast path: resolves to its reply, or to `undefined` when
-   * the writer no longer holds the log's writer token and the whole script must decide.
+   * Appends `inputs` by the writer's fast path when it may take it (a plain append bound to its
+   * epoch with the writer's last seq, and the keys' TTL refresh not yet due): resolves to its
+   * reply, or to `undefined` when it may not, or when the writer no longer holds the log's
+   * writer token, and the whole script must decide.
    */
   async #appendAsWriter(
+    topic: string,
     keys: TopicKeys,
     inputs: readonly EventInput[],
-    { epoch, lastSeq, tokenEnd, time }: WriterAppend,
+    options: AppendOptions | undefined,
   ): Promise<AppendReply | undefined> {
-    const script = this.#writerAppend;
-    const timeText = String(time);
+    const { epoch, lastSeq, fence = 0 } = options ?? {};
+    if (epoch === undefined || lastSeq === undefined || options?.final === true) return undefined;
+    const now = Date.now();
+    if (!(now < (this.#fastUntil.get(topic) ?? 0))) return undefined;
+    const time = String(now + this.#clockOffset);
     const events: string[] = [];
-    // The live message the whole script would publish (wire.ts), made here.
-    let message = `${epoch}\n${lastSeq + 1}\n${timeText}\n`;
-    let seq = lastSeq;
-    for (const { event, data } of inputs) {
-      seq += 1;
-      events.push(`${seq}-0`, event, data);
-      message += `${event}\n${Buffer.byteLength(data)}\n${data}`;
-    }
+    for (const [i, { event, data }] of inputs.entries())
+      events.push(`${lastSeq + i + 1}-0`, event, data);
+    const seq = lastSeq + inputs.length;
     const landed = await this.#connection.command((client) =>
-      script.run(client, {
+      this.#writerAppend.run(client, {
         metaKey: keys.meta,
         logKey: keys.log,
-        writer: `${epoch}:${lastSeq}${tokenEnd}`,
-        nextWriter: `${epoch}:${seq}${tokenEnd}`,
+        writer: `${epoch}:${lastSeq}:${fence}`,
+        nextWriter: `${epoch}:${seq}:${fence}`,
         lastSeq: String(seq),
-        time: timeText,
+        time,
         channel: keys.channel,
-        message,
+        message: formatLiveMessage(epoch, lastSeq + 1, time, inputs),
         events,
       }),
     );
     if (landed === 0) return undefined;
     await this.#connection.live.delivered(keys.channel, epoch, seq);
-    return [epoch, seq, inputs[inputs.length - 1]?.event ?? '', 0];
+    return [epoch, seq, lastEventType(inputs), 0];
   }
 
   /**
-   * The whole script's `epoch \n seq \n time \n kept` for appended `inputs`, as the reply of
-   * their last event. Notes Redis's clock, and for a writer's append until when its fast path
-   * may be taken: until the keys' TTL refresh is due.
+   * The whole script's `epoch \n seq` (and for an append bound to its epoch `\n time \n kept`)
+   * for appended `inputs`, as the reply of their last event. Notes Redis's clock, and for a
+   * writer's append until when its fast path may be taken: until the keys' TTL refresh is due.
    */
   #appended(
     topic: string,
@@ -230,8 +217,7 @@ export class RedisEventLog implements EventLog {
       if (options?.final === true) this.#fastUntil.delete(topic);
       else this.#noteFastUntil(topic, until, now);
     }
-    const last = inputs[inputs.length - 1]?.event ?? '';
-    return [epoch, Number(seq), last, 0];
+    return [epoch, Number(seq), lastEventType(inputs), 0];
   }
 
   #noteFastUntil(topic: string, until: number, now: number): void {
@@ -340,13 +326,6 @@ export class RedisEventLog implements EventLog {
   }
 }
 
-/** A writer's append as the fast path sends it. */
-interface WriterAppend {
-  readonly epoch: string;
-  /** The seq of the log's last event, as the writer knows it. */
-  readonly lastSeq: number;
-  /** What ends the writer token: `:fence`. */
-  readonly tokenEnd: string;
-  /** Redis's clock now, as this process reckons it. */
-  readonly time: number;
+function lastEventType(inputs: readonly EventInput[]): string {
+  return inputs[inputs.length - 1]?.event ?? '';
 }

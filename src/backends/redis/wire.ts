@@ -1,5 +1,5 @@
 import { formatId } from '../../core/ids.js';
-import type { StoredEvent } from '../../core/types.js';
+import type { EventInput, StoredEvent } from '../../core/types.js';
 
 /** A stream entry as XRANGE returns it: `[id, [field, value, ...]]`. */
 export type StreamEntry = [string, string[]];
@@ -29,6 +29,21 @@ export interface LiveBatch {
 }
 
 const NEWLINE = 0x0a;
+
+/**
+ * The live message of events appended with consecutive seqs from `firstSeq` (format below), as
+ * a writer's fast path publishes it; the whole append script builds the same in Lua.
+ */
+export function formatLiveMessage(
+  epoch: string,
+  firstSeq: number,
+  time: string,
+  inputs: readonly EventInput[],
+): string {
+  let message = `${epoch}\n${firstSeq}\n${time}\n`;
+  for (const { event, data } of inputs) message += `${event}\n${Buffer.byteLength(data)}\n${data}`;
+  return message;
+}
 
 /**
  * A live message is `epoch \n seq \n time \n`, then per event `type \n length \n data`, as
