@@ -425,7 +425,7 @@ async function main() {
       `usage: node dist/bench/run.js [${Object.keys(scenarios).join('|')} ...] [--write-docs|--no-docs]`,
     );
     console.error(
-      'env: BENCH_QUICK=1 for a ~1 minute smoke run, BENCH_ROUNDS=n fan-out repetitions, BENCH_BASELINE_CLI=<another build of dist/src/cli/main.js> for a baseline row in tracing',
+      'env: BENCH_QUICK=1 for a ~1 minute smoke run, BENCH_ROUNDS=n fan-out repetitions, BENCH_BASELINE_CLI=<another build of dist/src/cli/main.js> for a baseline row in tracing, BENCH_SERVER_NODE_FLAGS="--cpu-prof ..." Node flags for every server started',
     );
     process.exit(unknown.length ? 2 : 0);
   }

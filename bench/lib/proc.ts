@@ -80,6 +80,9 @@ export function killAll(): void {
   running.clear();
 }
 
+/** Node flags for every server the bench starts, e.g. `--cpu-prof` to see where one spends. */
+const serverNodeFlags = (process.env.BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+
 /** Spawns `node <script> ...` directly (no shell) so the pid we sample is the server itself. */
 export function startServer(
   name: string,
@@ -89,7 +92,8 @@ export function startServer(
   port: number,
   timeoutMs = 15_000,
 ): Promise<ServerProcess> {
-  return startProcess(name, process.execPath, [script, ...args], { env, port, timeoutMs });
+  const argv = [...serverNodeFlags, script, ...args];
+  return startProcess(name, process.execPath, argv, { env, port, timeoutMs });
 }
 
 export interface ProcessOptions {

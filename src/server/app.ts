@@ -19,6 +19,7 @@ import {
 } from './listener.js';
 import { Metrics } from './metrics.js';
 import { answerHandshakeRefusals, installHttpRefusals } from './protocol-errors.js';
+import { lazyRequestLogger } from './request-logger.js';
 import { openAiCompatRoutes } from './routes/openai-compat.js';
 import { operationRoutes, statsRoute } from './routes/operations.js';
 import { sessionRoutes } from './routes/sessions.js';
@@ -87,6 +88,7 @@ export async function buildStreamhub(config: Config, tracing?: Tracing): Promise
       serializers: { req: requestForLog },
       ...(tracing && { mixin: traceIdsForLog }),
     },
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.MAX_BODY_BYTES,
     // Names are up to 128 chars, which percent-encoding can triple; Fastify's default of 100
     // would answer 414 for valid topics and session ids.

@@ -44,7 +44,7 @@ export function statsRoute(app: FastifyInstance, sources: StatsSources): void {
     const events = {
       published: await total(metrics.published),
       delivered: await total(metrics.delivered),
-      deltas: await total(metrics.generatedDeltas),
+      deltas: await total(metrics.generatedDeltas.counter),
     };
     return {
       connections: { sse: connections.count('sse'), ws: connections.count('ws') },
