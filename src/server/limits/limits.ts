@@ -1,9 +1,10 @@
 import fastifyRateLimit from '@fastify/rate-limit';
 import type {
+  FastifyError,
   FastifyInstance,
   FastifyReply,
   FastifyRequest,
-  onRequestAsyncHookHandler,
+  onRequestHookHandler,
   RouteOptions,
 } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -208,14 +209,17 @@ export class Limits {
     }
   }
 
-  #hook(limits: RouteLimits): onRequestAsyncHookHandler {
+  /** A callback, not an async function: without a rate limit (the default), no promise. */
+  #hook(limits: RouteLimits): onRequestHookHandler {
     const rate = this.#rates.get(limits.rate);
-    return async (request, reply) => {
-      if (limits.opensStream !== undefined && !limits.opensStream(request)) return;
+    return (request, reply, done) => {
+      if (limits.opensStream !== undefined && !limits.opensStream(request)) return done();
       const key = clientKey(request);
       if (limits.slot) this.#takeSlot(request, reply, key);
-      const waitMs = rate === undefined ? 0 : await rate(request, key);
-      if (waitMs > 0) throw this.#refuse(limits.rate, waitMs);
+      if (rate === undefined) return done();
+      const passes = (waitMs: number) =>
+        done(waitMs > 0 ? (this.#refuse(limits.rate, waitMs) as FastifyError) : undefined);
+      void Promise.resolve(rate(request, key)).then(passes, done);
     };
   }
 
@@ -271,7 +275,7 @@ const RATE_NOUNS: Record<RateName, string> = {
 };
 
 /** Appends a hook to the route's own `onRequest` hooks, which may be one function or a list. */
-function addOnRequest(route: RouteOptions, hook: onRequestAsyncHookHandler): void {
+function addOnRequest(route: RouteOptions, hook: onRequestHookHandler): void {
   const existing = route.onRequest;
   if (existing === undefined) route.onRequest = [hook];
   else route.onRequest = Array.isArray(existing) ? [...existing, hook] : [existing, hook];
