@@ -12,11 +12,13 @@ export function promptFor(
   tokens: number,
   about = 'scale-out',
 ): { content: string; reply: string; tokens: string[] } {
-  for (let i = 0; ; i++) {
+  // The mock's replies are at most about 130 tokens: a longer one fails the test, not hangs it.
+  for (let i = 0; i < 10_000; i++) {
     const content = `tell me about ${about} ${i}`;
     const reply = mockReply([{ role: 'user', content }]);
     if (reply.length >= tokens) return { content, reply: reply.join(''), tokens: reply };
   }
+  throw new Error(`no mock reply of ${tokens} tokens about ${about}`);
 }
 
 export const deltaText = (messages: readonly SseMessage[]) =>

@@ -36,8 +36,9 @@ before(async () => {
     BACKEND: 'redis',
     REDIS_CLUSTER: 'true',
     REDIS_URL: cluster().url,
-    // Slow enough that the reply is still running once the failover is over.
-    MOCK_TOKENS_PER_SEC: '20',
+    // Slow enough that the reply (120 tokens, 15 s) is still running once the failover is
+    // over, however long a loaded machine takes to set it up: at 20 tokens/s it once ended first.
+    MOCK_TOKENS_PER_SEC: '8',
     // A reply's appends ride out the failover (half the lease) rather than failing.
     SESSION_LEASE_MS: '30000',
   });

@@ -3,10 +3,11 @@
  * server, or the WebSocket library — answer in the error shape of docs/api.md §0 with a fitting status.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { RunningServer } from '../../src/server/server.js';
 import { rawHttp, toHttpResult } from '../helpers/hostile.js';
-import { assertApiError, type HttpResult } from '../helpers/http.js';
+import { assertApiError, type HttpResult, publishMany } from '../helpers/http.js';
 import { startTestServer } from '../helpers/server.js';
 
 const UPGRADE = 'Upgrade: websocket\r\nConnection: Upgrade\r\n';
@@ -81,4 +82,64 @@ describe('refusals before routing, in the API error shape', () => {
     const { response } = await rawHttp(server.url, publish, { timeoutMs: 5000 });
     assert.equal(response?.status, 100);
   });
+});
+
+/**
+ * Writes `request` to a fresh connection and, once what arrived includes `then`, writes
+ * `more`, then runs `afterMore`; reads until `done` holds for what arrived, the server closes, or 10 s pass (then the
+ * test fails rather than hangs). Returns the bytes, as latin1.
+ */
+function exchangeRaw(
+  request: string,
+  then: string,
+  more: string,
+  done: (text: string) => boolean,
+  afterMore: () => Promise<void>,
+): Promise<string> {
+  const { hostname, port } = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    let text = '';
+    let wroteMore = false;
+    const socket = net.connect({ host: hostname, port: Number(port) }, () =>
+      socket.write(Buffer.from(request, 'latin1')),
+    );
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no end in 10 s; got ${JSON.stringify(text.slice(0, 500))}`));
+    }, 10_000);
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(text);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (!wroteMore && text.includes(then)) {
+        wroteMore = true;
+        socket.write(Buffer.from(more, 'latin1'), () => void afterMore().catch(reject));
+      }
+      if (done(text)) finish();
+    });
+    socket.on('error', () => {});
+    socket.on('close', finish);
+  });
+}
+
+test('a malformed request pipelined behind an event stream under way leaves the stream whole', async () => {
+  const stream = get('/v1/topics/pipelined/events', 'Accept: text/event-stream\r\n');
+  let id: string | undefined;
+  // Once the stream is open, the garbage goes after it; the event is published only then, so
+  // the server has read the garbage (which reached it first) before it delivers the event.
+  const text = await exchangeRaw(
+    stream,
+    'retry: ',
+    'GARBAGE\r\n\r\n',
+    (received) => id !== undefined && received.includes(`id: ${id}`),
+    async () => {
+      [id] = await publishMany(server.url, 'pipelined', 1);
+    },
+  );
+  assert.match(text, /^HTTP\/1\.1 200 /);
+  assert.ok(id !== undefined && text.includes(`id: ${id}`), `the event in ${text}`);
+  assert.doesNotMatch(text, /HTTP\/1\.1 400/);
 });

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError } from '../errors.js';
 
@@ -37,15 +38,33 @@ export function hasUnboundedBody(socket: Socket): boolean {
 /** The answer to a request whose head and body did not arrive in time. */
 export const requestTimeoutError = (): ApiError => refusalOf('ERR_HTTP_REQUEST_TIMEOUT');
 
+/** The response a socket is sending now, if any: Node's own field, which its default
+ *  handler of client errors checks for the same reason (and writes no refusal once that
+ *  response's head is out, but closes at once). */
+function answerInProgress(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
 /**
  * Fastify's `clientErrorHandler`: the same behaviour as its default (nothing to say to a reset
- * or destroyed socket; answer, then close), but the body in the error shape of docs/api.md §0
+ * or destroyed socket; answer, then close), except behind an answer in progress, but the body in the error shape of docs/api.md §0
  * `{"error": {"code", "message"}}`. `onHeaderOverflow` counts the header size refusals.
  */
 export function clientErrorHandler(onHeaderOverflow: () => void) {
   return (error: Error & { code?: string }, socket: Socket): void => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
-    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && hasUnboundedBody(socket)) return;
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      if (hasUnboundedBody(socket)) return;
+    } else {
+      // A bad request pipelined behind an answer already under way (an event stream, say): a
+      // refusal written now would land inside that answer's body, and closing now would cut
+      // it. It ends as it would have; then the connection closes, as nothing after it parses.
+      const answering = answerInProgress(socket);
+      if (answering?.headersSent) {
+        answering.once('close', () => socket.destroy());
+        return;
+      }
+    }
     const refusal = refusalOf(error.code);
     if (refusal.status === 431) onHeaderOverflow();
     if (socket.writable) socket.write(refusal.toHttpResponse());
