@@ -3,8 +3,10 @@
  * server, or the WebSocket library — answer in the error shape of docs/api.md §0 with a fitting status.
  */
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { clientErrorHandler } from '../../src/server/limits/client-errors.js';
 import type { RunningServer } from '../../src/server/server.js';
 import { rawHttp, toHttpResult } from '../helpers/hostile.js';
 import { assertApiError, type HttpResult, publishMany } from '../helpers/http.js';
@@ -86,8 +88,8 @@ describe('refusals before routing, in the API error shape', () => {
 
 /**
  * Writes `request` to a fresh connection and, once what arrived includes `then`, writes
- * `more`, then runs `afterMore`; reads until `done` holds for what arrived, the server closes, or 10 s pass (then the
- * test fails rather than hangs). Returns the bytes, as latin1.
+ * `more`, then runs `afterMore`; reads until `done` holds for what arrived, the server
+ * closes, or 10 s pass (then the test fails rather than hangs). Returns the bytes, as latin1.
  */
 function exchangeRaw(
   request: string,
@@ -142,4 +144,26 @@ test('a malformed request pipelined behind an event stream under way leaves the 
   assert.match(text, /^HTTP\/1\.1 200 /);
   assert.ok(id !== undefined && text.includes(`id: ${id}`), `the event in ${text}`);
   assert.doesNotMatch(text, /HTTP\/1\.1 400/);
+});
+
+test('a socket that keeps sending garbage behind an answer under way is closed once, after it', () => {
+  const answer = Object.assign(new EventEmitter(), { headersSent: true });
+  let written = 0;
+  let destroyed = 0;
+  const socket = Object.assign(new EventEmitter(), {
+    destroyed: false,
+    writable: true,
+    _httpMessage: answer,
+    write: () => written++,
+    destroy: () => destroyed++,
+  });
+  const handle = clientErrorHandler(() => {});
+  const garbage = Object.assign(new Error('Parse Error'), { code: 'HPE_INVALID_METHOD' });
+  // Node reports every read that fails to parse: here, eleven.
+  for (let i = 0; i < 11; i++) handle(garbage, socket as unknown as net.Socket);
+  assert.equal(answer.listenerCount('close'), 1);
+  assert.equal(written, 0, 'nothing written into the answer');
+  assert.equal(destroyed, 0, 'the answer goes on');
+  answer.emit('close');
+  assert.equal(destroyed, 1, 'closed once the answer ended');
 });

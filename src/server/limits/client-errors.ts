@@ -45,10 +45,15 @@ function answerInProgress(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
 
+/** Sockets to close once their answer in progress ends. Each further read of such a socket
+ *  fails to parse again, and reports another client error. */
+const closingAfterAnswer = new WeakSet<Socket>();
+
 /**
  * Fastify's `clientErrorHandler`: the same behaviour as its default (nothing to say to a reset
- * or destroyed socket; answer, then close), except behind an answer in progress, but the body in the error shape of docs/api.md §0
- * `{"error": {"code", "message"}}`. `onHeaderOverflow` counts the header size refusals.
+ * or destroyed socket; answer, then close), but the body in the error shape of docs/api.md §0
+ * `{"error": {"code", "message"}}`, and no refusal inside an answer already under way.
+ * `onHeaderOverflow` counts the header size refusals.
  */
 export function clientErrorHandler(onHeaderOverflow: () => void) {
   return (error: Error & { code?: string }, socket: Socket): void => {
@@ -61,6 +66,8 @@ export function clientErrorHandler(onHeaderOverflow: () => void) {
       // it. It ends as it would have; then the connection closes, as nothing after it parses.
       const answering = answerInProgress(socket);
       if (answering?.headersSent) {
+        if (closingAfterAnswer.has(socket)) return;
+        closingAfterAnswer.add(socket);
         answering.once('close', () => socket.destroy());
         return;
       }
