@@ -607,7 +607,7 @@ export function renderScaleOutReport(res: Results, header: string): string {
   ].join('\n\n');
 }
 
-const STREAMS_ORDER: StreamsTargetName[] = ['streamhub', 'resumable-stream'];
+const STREAMS_ORDER: StreamsTargetName[] = ['streamhub', 'resumable-stream', 'streamhub-memory'];
 
 /** Per load (the first), per target: the runs pooled over rounds. */
 function streamsRows(res: Results) {
@@ -681,7 +681,7 @@ function streamsIncomplete(res: Results): string {
   );
   return lines.length
     ? lines.join('\n')
-    : '- Every consumer of both targets got every chunk once, in order.';
+    : '- Every consumer of every target got every chunk once, in order.';
 }
 
 function deathTable(res: Results): string {
@@ -729,7 +729,7 @@ function streamsTargetsTable(res: Results): string {
 export function renderStreamsReport(res: Results, header: string): string {
   return [
     header,
-    '### (i) Resumable streams from a producer: streamhub vs resumable-stream, on one Redis',
+    '### (i) Resumable streams from a producer: streamhub vs resumable-stream, on one Redis (and streamhub in memory)',
     streamsTable(res),
     streamsIncomplete(res),
     '### (j) When the process that produces a stream dies',

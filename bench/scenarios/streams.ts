@@ -37,7 +37,7 @@ export interface StreamsOptions {
   death: { streams: number; killAfterChunks: number; watchMs: number };
 }
 
-export type StreamsTargetName = 'streamhub' | 'resumable-stream';
+export type StreamsTargetName = 'streamhub' | 'streamhub-memory' | 'resumable-stream';
 
 interface StreamsTarget {
   name: StreamsTargetName;
@@ -168,18 +168,31 @@ function produceUp(port: number, id: string, o: StreamsOptions, started: () => v
   }, 1000 / o.rate);
 }
 
+const streamhubStart: StreamsTarget['start'] = (port, id, o, onChunk) => {
+  const after = new Promise<void>((started) => produceUp(port, id, o, started));
+  // A stream the server has not created yet (it lags under load) answers 404: try again.
+  return consume(port, 'GET', streamPath(id), onChunk, { after, retries404: 500 });
+};
+const streamhubResume: StreamsTarget['resume'] = (port, id, onChunk) =>
+  consume(port, 'GET', streamPath(id), onChunk);
+
 export const streamsTargets: Record<StreamsTargetName, StreamsTarget> = {
   streamhub: {
     name: 'streamhub',
     label: 'streamhub ×1, Redis backend',
     server: servers.streamhub,
     env: { BACKEND: 'redis' },
-    start(port, id, o, onChunk) {
-      const after = new Promise<void>((started) => produceUp(port, id, o, started));
-      // A stream the server has not created yet (it lags under load) answers 404: try again.
-      return consume(port, 'GET', streamPath(id), onChunk, { after, retries404: 500 });
-    },
-    resume: (port, id, onChunk) => consume(port, 'GET', streamPath(id), onChunk),
+    start: streamhubStart,
+    resume: streamhubResume,
+  },
+  // The same upload, hub and delivery with nothing stored in Redis: what storage costs.
+  'streamhub-memory': {
+    name: 'streamhub-memory',
+    label: 'streamhub ×1, memory backend (no durable storage)',
+    server: servers.streamhub,
+    env: { BACKEND: 'memory' },
+    start: streamhubStart,
+    resume: streamhubResume,
   },
   'resumable-stream': {
     name: 'resumable-stream',
@@ -412,7 +425,13 @@ export interface StreamsReport {
   deaths: DeathRun[];
 }
 
-const ORDER: StreamsTarget[] = [streamsTargets.streamhub, streamsTargets['resumable-stream']];
+const ORDER: StreamsTarget[] = [
+  streamsTargets.streamhub,
+  streamsTargets['resumable-stream'],
+  streamsTargets['streamhub-memory'],
+];
+/** A producer's death across processes needs shared storage. */
+const DEATH_ORDER = ORDER.filter((target) => target.name !== 'streamhub-memory');
 
 /** Rounds interleave the targets; each run gets a fresh Redis and fresh processes. */
 export async function runStreamsScenario(o: StreamsOptions, attempt: Step): Promise<StreamsReport> {
@@ -434,7 +453,7 @@ export async function runStreamsScenario(o: StreamsOptions, attempt: Step): Prom
       for (const target of ORDER) {
         await attempt(
           `${target.label} @ ${streams} streams`,
-          target.name === 'streamhub',
+          target.name !== 'resumable-stream',
           progress,
           () =>
             onRedis(target, 1, async ([proc], redis) => {
@@ -445,7 +464,7 @@ export async function runStreamsScenario(o: StreamsOptions, attempt: Step): Prom
       }
     }
   }
-  for (const target of ORDER) {
+  for (const target of DEATH_ORDER) {
     await attempt(`${target.label}: producer killed`, target.name === 'streamhub', '', () =>
       onRedis(target, 2, async (procs) => {
         report.deaths.push(await runDeath(target, o, procs));
